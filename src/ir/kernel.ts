@@ -1,0 +1,81 @@
+/**
+ * Kernel IR: what every backend prints. A kernel is a 1-D grid of `threads` invocations in
+ * workgroups of `workgroupSize`; the runtime folds the grid into x/y to respect per-dimension limits,
+ * so kernels only see a linear thread id. Bodies are structured statements over scalar expressions.
+ *
+ * Types: compute happens in f32 (floats, whatever the storage), i32, u32 and bool. A load from an
+ * f16 buffer yields f32 and a store to it rounds; a bool buffer is stored as u32 0/1. Nothing here is
+ * WGSL- or CUDA-specific: backends legalize these into their own spellings.
+ */
+import type { DType } from './dtype.js';
+import type { Dim, Shape } from './dims.js';
+
+export type Scalar = 'f32' | 'i32' | 'u32' | 'bool';
+
+export type KUnary =
+  | 'neg' | 'abs' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'erf'
+  | 'floor' | 'ceil' | 'not' | 'isnan';
+export type KBinary =
+  | 'add' | 'sub' | 'mul' | 'div' | 'mod' | 'pow' | 'max' | 'min'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'and' | 'or'
+  | 'band' | 'bor' | 'bxor' | 'shl' | 'shr';
+
+export type KExpr =
+  | { readonly k: 'lit'; readonly t: Scalar; readonly v: number } // v may be ±Infinity or NaN for f32
+  | { readonly k: 'var'; readonly t: Scalar; readonly name: string }
+  | { readonly k: 'uniform'; readonly name: string } // i32 value of a symbolic dim
+  | { readonly k: 'tid' } // linear global invocation index, i32
+  | { readonly k: 'lid' } // local invocation index within the workgroup, i32
+  | { readonly k: 'load'; readonly t: Scalar; readonly buf: string; readonly index: KExpr }
+  | { readonly k: 'sload'; readonly t: Scalar; readonly arr: string; readonly index: KExpr } // workgroup-shared
+  | { readonly k: 'un'; readonly t: Scalar; readonly op: KUnary; readonly a: KExpr }
+  | { readonly k: 'bin'; readonly t: Scalar; readonly op: KBinary; readonly a: KExpr; readonly b: KExpr }
+  | { readonly k: 'select'; readonly t: Scalar; readonly c: KExpr; readonly a: KExpr; readonly b: KExpr } // c ? a : b
+  | { readonly k: 'cast'; readonly t: Scalar; readonly a: KExpr };
+
+export type KStmt =
+  | { readonly k: 'let'; readonly name: string; readonly t: Scalar; readonly init: KExpr; readonly mut: boolean }
+  | { readonly k: 'set'; readonly name: string; readonly value: KExpr }
+  | { readonly k: 'store'; readonly buf: string; readonly index: KExpr; readonly value: KExpr }
+  | { readonly k: 'sstore'; readonly arr: string; readonly index: KExpr; readonly value: KExpr }
+  | { readonly k: 'for'; readonly v: string; readonly from: KExpr; readonly to: KExpr; readonly step: number; readonly body: readonly KStmt[] } // v in [from, to) by step > 0
+  | { readonly k: 'if'; readonly cond: KExpr; readonly then: readonly KStmt[]; readonly else: readonly KStmt[] }
+  | { readonly k: 'barrier' };
+
+export interface KBuffer {
+  readonly name: string;
+  /** Storage dtype as the program sees it (f16 stays f16 here; a backend may legalize). */
+  readonly dtype: DType;
+  readonly access: 'read' | 'read_write';
+  /** Logical shape, for the manifest and for size checks at dispatch. */
+  readonly shape: Shape;
+}
+
+export interface KShared {
+  readonly name: string;
+  readonly t: Scalar;
+  readonly size: number;
+}
+
+export interface Kernel {
+  readonly name: string;
+  readonly buffers: readonly KBuffer[];
+  /** Symbolic dims the body reads, each an i32 uniform. */
+  readonly uniforms: readonly string[];
+  readonly workgroupSize: number;
+  /** Total invocations; the runtime launches ceil(threads / workgroupSize) workgroups. */
+  readonly threads: Dim;
+  readonly shared: readonly KShared[];
+  readonly body: readonly KStmt[];
+  /** Which schedule made it, with its parameters: for the manifest, dumps and the tuner. */
+  readonly schedule: { readonly kind: string; readonly params: Readonly<Record<string, number>> };
+}
+
+export function scalarOf(d: DType): Scalar {
+  switch (d) {
+    case 'f32': case 'f16': return 'f32';
+    case 'i32': return 'i32';
+    case 'u32': return 'u32';
+    case 'bool': return 'bool';
+  }
+}
