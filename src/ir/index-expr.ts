@@ -3,7 +3,8 @@
  * these; the lowering substitutes output indices into it, so a compute node fuses like any other.
  * Plain JSON, so it hashes, prints and parses with the rest of the graph IR.
  *
- * Integer arithmetic on indices is i32 with floor division and a non-negative modulo.
+ * Integer arithmetic is i32 with C semantics (division truncates, modulo takes the dividend's sign);
+ * indices are non-negative, where that is floor division and a non-negative modulo.
  */
 import type { DType } from './dtype.js';
 import type { Dim } from './dims.js';
