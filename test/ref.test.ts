@@ -121,8 +121,8 @@ describe('binary, where, cast', () => {
     expectClose(refBinary('div', a, b), [0.5, -3.75, NaN, NaN]);
     expectClose(refBinary('mod', a, b), [1, -1.5, NaN, NaN]);
     expectClose(refBinary('pow', a, b), [1, 56.25, NaN, NaN]);
-    expectClose(refBinary('max', a, b), [2, 2, NaN, NaN]);
-    expectClose(refBinary('min', a, b), [1, -7.5, NaN, NaN]);
+    expectClose(refBinary('maximum', a, b), [2, 2, NaN, NaN]);
+    expectClose(refBinary('minimum', a, b), [1, -7.5, NaN, NaN]);
     expect(vals(refBinary('div', f32([2], [1, -1]), f32([2], [0, 0])))).toEqual([Infinity, -Infinity]);
   });
   it('truncates integer division and remainder', () => {

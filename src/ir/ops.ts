@@ -9,7 +9,7 @@ export const UNARY_OPS = [
 ] as const;
 export type UnaryOp = (typeof UNARY_OPS)[number];
 
-export const ARITH_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min', 'mod'] as const;
+export const ARITH_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'mod'] as const;
 export const COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
 export const LOGIC_OPS = ['and', 'or'] as const;
 export type ArithOp = (typeof ARITH_OPS)[number];

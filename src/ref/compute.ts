@@ -99,7 +99,7 @@ export function refCompute(
         let acc = reduceIdentity(e.fn, t);
         for (let r = 0; r < extent; r++) {
           rvars.set(e.name, r);
-          acc = binaryScalar(e.fn === 'sum' ? 'add' : e.fn, acc, value(e.body), t);
+          acc = binaryScalar(e.fn === 'sum' ? 'add' : e.fn === 'max' ? 'maximum' : 'minimum', acc, value(e.body), t);
         }
         if (outer === undefined) rvars.delete(e.name);
         else rvars.set(e.name, outer);

@@ -52,7 +52,7 @@ export function refReduce(op: ReduceOp, x: RefTensor, axes: readonly number[], k
     const v = x.data[i]!;
     const acc = out.data[o]!;
     if (fn === 'sum') out.data[o] = acc + v;
-    else out.data[o] = binaryScalar(fn, acc, v, x.dtype);
+    else out.data[o] = binaryScalar(fn === 'max' ? 'maximum' : 'minimum', acc, v, x.dtype);
     counts[o]!++;
   }
   if (op === 'mean') for (let o = 0; o < out.data.length; o++) out.data[o] = out.data[o]! / counts[o]!;

@@ -110,8 +110,8 @@ export function binaryScalar(op: BinaryOp, a: number, b: number, t: DType): numb
     // JS % is C's fmod: the exact truncated remainder, with the dividend's sign.
     case 'mod': r = int && b === 0 ? 0 : a % b; break;
     case 'pow': r = Math.pow(a, b); break;
-    case 'max': r = Math.max(a, b); break; // NaN if either is NaN
-    case 'min': r = Math.min(a, b); break;
+    case 'maximum': r = Math.max(a, b); break; // NaN if either is NaN
+    case 'minimum': r = Math.min(a, b); break;
     case 'eq': r = a === b ? 1 : 0; break;
     case 'ne': r = a !== b ? 1 : 0; break;
     case 'lt': r = a < b ? 1 : 0; break;

@@ -1,0 +1,157 @@
+/**
+ * Kernel IR printed as JavaScript, so every program runs on the CPU with nothing installed. The
+ * generated function loops over invocations; f32 results are rounded with Math.fround and integer
+ * results wrapped to 32 bits so the CPU agrees with GPU arithmetic.
+ */
+import { fail } from '../../errors.js';
+import type { KExpr, Kernel, KStmt } from '../../ir/kernel.js';
+
+/** Helpers every generated kernel can call (passed in as `H`). */
+export const JS_HELPERS = {
+  fmax: (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
+  fmin: (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
+  idiv: (a: number, b: number) => (b === 0 ? 0 : Math.trunc(a / b) | 0),
+  udiv: (a: number, b: number) => (b === 0 ? 0 : Math.trunc(a / b) >>> 0),
+  imod: (a: number, b: number) => (b === 0 ? 0 : a % b | 0),
+  umod: (a: number, b: number) => (b === 0 ? 0 : a % b >>> 0),
+  ftoi: (x: number) => (Number.isNaN(x) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(x)))),
+  ftou: (x: number) => (Number.isNaN(x) ? 0 : Math.max(0, Math.min(4294967295, Math.trunc(x)))),
+  erf: (x: number) => {
+    // Abramowitz & Stegun 7.1.26 is too coarse for f32; use the erfc continued-fraction-free series.
+    const t = 1 / (1 + 0.5 * Math.abs(x));
+    const y =
+      1 -
+      t *
+        Math.exp(
+          -x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+        );
+    return x >= 0 ? y : -y;
+  },
+};
+
+function lit(e: Extract<KExpr, { k: 'lit' }>): string {
+  if (e.t === 'bool') return e.v ? 'true' : 'false';
+  if (Number.isNaN(e.v)) return 'NaN';
+  if (e.v === Infinity) return 'Infinity';
+  if (e.v === -Infinity) return '-Infinity';
+  return Object.is(e.v, -0) ? '-0' : String(e.v);
+}
+
+function expr(e: KExpr): string {
+  switch (e.k) {
+    case 'lit': return lit(e);
+    case 'var': return e.name;
+    case 'uniform': return `u.${e.name}`;
+    case 'tid': return 'tid';
+    case 'lid': return 'lid';
+    case 'load': return e.t === 'bool' ? `(b_${e.buf}[${expr(e.index)}] !== 0)` : `b_${e.buf}[${expr(e.index)}]`;
+    case 'sload': return `${e.arr}[${expr(e.index)}]`;
+    case 'select': return `(${expr(e.c)} ? ${expr(e.a)} : ${expr(e.b)})`;
+    case 'cast': return cast(e.t, e.a);
+    case 'un': return unary(e);
+    case 'bin': return binary(e);
+  }
+}
+
+function cast(t: string, a: KExpr): string {
+  const x = expr(a);
+  const from = typeOf(a);
+  if (t === 'bool') return `(${x} != 0)`;
+  if (from === 'bool') return `(${x} ? 1 : 0)`;
+  if (t === 'f32') return `Math.fround(${x})`;
+  if (from === 'f32') return t === 'i32' ? `H.ftoi(${x})` : `H.ftou(${x})`;
+  return t === 'i32' ? `(${x} | 0)` : `(${x} >>> 0)`;
+}
+
+function typeOf(e: KExpr): string {
+  return e.k === 'uniform' || e.k === 'tid' || e.k === 'lid' ? 'i32' : e.t;
+}
+
+function unary(e: Extract<KExpr, { k: 'un' }>): string {
+  const a = expr(e.a);
+  const f = (s: string) => (e.t === 'f32' ? `Math.fround(${s})` : s);
+  switch (e.op) {
+    case 'neg': return e.t === 'i32' ? `(-${a} | 0)` : e.t === 'u32' ? `(-${a} >>> 0)` : `(-${a})`;
+    case 'abs': return e.t === 'i32' ? `(Math.abs(${a}) | 0)` : `Math.abs(${a})`;
+    case 'not': return `(!${a})`;
+    case 'isnan': return `Number.isNaN(${a})`;
+    case 'rsqrt': return f(`1 / Math.sqrt(${a})`);
+    case 'erf': return f(`H.erf(${a})`);
+    default: return f(`Math.${e.op}(${a})`);
+  }
+}
+
+const OPS: Record<string, string> = { add: '+', sub: '-', mul: '*', div: '/', mod: '%', eq: '===', ne: '!==', lt: '<', le: '<=', gt: '>', ge: '>=', and: '&&', or: '||', band: '&', bor: '|', bxor: '^', shl: '<<' };
+
+function binary(e: Extract<KExpr, { k: 'bin' }>): string {
+  const a = expr(e.a);
+  const b = expr(e.b);
+  const t = typeOf(e.a);
+  if (t === 'f32') {
+    if (e.op === 'max') return `H.fmax(${a}, ${b})`;
+    if (e.op === 'min') return `H.fmin(${a}, ${b})`;
+    if (e.op === 'pow') return `Math.fround(Math.pow(${a}, ${b}))`;
+    if (['add', 'sub', 'mul', 'div', 'mod'].includes(e.op)) return `Math.fround(${a} ${OPS[e.op]} ${b})`;
+    return `(${a} ${OPS[e.op]} ${b})`;
+  }
+  const wrap = t === 'u32' ? '>>> 0' : '| 0';
+  switch (e.op) {
+    case 'mul': return `(Math.imul(${a}, ${b}) ${wrap})`;
+    case 'div': return t === 'u32' ? `H.udiv(${a}, ${b})` : `H.idiv(${a}, ${b})`;
+    case 'mod': return t === 'u32' ? `H.umod(${a}, ${b})` : `H.imod(${a}, ${b})`;
+    case 'max': return `Math.max(${a}, ${b})`;
+    case 'min': return `Math.min(${a}, ${b})`;
+    case 'shr': return t === 'u32' ? `(${a} >>> ${b})` : `(${a} >> ${b})`;
+    case 'pow': return fail('E_UNSUPPORTED', 'integer pow');
+    case 'add': case 'sub': case 'band': case 'bor': case 'bxor': case 'shl':
+      return `((${a} ${OPS[e.op]} ${b}) ${wrap})`;
+    default: return `(${a} ${OPS[e.op]} ${b})`;
+  }
+}
+
+function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): void {
+  const storeValue = (buf: string, v: KExpr) => {
+    const b = k.buffers.find((x) => x.name === buf);
+    if (b?.dtype === 'bool') return `(${expr(v)} ? 1 : 0)`;
+    if (b?.dtype === 'f16') return `H.f16(${expr(v)})`;
+    return expr(v);
+  };
+  for (const s of ss) {
+    switch (s.k) {
+      case 'let': out.push(`${ind}${s.mut ? 'let' : 'const'} ${s.name} = ${expr(s.init)};`); break;
+      case 'set': out.push(`${ind}${s.name} = ${expr(s.value)};`); break;
+      case 'store': out.push(`${ind}b_${s.buf}[${expr(s.index)}] = ${storeValue(s.buf, s.value)};`); break;
+      case 'sstore': out.push(`${ind}${s.arr}[${expr(s.index)}] = ${expr(s.value)};`); break;
+      case 'barrier': fail('E_UNSUPPORTED', `kernel ${k.name}: the JS backend runs invocations one after another and cannot honour barriers`);
+      case 'for':
+        out.push(`${ind}for (let ${s.v} = ${expr(s.from)}; ${s.v} < ${expr(s.to)}; ${s.v} += ${s.step}) {`);
+        stmts(s.body, ind + '  ', out, k);
+        out.push(`${ind}}`);
+        break;
+      case 'if':
+        out.push(`${ind}if (${expr(s.cond)}) {`);
+        stmts(s.then, ind + '  ', out, k);
+        if (s.else.length) {
+          out.push(`${ind}} else {`);
+          stmts(s.else, ind + '  ', out, k);
+        }
+        out.push(`${ind}}`);
+        break;
+    }
+  }
+}
+
+/**
+ * The kernel as the body of `function (bufs, u, nThreads, H)`: `bufs` are typed arrays in binding
+ * order, `u` the dim values, `nThreads` the padded invocation count.
+ */
+export function printJS(k: Kernel): string {
+  const out = [`// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`];
+  k.buffers.forEach((b, i) => out.push(`const b_${b.name} = bufs[${i}];`));
+  for (const s of k.shared) out.push(`const ${s.name} = new ${s.t === 'f32' ? 'Float32Array' : s.t === 'u32' ? 'Uint32Array' : 'Int32Array'}(${s.size});`);
+  out.push('for (let tid = 0; tid < nThreads; tid++) {');
+  out.push(`  const lid = tid % ${k.workgroupSize};`);
+  stmts(k.body, '  ', out, k);
+  out.push('}');
+  return out.join('\n');
+}

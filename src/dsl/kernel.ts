@@ -1,0 +1,56 @@
+/**
+ * `kernel(name, params, body)`: declares typed tensor parameters with symbolic dims, runs the body
+ * once to build the graph, and returns the Program the compiler takes.
+ */
+import { isDType, type DType } from '../ir/dtype.js';
+import { sym, type Dim } from '../ir/dims.js';
+import type { Program } from '../ir/graph.js';
+import { dslError, leafNode } from './build.js';
+import { Tensor } from './tensor.js';
+
+/** A named symbolic dimension, bound when the program is dispatched. */
+export function dim(name: string): Dim {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw dslError('E_ARG', `dim name '${name}' is not an identifier`);
+  return sym(name);
+}
+
+export interface TensorSpec<D extends DType = DType> {
+  readonly dtype: D;
+  readonly shape: readonly Dim[];
+}
+
+export function tensor<D extends DType>(dtype: D, shape: readonly Dim[]): TensorSpec<D> {
+  if (!isDType(dtype)) throw dslError('E_DTYPE', `unknown dtype '${String(dtype)}'`);
+  for (const d of shape) {
+    if (typeof d === 'number' && (!Number.isInteger(d) || d < 1)) throw dslError('E_SHAPE', `dims must be positive integers, got ${d}`);
+  }
+  return { dtype, shape };
+}
+
+export type Params = Readonly<Record<string, TensorSpec>>;
+export type Handles<P extends Params> = { readonly [K in keyof P]: Tensor<P[K]['dtype']> };
+export type Outputs = Tensor | Readonly<Record<string, Tensor>>;
+
+/** A compiled-program definition: the Program plus its parameter specs, for typed wrappers. */
+export interface KernelDef<P extends Params = Params> {
+  readonly name: string;
+  readonly params: P;
+  readonly program: Program;
+}
+
+export function kernel<P extends Params>(name: string, params: P, body: (t: Handles<P>) => Outputs): KernelDef<P> {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw dslError('E_ARG', `kernel name '${name}' is not an identifier`);
+  const handles: Record<string, Tensor> = {};
+  for (const [pname, spec] of Object.entries(params)) {
+    handles[pname] = new Tensor(leafNode('input', spec.dtype, spec.shape, { name: pname }));
+  }
+  const result = body(handles as Handles<P>);
+  const outs = result instanceof Tensor ? { out: result } : result;
+  const outputs = Object.entries(outs).map(([oname, t]) => {
+    if (!(t instanceof Tensor)) throw dslError('E_ARG', `kernel '${name}' output '${oname}' is not a tensor`);
+    return { name: oname, node: t.node };
+  });
+  if (outputs.length === 0) throw dslError('E_ARG', `kernel '${name}' returns no outputs`);
+  const inputs = Object.entries(params).map(([pname, spec]) => ({ name: pname, dtype: spec.dtype, shape: spec.shape }));
+  return { name, params, program: { name, inputs, outputs } };
+}

@@ -1,0 +1,59 @@
+/** A readable text dump of kernel IR, for `--dump-after schedule` and golden tests. */
+import { dimToString } from './dims.js';
+import type { KExpr, Kernel, KStmt } from './kernel.js';
+
+export function printKExpr(e: KExpr): string {
+  switch (e.k) {
+    case 'lit': return e.t === 'f32' ? (Number.isInteger(e.v) ? `${e.v}.0` : String(e.v)) : e.t === 'bool' ? String(Boolean(e.v)) : `${e.v}${e.t === 'u32' ? 'u' : ''}`;
+    case 'var': return e.name;
+    case 'uniform': return `$${e.name}`;
+    case 'tid': return 'tid';
+    case 'lid': return 'lid';
+    case 'load': return `${e.buf}[${printKExpr(e.index)}]`;
+    case 'sload': return `@${e.arr}[${printKExpr(e.index)}]`;
+    case 'un': return `${e.op}(${printKExpr(e.a)})`;
+    case 'bin': return `${e.op}(${printKExpr(e.a)}, ${printKExpr(e.b)})`;
+    case 'select': return `select(${printKExpr(e.c)}, ${printKExpr(e.a)}, ${printKExpr(e.b)})`;
+    case 'cast': return `${e.t}(${printKExpr(e.a)})`;
+  }
+}
+
+function stmts(ss: readonly KStmt[], ind: string, out: string[]): void {
+  for (const s of ss) {
+    switch (s.k) {
+      case 'let': out.push(`${ind}${s.mut ? 'var' : 'let'} ${s.name}: ${s.t} = ${printKExpr(s.init)}`); break;
+      case 'set': out.push(`${ind}${s.name} = ${printKExpr(s.value)}`); break;
+      case 'store': out.push(`${ind}${s.buf}[${printKExpr(s.index)}] = ${printKExpr(s.value)}`); break;
+      case 'sstore': out.push(`${ind}@${s.arr}[${printKExpr(s.index)}] = ${printKExpr(s.value)}`); break;
+      case 'barrier': out.push(`${ind}barrier`); break;
+      case 'for':
+        out.push(`${ind}for ${s.v} in ${printKExpr(s.from)}..${printKExpr(s.to)}${s.step !== 1 ? ` step ${s.step}` : ''} {`);
+        stmts(s.body, ind + '  ', out);
+        out.push(`${ind}}`);
+        break;
+      case 'if':
+        out.push(`${ind}if ${printKExpr(s.cond)} {`);
+        stmts(s.then, ind + '  ', out);
+        if (s.else.length) {
+          out.push(`${ind}} else {`);
+          stmts(s.else, ind + '  ', out);
+        }
+        out.push(`${ind}}`);
+        break;
+    }
+  }
+}
+
+export function printKernel(k: Kernel): string {
+  const out = [
+    `kernel ${k.name} [${k.schedule.kind} ${Object.entries(k.schedule.params).map(([a, b]) => `${a}=${b}`).join(' ')}]`,
+    `  threads ${dimToString(k.threads)} / workgroup ${k.workgroupSize}`,
+    ...k.buffers.map((b) => `  buffer ${b.name}: ${b.dtype}[${b.shape.map(dimToString).join(', ')}] ${b.access}`),
+    ...(k.uniforms.length ? [`  uniforms ${k.uniforms.join(', ')}`] : []),
+    ...k.shared.map((s) => `  shared ${s.name}: ${s.t}[${s.size}]`),
+    '{',
+  ];
+  stmts(k.body, '  ', out);
+  out.push('}');
+  return out.join('\n');
+}

@@ -1,0 +1,186 @@
+/**
+ * Lowering expressions: the scalar form a fused group is lowered to before scheduling. Like kernel
+ * IR expressions, plus `red` (a reduction over a loop variable) and `tid`. Hash-consed, with their
+ * free variables precomputed, so the emitter can CSE them and hoist each one to the outermost loop
+ * where its free variables are defined (loop-invariant code motion for free). The constructors fold
+ * integer constants and drop identities so index arithmetic stays small.
+ */
+import type { KBinary, KUnary, Scalar } from '../ir/kernel.js';
+
+export type RedFn = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
+
+interface Base {
+  readonly t: Scalar;
+  readonly key: string;
+  readonly free: ReadonlySet<string>;
+}
+export type LExpr =
+  | (Base & { readonly k: 'lit'; readonly v: number })
+  | (Base & { readonly k: 'var'; readonly name: string })
+  | (Base & { readonly k: 'uniform'; readonly name: string })
+  | (Base & { readonly k: 'tid' })
+  | (Base & { readonly k: 'load'; readonly buf: string; readonly index: LExpr })
+  | (Base & { readonly k: 'un'; readonly op: KUnary; readonly a: LExpr })
+  | (Base & { readonly k: 'bin'; readonly op: KBinary; readonly a: LExpr; readonly b: LExpr })
+  | (Base & { readonly k: 'select'; readonly c: LExpr; readonly a: LExpr; readonly b: LExpr })
+  | (Base & { readonly k: 'cast'; readonly a: LExpr })
+  | (Base & { readonly k: 'red'; readonly fn: RedFn; readonly v: string; readonly extent: LExpr; readonly body: LExpr });
+
+const table = new Map<string, LExpr>();
+const EMPTY: ReadonlySet<string> = new Set();
+
+function union(...xs: LExpr[]): ReadonlySet<string> {
+  const nonEmpty = xs.filter((x) => x.free.size > 0);
+  if (nonEmpty.length === 0) return EMPTY;
+  if (nonEmpty.length === 1) return nonEmpty[0]!.free;
+  const s = new Set<string>();
+  for (const x of nonEmpty) for (const v of x.free) s.add(v);
+  return s;
+}
+
+function make<T extends LExpr>(key: string, build: () => Omit<T, 'key'>): T {
+  const hit = table.get(key);
+  if (hit) return hit as T;
+  const e = { ...build(), key } as T;
+  table.set(key, e);
+  return e;
+}
+
+const litKey = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
+
+export function lit(t: Scalar, v: number): LExpr {
+  const val = t === 'i32' ? v | 0 : t === 'u32' ? v >>> 0 : t === 'bool' ? (v ? 1 : 0) : Math.fround(v);
+  return make(`L${t}:${litKey(val)}`, () => ({ k: 'lit', t, v: val, free: EMPTY }));
+}
+export const i32 = (v: number) => lit('i32', v);
+
+export function variable(name: string, t: Scalar = 'i32'): LExpr {
+  return make(`V${t}:${name}`, () => ({ k: 'var', t, name, free: new Set([name]) }));
+}
+export function uniform(name: string): LExpr {
+  return make(`U:${name}`, () => ({ k: 'uniform', t: 'i32', name, free: EMPTY }));
+}
+export function tid(): LExpr {
+  return make('T', () => ({ k: 'tid', t: 'i32', free: new Set(['tid']) }));
+}
+export function load(t: Scalar, buf: string, index: LExpr): LExpr {
+  return make(`ld${t}:${buf}[${index.key}]`, () => ({ k: 'load', t, buf, index, free: index.free }));
+}
+export function un(op: KUnary, a: LExpr): LExpr {
+  const t: Scalar = op === 'isnan' ? 'bool' : a.t;
+  if (a.k === 'lit' && (a.t === 'i32' || a.t === 'bool')) {
+    if (op === 'neg' && a.t === 'i32') return lit('i32', -a.v);
+    if (op === 'not' && a.t === 'bool') return lit('bool', a.v ? 0 : 1);
+  }
+  if (op === 'neg' && a.k === 'un' && a.op === 'neg') return a.a;
+  return make(`${op}(${a.key})`, () => ({ k: 'un', t, op, a, free: a.free }));
+}
+
+const COMPARE = new Set<KBinary>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
+
+function foldInt(op: KBinary, a: number, b: number, t: 'i32' | 'u32'): number | undefined {
+  const wrap = (x: number) => (t === 'i32' ? x | 0 : x >>> 0);
+  switch (op) {
+    case 'add': return wrap(a + b);
+    case 'sub': return wrap(a - b);
+    case 'mul': return wrap(Math.imul(a, b));
+    case 'div': return b === 0 ? 0 : wrap(Math.trunc(a / b));
+    case 'mod': return b === 0 ? 0 : wrap(a % b);
+    case 'max': return Math.max(a, b);
+    case 'min': return Math.min(a, b);
+    default: return undefined;
+  }
+}
+
+export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
+  const t: Scalar = COMPARE.has(op) ? 'bool' : a.t;
+  const isInt = a.t === 'i32' || a.t === 'u32';
+  if (isInt && a.k === 'lit' && b.k === 'lit') {
+    if (COMPARE.has(op)) {
+      const r = { eq: a.v === b.v, ne: a.v !== b.v, lt: a.v < b.v, le: a.v <= b.v, gt: a.v > b.v, ge: a.v >= b.v }[op as 'eq'];
+      return lit('bool', r ? 1 : 0);
+    }
+    const v = foldInt(op, a.v, b.v, a.t as 'i32' | 'u32');
+    if (v !== undefined) return lit(a.t, v);
+  }
+  const isZero = (x: LExpr) => x.k === 'lit' && x.v === 0;
+  const isOne = (x: LExpr) => x.k === 'lit' && x.v === 1;
+  switch (op) {
+    case 'add':
+      if (isZero(b)) return a;
+      if (isZero(a)) return b;
+      break;
+    case 'sub':
+      if (isZero(b)) return a;
+      if (isInt && a === b) return lit(a.t, 0);
+      break;
+    case 'mul':
+      if (isOne(b)) return a;
+      if (isOne(a)) return b;
+      if (isInt && (isZero(a) || isZero(b))) return lit(a.t, 0);
+      break;
+    case 'div':
+      if (isOne(b)) return a;
+      if (isInt && isZero(a)) return a;
+      break;
+    case 'mod':
+      if (isInt && isOne(b)) return lit(a.t, 0);
+      if (isInt && isZero(a)) return a;
+      break;
+    case 'min':
+    case 'max':
+      if (a === b) return a;
+      break;
+    case 'and':
+      if (a.k === 'lit') return a.v ? b : a;
+      if (b.k === 'lit') return b.v ? a : b;
+      break;
+  }
+  return make(`${op}(${a.key},${b.key})`, () => ({ k: 'bin', t, op, a, b, free: union(a, b) }));
+}
+
+export function select(c: LExpr, a: LExpr, b: LExpr): LExpr {
+  if (c.k === 'lit') return c.v ? a : b;
+  if (a === b) return a;
+  return make(`sel(${c.key},${a.key},${b.key})`, () => ({ k: 'select', t: a.t, c, a, b, free: union(c, a, b) }));
+}
+
+export function cast(t: Scalar, a: LExpr): LExpr {
+  if (a.t === t) return a;
+  if (a.k === 'lit' && t !== 'f32' && a.t !== 'f32') return lit(t, a.v);
+  return make(`cast${t}(${a.key})`, () => ({ k: 'cast', t, a, free: a.free }));
+}
+
+export function red(fn: RedFn, v: string, extent: LExpr, body: LExpr): LExpr {
+  const t: Scalar = fn === 'argmax' || fn === 'argmin' ? 'i32' : body.t;
+  return make(`red.${fn}(${v}<${extent.key}:${body.key})`, () => {
+    const free = new Set(body.free);
+    free.delete(v);
+    for (const x of extent.free) free.add(x);
+    return { k: 'red', t, fn, v, extent, body, free };
+  });
+}
+
+export function children(e: LExpr): LExpr[] {
+  switch (e.k) {
+    case 'lit': case 'var': case 'uniform': case 'tid': return [];
+    case 'load': return [e.index];
+    case 'un': case 'cast': return [e.a];
+    case 'bin': return [e.a, e.b];
+    case 'select': return [e.c, e.a, e.b];
+    case 'red': return [e.extent, e.body];
+  }
+}
+
+// Small helpers for index arithmetic (i32).
+export const add = (a: LExpr, b: LExpr) => bin('add', a, b);
+export const sub = (a: LExpr, b: LExpr) => bin('sub', a, b);
+export const mul = (a: LExpr, b: LExpr) => bin('mul', a, b);
+export const div = (a: LExpr, b: LExpr) => bin('div', a, b);
+export const mod = (a: LExpr, b: LExpr) => bin('mod', a, b);
+export const min = (a: LExpr, b: LExpr) => bin('min', a, b);
+export const max = (a: LExpr, b: LExpr) => bin('max', a, b);
+export const lt = (a: LExpr, b: LExpr) => bin('lt', a, b);
+export const and = (a: LExpr, b: LExpr) => bin('and', a, b);
+/** clamp(x, 0, n - 1) for i32 indices */
+export const clampIndex = (x: LExpr, n: LExpr) => max(min(x, sub(n, i32(1))), i32(0));

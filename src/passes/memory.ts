@@ -1,0 +1,83 @@
+/**
+ * Buffer planning: every materialized node gets a buffer; a temporary's buffer is reused by a later
+ * temporary of the same dtype and element count once its last reader has run.
+ */
+import { dimKey, dimProduct, type Shape } from '../ir/dims.js';
+import type { DType } from '../ir/dtype.js';
+import type { Node, Program } from '../ir/graph.js';
+import type { FusedGroup } from './fuse.js';
+
+export interface PlannedBuffer {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: Shape;
+  readonly role: 'input' | 'output' | 'temp';
+}
+
+export interface BufferPlan {
+  readonly buffers: readonly PlannedBuffer[];
+  /** Buffer a node is read from. */
+  readonly of: ReadonlyMap<Node, string>;
+  /** Buffer a group root writes (differs from `of` only for an output that is an input). */
+  readonly writes: ReadonlyMap<Node, string>;
+  /** Program output name -> buffer name. */
+  readonly outputs: ReadonlyMap<string, string>;
+}
+
+const ident = (s: string) => s.replace(/[^A-Za-z0-9_]/g, '_');
+
+export function planBuffers(p: Program, groups: readonly FusedGroup[]): BufferPlan {
+  const buffers: PlannedBuffer[] = [];
+  const of = new Map<Node, string>();
+  const inputNodes = new Map<string, Node>();
+  for (const g of groups) for (const n of [...g.reads, ...g.inlined]) if (n.op === 'input') inputNodes.set(String(n.attrs.name), n);
+  for (const inp of p.inputs) {
+    buffers.push({ name: ident(inp.name), dtype: inp.dtype, shape: inp.shape, role: 'input' });
+    const n = inputNodes.get(inp.name);
+    if (n) of.set(n, ident(inp.name));
+  }
+  const taken = new Set(buffers.map((b) => b.name));
+  const writes = new Map<Node, string>();
+  const outputs = new Map<string, string>();
+  for (const o of p.outputs) {
+    const existing = writes.get(o.node);
+    if (existing) {
+      outputs.set(o.name, existing);
+      continue;
+    }
+    let name = ident(o.name);
+    while (taken.has(name)) name = `${name}_out`;
+    taken.add(name);
+    buffers.push({ name, dtype: o.node.dtype, shape: o.node.shape, role: 'output' });
+    writes.set(o.node, name);
+    outputs.set(o.name, name);
+    if (o.node.op !== 'input') of.set(o.node, name);
+  }
+  // Last group index reading each temp.
+  const lastUse = new Map<Node, number>();
+  groups.forEach((g, i) => g.reads.forEach((n) => lastUse.set(n, i)));
+  const free: PlannedBuffer[] = [];
+  groups.forEach((g, i) => {
+    if (!writes.has(g.root)) {
+      const size = `${g.root.dtype}:${dimKey(dimProduct(g.root.shape))}`;
+      const k = free.findIndex((b) => `${b.dtype}:${dimKey(dimProduct(b.shape))}` === size);
+      if (k >= 0) {
+        of.set(g.root, free[k]!.name);
+        writes.set(g.root, free[k]!.name);
+        free.splice(k, 1);
+      } else {
+        const b: PlannedBuffer = { name: `t${buffers.filter((x) => x.role === 'temp').length}`, dtype: g.root.dtype, shape: g.root.shape, role: 'temp' };
+        buffers.push(b);
+        of.set(g.root, b.name);
+        writes.set(g.root, b.name);
+      }
+    }
+    // Release temps whose last reader is this group (never inputs or outputs).
+    for (const n of g.reads) {
+      if (lastUse.get(n) !== i) continue;
+      const b = buffers.find((x) => x.name === of.get(n));
+      if (b && b.role === 'temp' && !free.includes(b)) free.push(b);
+    }
+  });
+  return { buffers, of, writes, outputs };
+}

@@ -1,0 +1,80 @@
+/**
+ * The lowering sequence, top to bottom: simplify -> fuse -> plan buffers -> schedule. Each stage is
+ * named so the CLI can dump the IR after it (`--dump-after fuse`), as Triton's stage registry does.
+ */
+import { fail } from '../errors.js';
+import type { Node, Program } from '../ir/graph.js';
+import type { Kernel } from '../ir/kernel.js';
+import { printKernel } from '../ir/kernel-print.js';
+import { fuse, type FusedGroup } from './fuse.js';
+import { planBuffers, type BufferPlan, type PlannedBuffer } from './memory.js';
+import { DEFAULT_PARAMS, scheduleGroup, type ScheduleParams } from './schedule.js';
+import { simplify } from './simplify.js';
+
+export interface CompiledKernel {
+  readonly kernel: Kernel;
+  /** Plan buffer names, one per kernel.buffers entry. */
+  readonly bindings: readonly string[];
+  /** The graph node the kernel writes and the group it came from, for reports. */
+  readonly group: FusedGroup;
+}
+
+export interface CompiledProgram {
+  readonly name: string;
+  readonly program: Program;
+  readonly source: Program; // before simplification
+  readonly buffers: readonly PlannedBuffer[];
+  readonly kernels: readonly CompiledKernel[];
+  readonly outputs: ReadonlyMap<string, string>;
+}
+
+export interface CompileOptions {
+  readonly params?: Partial<ScheduleParams>;
+  /** Called with a text dump after each stage whose name it asks for. */
+  readonly dumpAfter?: readonly string[];
+  readonly onDump?: (stage: string, text: string) => void;
+  /** Printers for the graph text form (injected to keep passes free of the parser). */
+  readonly printProgram?: (p: Program) => string;
+}
+
+export const STAGES = ['simplify', 'fuse', 'memory', 'schedule'] as const;
+export type Stage = (typeof STAGES)[number];
+
+function printGroups(groups: readonly FusedGroup[]): string {
+  return groups
+    .map((g, i) => `group ${i} ${g.kind}${g.kind === 'row' ? `(${g.rowAxes})` : ''}: writes %${g.root.id} (${g.root.op}), inlines [${g.inlined.map((n) => `%${n.id} ${n.op}`).join(', ')}], reads [${g.reads.map((n) => `%${n.id}`).join(', ')}]`)
+    .join('\n');
+}
+
+export function compile(source: Program, opts: CompileOptions = {}): CompiledProgram {
+  for (const s of opts.dumpAfter ?? []) if (!(STAGES as readonly string[]).includes(s)) fail('E_ARG', `unknown stage '${s}'; stages are ${STAGES.join(', ')}`);
+  const dump = (stage: Stage, text: () => string) => {
+    if (opts.dumpAfter?.includes(stage)) opts.onDump?.(stage, text());
+  };
+  const params = { ...DEFAULT_PARAMS, ...opts.params };
+
+  const program = simplify(source);
+  dump('simplify', () => (opts.printProgram ? opts.printProgram(program) : program.outputs.map((o) => `${o.name} = %${o.node.id}`).join('\n')));
+
+  const { groups } = fuse(program);
+  dump('fuse', () => printGroups(groups));
+
+  const plan: BufferPlan = planBuffers(program, groups);
+  dump('memory', () => plan.buffers.map((b) => `${b.role} ${b.name}: ${b.dtype}[${b.shape.map((d) => JSON.stringify(d)).join(', ')}]`).join('\n'));
+
+  const names = {
+    readOf: (n: Node) => plan.of.get(n) ?? fail('E_INTERNAL', `no buffer for %${n.id}`),
+    writeOf: (n: Node) => plan.writes.get(n) ?? fail('E_INTERNAL', `no output buffer for %${n.id}`),
+  };
+  const used = new Map<string, number>();
+  const kernels = groups.map((group) => {
+    const k = scheduleGroup(group, names, params);
+    const count = used.get(k.name) ?? 0;
+    used.set(k.name, count + 1);
+    const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;
+    return { kernel: { ...kernel, name: `${source.name}_${kernel.name}` }, bindings: kernel.buffers.map((b) => b.name), group };
+  });
+  dump('schedule', () => kernels.map((k) => printKernel(k.kernel)).join('\n\n'));
+
+  return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs };
+}
