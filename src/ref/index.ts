@@ -15,13 +15,13 @@
  *   stays NaN) gelu_tanh(0.5x(1+tanh(sqrt(2/pi)(x+0.044715x^3)))) gelu_erf(0.5x(1+erf(x/sqrt2)))
  *   silu(x*sigmoid(x)) reciprocal floor ceil not(x == 0). neg/abs on integers wrap (abs(INT_MIN) =
  *   INT_MIN, -1u = 2^32-1).
- * - binary: add sub mul div pow max min mod; eq ne lt le gt ge and or give bool 0/1 (NaN compares
+ * - binary: add sub mul div pow maximum minimum mod; eq ne lt le gt ge and or give bool 0/1 (NaN compares
  *   unequal to everything). Integer mul keeps the low 32 bits exactly; integer div truncates toward
  *   zero and x / 0 = 0; mod is the truncated remainder (sign of the dividend, C fmod for floats,
  *   float x mod 0 = NaN) and integer x mod 0 = 0. Float max/min propagate NaN.
  * - cast: float -> int truncates toward zero and clamps to the target range, NaN -> 0; int -> int
  *   wraps modulo 2^32; anything -> bool is x != 0 (NaN -> 1); bool -> number is 0/1; -> f16 rounds
- *   to half; -> f32 keeps the value (exact from ints and f16).
+ *   to half; int -> f32 rounds to the nearest f32 (as a device does); float -> f32 keeps the value.
  * - where(c, a, b) = c != 0 ? a : b.
  * - sum mean max min over `axes` with keepdims (mean of ints truncates); argmax/argmin over one
  *   axis, i32, first index on ties, a NaN counts as the extreme and the first NaN wins.

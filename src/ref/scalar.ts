@@ -128,7 +128,7 @@ export function binaryScalar(op: BinaryOp, a: number, b: number, t: DType): numb
 export function castScalar(x: number, from: DType, to: DType): number {
   if (to === 'bool') return x !== 0 ? 1 : 0; // NaN != 0, so NaN -> true
   if (to === 'f16') return roundTo('f16', x);
-  if (to === 'f32') return x; // exact from ints and f16; f32 values stay float64
+  if (to === 'f32') return isFloatType(from) ? x : Math.fround(x); // ints above 2^24 round as on a device
   // to i32 / u32
   if (isFloatType(from)) {
     if (Number.isNaN(x)) return 0;
