@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { generateProgram, randomInputs } from '../src/fuzz/gen.js';
 import { compile } from '../src/passes/pipeline.js';
 import { simplify } from '../src/passes/simplify.js';
+import { parseProgram, printProgram } from '../src/ir/text/index.js';
 import { testBackends } from './helpers/backends.js';
 import { checkOnBackend, mismatch, reference } from './helpers/compare.js';
 import { smokeRun } from './helpers/webgpu.js';
@@ -42,6 +43,17 @@ describe('random programs', () => {
     }
     console.log(`[fuzz] ${COUNT} programs, ${kernels} kernels on ${backends.map((b) => b.name).join(' + ')}; op counts: ${[...ops].map(([k, v]) => `${k}=${v}`).join(' ')}`);
     expect(failures, failures.join('\n\n')).toEqual([]);
+  });
+
+  it('the text form round-trips every generated program to the same nodes', () => {
+    for (let seed = START; seed < START + COUNT; seed++) {
+      const p = generateProgram(seed).def.program;
+      const text = printProgram(p);
+      const back = parseProgram(text);
+      expect(back.outputs.map((o) => o.node), `seed ${seed}\n${text}`).toEqual(p.outputs.map((o) => o.node));
+      back.outputs.forEach((o, i) => expect(o.node).toBe(p.outputs[i]!.node));
+      expect(printProgram(back)).toBe(text);
+    }
   });
 
   it('simplification preserves results (interpreted before and after)', () => {

@@ -8,6 +8,7 @@ import type { Shape } from '../ir/dims.js';
 import { intern, type Attrs, type Node } from '../ir/graph.js';
 import { inferType } from '../ir/infer.js';
 import type { OpName } from '../ir/ops.js';
+import { recordSite } from '../ir/sites.js';
 
 /** Runs `f`; a TesseraError without a location gets the DSL call site. */
 export function atCallSite<T>(f: () => T): T {
@@ -26,10 +27,14 @@ export function dslError(code: ErrorCode, message: string): TesseraError {
 export function buildNode(op: OpName, args: readonly Node[], attrs: Attrs = {}): Node {
   return atCallSite(() => {
     const t = inferType(op, args, attrs);
-    return intern(op, args, t.dtype, t.shape, attrs);
+    const n = intern(op, args, t.dtype, t.shape, attrs);
+    recordSite(n, callSite());
+    return n;
   });
 }
 
 export function leafNode(op: 'input' | 'const', dtype: DType, shape: Shape, attrs: Attrs): Node {
-  return intern(op, [], dtype, shape, attrs);
+  const n = intern(op, [], dtype, shape, attrs);
+  recordSite(n, callSite());
+  return n;
 }

@@ -44,9 +44,11 @@ export function kernel<P extends Params>(name: string, params: P, body: (t: Hand
   for (const [pname, spec] of Object.entries(params)) {
     handles[pname] = new Tensor(leafNode('input', spec.dtype, spec.shape, { name: pname }));
   }
-  const result = body(handles as Handles<P>);
+  const result: unknown = body(handles as Handles<P>);
+  if (!(result instanceof Tensor) && (typeof result !== 'object' || result === null))
+    throw dslError('E_ARG', `kernel '${name}' must return a tensor or a record of tensors, got ${String(result)}`);
   const outs = result instanceof Tensor ? { out: result } : result;
-  const outputs = Object.entries(outs).map(([oname, t]) => {
+  const outputs = Object.entries(outs as Record<string, unknown>).map(([oname, t]) => {
     if (!(t instanceof Tensor)) throw dslError('E_ARG', `kernel '${name}' output '${oname}' is not a tensor`);
     return { name: oname, node: t.node };
   });

@@ -6,7 +6,9 @@
  * schedule computes them once per row. Everything else is materialized: program outputs, matmuls,
  * other reductions, and anything a matmul reads that is more than a view of memory.
  */
+import { fail } from '../errors.js';
 import { shapeEq } from '../ir/dims.js';
+import { nodeSite } from '../ir/sites.js';
 import { topoOrder, type Node, type Program } from '../ir/graph.js';
 import type { IExpr } from '../ir/index-expr.js';
 import { iexprChildren } from '../ir/index-expr.js';
@@ -45,9 +47,50 @@ function rowFusable(r: Node, root: Node): number | undefined {
   return axes.length;
 }
 
+/** Distinct buffers the inlined subgraph under `n` reads (n itself inlined). */
+function readsUnder(n: Node, materialized: ReadonlySet<Node>, memo: Map<Node, Set<Node>>): Set<Node> {
+  const hit = memo.get(n);
+  if (hit) return hit;
+  const out = new Set<Node>();
+  for (const a of n.args) {
+    if (a.op === 'input' || materialized.has(a)) out.add(a);
+    else for (const r of readsUnder(a, materialized, memo)) out.add(r);
+  }
+  memo.set(n, out);
+  return out;
+}
+
+/**
+ * A kernel binds its reads plus its output. When a group needs more than `maxBuffers`, materialize
+ * the widest inlined subgraph that still fits in one kernel, and let the fixpoint try again.
+ */
+function splitIfTooWide(root: Node, materialized: Set<Node>, maxBuffers: number): boolean {
+  const memo = new Map<Node, Set<Node>>();
+  if (readsUnder(root, materialized, memo).size + 1 <= maxBuffers) return false;
+  let best: Node | undefined;
+  let bestSize = 1;
+  for (const [n, reads] of memo) {
+    if (n === root || n.op === 'input' || materialized.has(n)) continue;
+    if (reads.size > bestSize && reads.size + 1 <= maxBuffers) {
+      best = n;
+      bestSize = reads.size;
+    }
+  }
+  if (!best)
+    fail('E_DEVICE_LIMIT', `%${root.id} (${root.op}) reads ${readsUnder(root, materialized, memo).size} tensors directly, more than the ${maxBuffers - 1} storage buffers a kernel may read on this target`, nodeSite(root));
+  materialized.add(best);
+  return true;
+}
+
 const isView = (n: Node) => isMovement(n.op) && n.op !== 'gather' && n.op !== 'pad' && n.op !== 'concat';
 
-export function fuse(p: Program): Fusion {
+export interface FuseOptions {
+  /** Storage buffers one kernel may bind (WebGPU's default limit is 8): bigger groups are split. */
+  readonly maxBuffers?: number;
+}
+
+export function fuse(p: Program, opts: FuseOptions = {}): Fusion {
+  const maxBuffers = opts.maxBuffers ?? 8;
   const materialized = new Set<Node>(p.outputs.map((o) => o.node));
   for (const n of topoOrder(p.outputs.map((o) => o.node))) {
     if (n.op === 'matmul') materialized.add(n);
@@ -80,6 +123,7 @@ export function fuse(p: Program): Fusion {
         changed = true;
         return 'read';
       });
+      if (!changed) changed = splitIfTooWide(root, materialized, maxBuffers);
     }
   }
 

@@ -30,6 +30,8 @@ export interface CompiledProgram {
 
 export interface CompileOptions {
   readonly params?: Partial<ScheduleParams>;
+  /** Storage buffers one kernel may bind; wider groups are split (default 8, WebGPU's minimum). */
+  readonly maxStorageBuffers?: number;
   /** Called with a text dump after each stage whose name it asks for. */
   readonly dumpAfter?: readonly string[];
   readonly onDump?: (stage: string, text: string) => void;
@@ -56,7 +58,7 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   const program = simplify(source);
   dump('simplify', () => (opts.printProgram ? opts.printProgram(program) : program.outputs.map((o) => `${o.name} = %${o.node.id}`).join('\n')));
 
-  const { groups } = fuse(program);
+  const { groups } = fuse(program, { maxBuffers: opts.maxStorageBuffers ?? 8 });
   dump('fuse', () => printGroups(groups));
 
   const plan: BufferPlan = planBuffers(program, groups);
