@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `npm test`: type-check, then the whole vitest suite on lavapipe (shader-f16, subgroups), then the
+# WebGPU smoke suite on SwiftShader (no shader-f16: the f16-as-f32 storage path).
+#
+# WebGPU tests fail instead of skipping (TESSERA_WEBGPU_REQUIRED=1) when CI=true or the driver's ICD
+# file exists. The smoke pass runs test files whose path contains one of SMOKE_FILTERS with
+# TESSERA_SMOKE=1 (tests may drop expensive cases); name a file test/webgpu-smoke-*.test.ts to add it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LVP_ICD="${TESSERA_LAVAPIPE_ICD:-/usr/share/vulkan/icd.d/lvp_icd.json}"
+SWS_ICD="${TESSERA_SWIFTSHADER_ICD:-/usr/lib/chromium/vk_swiftshader_icd.json}"
+SMOKE_FILTERS=(test/wgsl-runtime test/webgpu-smoke)
+IN_CI=0
+if [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; then IN_CI=1; fi
+
+missing_icd() {
+  local name="$1" icd="$2" how="$3"
+  {
+    echo
+    echo "######################################################################"
+    echo "## $name Vulkan driver not found: $icd"
+    echo "## WebGPU tests need it. Install it with:"
+    echo "##   $how"
+    echo "## (.ci/run does this on Debian 12 / bookworm)"
+    echo "######################################################################"
+    echo
+  } >&2
+}
+
+echo "+ tsc -p ."
+npx tsc -p .
+
+status=0
+
+if [ -f "$LVP_ICD" ]; then
+  echo "+ vitest run (VK_ICD_FILENAMES=$LVP_ICD, lavapipe)"
+  VK_ICD_FILENAMES="$LVP_ICD" TESSERA_WEBGPU_REQUIRED=1 npx vitest run "$@" || status=$?
+else
+  missing_icd lavapipe "$LVP_ICD" \
+    "echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list && apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers libvulkan1"
+  if [ "$IN_CI" = 1 ]; then exit 1; fi
+  echo "+ vitest run (no lavapipe: WebGPU tests use whatever adapter exists, or skip)"
+  TESSERA_WEBGPU_REQUIRED="${TESSERA_WEBGPU_REQUIRED:-0}" npx vitest run "$@" || status=$?
+fi
+
+if [ -f "$SWS_ICD" ]; then
+  echo "+ vitest run ${SMOKE_FILTERS[*]} (VK_ICD_FILENAMES=$SWS_ICD, SwiftShader, TESSERA_SMOKE=1)"
+  VK_ICD_FILENAMES="$SWS_ICD" TESSERA_WEBGPU_REQUIRED=1 TESSERA_SMOKE=1 \
+    npx vitest run --passWithNoTests "${SMOKE_FILTERS[@]}" || status=$?
+else
+  missing_icd SwiftShader "$SWS_ICD" "apt-get install -y chromium-common libvulkan1"
+  if [ "$IN_CI" = 1 ]; then exit 1; fi
+fi
+
+exit "$status"
