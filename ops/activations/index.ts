@@ -1,0 +1,3 @@
+export { siluOp, geluOp, geluTanhOp, reluOp, sigmoidOp } from './unary.js';
+export { siluChainOp } from './silu-chain.js';
+export { swigluOp } from './swiglu.js';

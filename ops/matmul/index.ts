@@ -1,0 +1,1 @@
+export { matmulOp, matmulTransBOp, bmmOp, linearOp } from './matmul.js';

@@ -1,0 +1,2 @@
+export { rmsnormOp } from './rmsnorm.js';
+export { layernormOp } from './layernorm.js';

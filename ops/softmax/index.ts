@@ -1,0 +1,2 @@
+export { softmaxOp } from './softmax.js';
+export { logSoftmaxOp } from './log-softmax.js';
