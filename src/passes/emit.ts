@@ -18,6 +18,12 @@ const NEG_INF = -Infinity;
 export class Emitter {
   private counter = 0;
   private uses = new Map<LExpr, number>();
+  /** Reduction variables get short names in emission order, so output does not depend on node ids. */
+  private names = new Map<string, string>();
+
+  private varName(v: string): string {
+    return this.names.get(v) ?? v;
+  }
 
   /** Counts how often each subexpression is referenced, to inline single-use ones. */
   countUses(roots: readonly LExpr[]): void {
@@ -45,7 +51,7 @@ export class Emitter {
   emit(e: LExpr, chain: readonly Scope[]): KExpr {
     switch (e.k) {
       case 'lit': return { k: 'lit', t: e.t, v: e.v };
-      case 'var': return { k: 'var', t: e.t, name: e.name };
+      case 'var': return { k: 'var', t: e.t, name: this.varName(e.name) };
       case 'uniform': return { k: 'uniform', name: e.name };
       case 'tid': return { k: 'tid' };
     }
@@ -81,6 +87,8 @@ export class Emitter {
   private emitReduction(e: Extract<LExpr, { k: 'red' }>, chain: readonly Scope[]): KExpr {
     const scope = chain[chain.length - 1]!;
     const extent = this.emit(e.extent, chain);
+    if (!this.names.has(e.v)) this.names.set(e.v, `r${this.names.size}`);
+    const vname = this.varName(e.v);
     const loop = new Scope(new Set([e.v]));
     const inner = [...chain, loop];
     const body = this.emit(e.body, inner);
@@ -89,7 +97,7 @@ export class Emitter {
     const accRef: KExpr = { k: 'var', t: bt, name: acc };
     const init = (v: number): KExpr => ({ k: 'lit', t: bt, v: bt === 'f32' ? v : v === NEG_INF ? (bt === 'u32' ? 0 : -2147483648) : bt === 'u32' ? 4294967295 : 2147483647 });
     let result: KExpr = accRef;
-    const v: KExpr = { k: 'var', t: 'i32', name: e.v };
+    const v: KExpr = { k: 'var', t: 'i32', name: vname };
     switch (e.fn) {
       case 'sum':
         scope.stmts.push({ k: 'let', name: acc, t: bt, init: { k: 'lit', t: bt, v: 0 }, mut: true });
@@ -119,7 +127,7 @@ export class Emitter {
         break;
       }
     }
-    scope.stmts.push({ k: 'for', v: e.v, from: { k: 'lit', t: 'i32', v: 0 }, to: extent, step: 1, body: loop.stmts });
+    scope.stmts.push({ k: 'for', v: vname, from: { k: 'lit', t: 'i32', v: 0 }, to: extent, step: 1, body: loop.stmts });
     scope.cache.set(e, result);
     return result;
   }

@@ -109,6 +109,8 @@ export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
     case 'add':
       if (isZero(b)) return a;
       if (isZero(a)) return b;
+      // (x / n) * n + x % n == x: a delinearize followed by a linearize over the same axis
+      if (isInt && a.k === 'bin' && a.op === 'mul' && a.a.k === 'bin' && a.a.op === 'div' && b.k === 'bin' && b.op === 'mod' && a.a.a === b.a && a.a.b === b.b && a.b === b.b) return b.a;
       break;
     case 'sub':
       if (isZero(b)) return a;

@@ -1,0 +1,199 @@
+/**
+ * Golden output for a few DSL programs, so a person sees codegen changes in review: the kernel IR
+ * after scheduling and the WGSL, JS and CUDA a backend prints from it.
+ */
+import { describe, expect, it } from 'vitest';
+import * as D from '../src/dsl/index.js';
+import { printKernel } from '../src/ir/kernel-print.js';
+import { compile } from '../src/passes/pipeline.js';
+import { printWGSL } from '../src/backends/wgsl/print.js';
+import { printJS } from '../src/backends/js/print.js';
+import { printCudaKernel } from '../src/backends/cuda/print.js';
+
+const [M, N] = [D.dim('M'), D.dim('N')];
+
+describe('golden codegen', () => {
+  it('silu(x * a + b): one elementwise kernel', () => {
+    const def = D.kernel('chain', { x: D.tensor('f32', [M, N]), a: D.tensor('f32', [N]), b: D.tensor('f32', [N]) }, ({ x, a, b }) => x.mul(a).add(b).silu());
+    const [k] = compile(def.program).kernels;
+    expect(printKernel(k!.kernel)).toMatchInlineSnapshot(`
+      "kernel chain_elementwise_out [elementwise perThread=4 workgroupSize=64]
+        threads cdiv(M*N, 4) / workgroup 64
+        buffer x: f32[M, N] read
+        buffer a: f32[N] read
+        buffer b: f32[N] read
+        buffer out: f32[M, N] read_write
+        uniforms M, N
+      {
+        if lt(tid, div(sub(add(mul($M, $N), 4), 1), 4)) {
+          let v0: i32 = mul(tid, 4)
+          for e in 0..4 {
+            let v1: i32 = add(v0, e)
+            let v2: i32 = mod(v1, $N)
+            let v3: f32 = add(mul(x[v1], a[v2]), b[v2])
+            let v4: f32 = div(v3, add(1.0, exp(neg(v3))))
+            if lt(v1, mul($M, $N)) {
+              out[v1] = v4
+            }
+          }
+        }
+      }"
+    `);
+    expect(printWGSL(k!.kernel, { f16: false })).toMatchInlineSnapshot(`
+      "// tessera kernel chain_elementwise_out: schedule elementwise perThread=4 workgroupSize=64
+
+      @group(0) @binding(0) var<storage, read> x: array<f32>; // f32
+      @group(0) @binding(1) var<storage, read> a: array<f32>; // f32
+      @group(0) @binding(2) var<storage, read> b: array<f32>; // f32
+      @group(0) @binding(3) var<storage, read_write> out: array<f32>; // f32
+
+      struct Dims {
+        M: i32,
+        N: i32,
+      }
+      @group(0) @binding(4) var<uniform> dims: Dims;
+
+      fn t_isnan(x: f32) -> bool {
+        return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+      }
+
+      // Integer division truncates; dividing by zero gives 0.
+      fn t_idiv(a: i32, b: i32) -> i32 {
+        return select(a / b, 0i, b == 0i);
+      }
+
+      fn t_imod(a: i32, b: i32) -> i32 {
+        return select(a % b, 0i, b == 0i);
+      }
+
+      // exp and log with NaN, zero and negatives as IEEE has them (SwiftShader: exp(NaN) = inf,
+      // log(-x) = log(x), log(0) = -88).
+      fn t_exp(x: f32) -> f32 {
+        return select(exp(x), x, t_isnan(x));
+      }
+
+      @compute @workgroup_size(64)
+      fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+        let tid = i32((wid.y * nwg.x + wid.x) * 64u + lidx);
+        if (tid < (t_idiv(((dims.M * dims.N) + 4i) - 1i, 4i))) {
+          let v0: i32 = tid * 4i;
+          for (var e: i32 = 0i; e < 4i; e += 1i) {
+            let v1: i32 = v0 + e;
+            let v2: i32 = t_imod(v1, dims.N);
+            let v3: f32 = (x[v1] * a[v2]) + b[v2];
+            let v4: f32 = v3 / (1.0 + t_exp(-v3));
+            if (v1 < (dims.M * dims.N)) {
+              out[v1] = v4;
+            }
+          }
+        }
+      }
+      "
+    `);
+  });
+
+  it('softmax: one row kernel, reductions hoisted out of the row loop', () => {
+    const def = D.kernel('softmax', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.softmax(x));
+    const [k] = compile(def.program).kernels;
+    expect(printWGSL(k!.kernel, { f16: false })).toMatchInlineSnapshot(`
+      "// tessera kernel softmax_row_out: schedule row rowAxes=1 workgroupSize=64
+
+      @group(0) @binding(0) var<storage, read> x: array<f32>; // f32
+      @group(0) @binding(1) var<storage, read_write> out: array<f32>; // f32
+
+      struct Dims {
+        M: i32,
+        N: i32,
+      }
+      @group(0) @binding(2) var<uniform> dims: Dims;
+
+      // Non-finite constants: a const-expression may not be inf or NaN, a function call is not one.
+      fn t_bits_f32(b: u32) -> f32 {
+        return bitcast<f32>(b);
+      }
+
+      fn t_isnan(x: f32) -> bool {
+        return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+      }
+
+      // max/min that propagate NaN, as the reference does.
+      fn t_max(a: f32, b: f32) -> f32 {
+        if (t_isnan(a) || t_isnan(b)) {
+          return t_bits_f32(0x7fc00000u);
+        }
+        return max(a, b);
+      }
+
+      // exp and log with NaN, zero and negatives as IEEE has them (SwiftShader: exp(NaN) = inf,
+      // log(-x) = log(x), log(0) = -88).
+      fn t_exp(x: f32) -> f32 {
+        return select(exp(x), x, t_isnan(x));
+      }
+
+      @compute @workgroup_size(64)
+      fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+        let tid = i32((wid.y * nwg.x + wid.x) * 64u + lidx);
+        if (tid < dims.M) {
+          let v0: i32 = tid * dims.N;
+          var acc2: f32 = t_bits_f32(0xff800000u);
+          for (var r0: i32 = 0i; r0 < dims.N; r0 += 1i) {
+            acc2 = t_max(acc2, x[v0 + r0]);
+          }
+          var acc3: f32 = 0.0;
+          for (var r1: i32 = 0i; r1 < dims.N; r1 += 1i) {
+            acc3 = acc3 + t_exp(x[v0 + r1] - acc2);
+          }
+          for (var j0: i32 = 0i; j0 < dims.N; j0 += 1i) {
+            let v1: i32 = v0 + j0;
+            out[v1] = t_exp(x[v1] - acc2) / acc3;
+          }
+        }
+      }
+      "
+    `);
+    expect(printJS(k!.kernel)).toMatchInlineSnapshot(`
+      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"workgroupSize":64}
+      const b_x = bufs[0];
+      const b_out = bufs[1];
+      for (let tid = 0; tid < nThreads; tid++) {
+        const lid = tid % 64;
+        if ((tid < u.M)) {
+          const v0 = (Math.imul(tid, u.N) | 0);
+          let acc2 = -Infinity;
+          for (let r0 = 0; r0 < u.N; r0 += 1) {
+            acc2 = H.fmax(acc2, b_x[((v0 + r0) | 0)]);
+          }
+          let acc3 = 0;
+          for (let r1 = 0; r1 < u.N; r1 += 1) {
+            acc3 = Math.fround(acc3 + Math.fround(Math.exp(Math.fround(b_x[((v0 + r1) | 0)] - acc2))));
+          }
+          for (let j0 = 0; j0 < u.N; j0 += 1) {
+            const v1 = ((v0 + j0) | 0);
+            b_out[v1] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v1] - acc2))) / acc3);
+          }
+        }
+      }"
+    `);
+    expect(printCudaKernel(k!.kernel)).toMatchInlineSnapshot(`
+      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"workgroupSize":64}
+      extern "C" __global__ void __launch_bounds__(64) softmax_row_out(const float* __restrict__ b_x, float* __restrict__ b_out, int d_M, int d_N) {
+        const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * 64u + threadIdx.x);
+        if ((tid < d_M)) {
+          const int v0 = tsr_imul(tid, d_N);
+          float acc2 = __int_as_float(0xff800000);
+          for (int r0 = 0; r0 < d_N; r0 += 1) {
+            acc2 = tsr_fmax(acc2, b_x[tsr_iadd(v0, r0)]);
+          }
+          float acc3 = 0.0f;
+          for (int r1 = 0; r1 < d_N; r1 += 1) {
+            acc3 = (acc3 + expf((b_x[tsr_iadd(v0, r1)] - acc2)));
+          }
+          for (int j0 = 0; j0 < d_N; j0 += 1) {
+            const int v1 = tsr_iadd(v0, j0);
+            b_out[v1] = (expf((b_x[v1] - acc2)) / acc3);
+          }
+        }
+      }"
+    `);
+  });
+});
