@@ -52,7 +52,15 @@ const INTERNAL_FRAME = /[\\/](src[\\/](dsl|ir|passes|backends|runtime|ref)|src[\
 
 /** The first stack frame outside Tessera's compiler: the line of the DSL call that is being built. */
 export function callSite(): SourceLocation | undefined {
-  const stack = new Error().stack?.split('\n').slice(1) ?? [];
+  return siteOf(new Error());
+}
+
+/**
+ * The call site recorded in `captured` (an Error made at the call). V8 formats a stack only when it
+ * is read, so capturing is cheap and the parsing cost is paid only when an error needs a location.
+ */
+export function siteOf(captured: Error): SourceLocation | undefined {
+  const stack = captured.stack?.split('\n').slice(1) ?? [];
   for (const frame of stack) {
     const m = /\(?((?:file:\/\/)?[^()\s]+):(\d+):(\d+)\)?\s*$/.exec(frame);
     if (!m) continue;

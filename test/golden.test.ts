@@ -26,14 +26,13 @@ describe('golden codegen', () => {
         uniforms M, N
       {
         if lt(tid, div(sub(add(mul($M, $N), 4), 1), 4)) {
-          let v0: i32 = mul(tid, 4)
+          let v2: i32 = mul(tid, 4)
           for e in 0..4 {
-            let v1: i32 = add(v0, e)
-            let v2: i32 = mod(v1, $N)
-            let v3: f32 = add(mul(x[v1], a[v2]), b[v2])
-            let v4: f32 = div(v3, add(1.0, exp(neg(v3))))
-            if lt(v1, mul($M, $N)) {
-              out[v1] = v4
+            let i: i32 = add(v2, e)
+            if lt(i, mul($M, $N)) {
+              let v0: i32 = mod(i, $N)
+              let v1: f32 = add(mul(x[i], a[v0]), b[v0])
+              out[i] = div(v1, add(1.0, exp(neg(v1))))
             }
           }
         }
@@ -76,14 +75,13 @@ describe('golden codegen', () => {
       fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
         let tid = i32((wid.y * nwg.x + wid.x) * 64u + lidx);
         if (tid < (t_idiv(((dims.M * dims.N) + 4i) - 1i, 4i))) {
-          let v0: i32 = tid * 4i;
+          let v2: i32 = tid * 4i;
           for (var e: i32 = 0i; e < 4i; e += 1i) {
-            let v1: i32 = v0 + e;
-            let v2: i32 = t_imod(v1, dims.N);
-            let v3: f32 = (x[v1] * a[v2]) + b[v2];
-            let v4: f32 = v3 / (1.0 + t_exp(-v3));
-            if (v1 < (dims.M * dims.N)) {
-              out[v1] = v4;
+            let i: i32 = v2 + e;
+            if (i < (dims.M * dims.N)) {
+              let v0: i32 = t_imod(i, dims.N);
+              let v1: f32 = (x[i] * a[v0]) + b[v0];
+              out[i] = v1 / (1.0 + t_exp(-v1));
             }
           }
         }

@@ -28,13 +28,13 @@ export function buildNode(op: OpName, args: readonly Node[], attrs: Attrs = {}):
   return atCallSite(() => {
     const t = inferType(op, args, attrs);
     const n = intern(op, args, t.dtype, t.shape, attrs);
-    recordSite(n, callSite());
+    recordSite(n, new Error());
     return n;
   });
 }
 
 export function leafNode(op: 'input' | 'const', dtype: DType, shape: Shape, attrs: Attrs): Node {
   const n = intern(op, [], dtype, shape, attrs);
-  recordSite(n, callSite());
+  recordSite(n, new Error());
   return n;
 }

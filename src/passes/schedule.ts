@@ -101,17 +101,19 @@ function elementwiseSchedule(group: FusedGroup, names: BufferNames, perThread: n
   let chain = [b.top, b.thread];
   let lin: LExpr = L.tid();
   if (perThread > 1) {
-    // A loop over the invocation's elements: `e` is a loop variable, the guard skips the tail.
-    const e = L.variable('e');
-    lin = L.add(L.mul(L.tid(), L.i32(perThread)), e);
+    // A loop over the invocation's elements; the guard defines the element index `i`, so every load
+    // and every computation that depends on it is placed inside the guard, never past the end.
     const loop = new Scope(new Set(['e']));
-    const inner = new Scope(new Set());
+    const inner = new Scope(new Set(['i']));
+    lin = L.variable('i');
     chain = [b.top, b.thread, loop, inner];
     const idx = b.lower.delinearize(lin, root.shape);
     store(b, chain, lin, b.lower.compute(root, idx), root);
-    const linK = b.emitter.emit(lin, [b.top, b.thread, loop]);
+    const start = b.emitter.emit(L.add(L.mul(L.tid(), L.i32(perThread)), L.variable('e')), [b.top, b.thread, loop]);
     const nK = b.emitter.emit(n, [b.top]);
-    loop.stmts.push({ k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: linK, b: nK }, then: inner.stmts, else: [] });
+    const iRef: KExpr = { k: 'var', t: 'i32', name: 'i' };
+    loop.stmts.push({ k: 'let', name: 'i', t: 'i32', init: start, mut: false });
+    loop.stmts.push({ k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: iRef, b: nK }, then: inner.stmts, else: [] });
     b.thread.stmts.push({ k: 'for', v: 'e', from: { k: 'lit', t: 'i32', v: 0 }, to: { k: 'lit', t: 'i32', v: perThread }, step: 1, body: loop.stmts });
     return finish(group, names, b, dimCdiv(total, perThread), 'elementwise', { perThread, workgroupSize: wg }, wg);
   }

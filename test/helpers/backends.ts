@@ -12,7 +12,8 @@ export interface NamedBackend {
 }
 
 export async function testBackends(): Promise<NamedBackend[]> {
-  const out: NamedBackend[] = [{ name: 'js', rt: new JSRuntime() }];
+  // The JS backend runs bounds-checked in tests: an out-of-range load or store fails the test.
+  const out: NamedBackend[] = [{ name: 'js', rt: new JSRuntime({ boundsCheck: true }) }];
   const gpu = await getTestWebGPU();
   if (gpu) out.push({ name: 'webgpu', rt: gpu });
   return out;

@@ -4,6 +4,7 @@
  * When TESSERA_WEBGPU_REQUIRED=1 (CI, or scripts/test.sh with a Vulkan driver present) a missing
  * adapter throws with the reason instead of letting WebGPU suites skip silently.
  */
+import { recording } from './emitted.js';
 import { createWebGPURuntime, webgpuUnavailableReason, type WebGPURuntime } from '../../src/backends/wgsl/runtime.js';
 
 const cache = new Map<string, Promise<WebGPURuntime | undefined>>();
@@ -25,7 +26,7 @@ export async function getTestWebGPU(opts: { f16?: boolean } = {}): Promise<WebGP
   const key = opts.f16 === false ? 'nof16' : 'default';
   let p = cache.get(key);
   if (!p) {
-    p = createWebGPURuntime(opts.f16 === false ? { f16: false } : {});
+    p = createWebGPURuntime(opts.f16 === false ? { f16: false } : {}).then((r) => (r ? recording(r) : r));
     cache.set(key, p);
   }
   const rt = await p;

@@ -3,7 +3,7 @@
  * generated function loops over invocations; f32 results are rounded with Math.fround and integer
  * results wrapped to 32 bits so the CPU agrees with GPU arithmetic.
  */
-import { fail } from '../../errors.js';
+import { fail, TesseraError } from '../../errors.js';
 import type { KExpr, Kernel, KStmt } from '../../ir/kernel.js';
 
 /** Helpers every generated kernel can call (passed in as `H`). */
@@ -16,6 +16,14 @@ export const JS_HELPERS = {
   umod: (a: number, b: number) => (b === 0 ? 0 : a % b >>> 0),
   ftoi: (x: number) => (Number.isNaN(x) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(x)))),
   ftou: (x: number) => (Number.isNaN(x) ? 0 : Math.max(0, Math.min(4294967295, Math.trunc(x)))),
+  ld: (buf: ArrayLike<number>, i: number, name: string) => {
+    if (!(i >= 0 && i < buf.length)) throw new TesseraError('E_INTERNAL', `out-of-bounds read of ${name}[${i}] (length ${buf.length})`);
+    return buf[i]!;
+  },
+  st: (buf: { length: number; [i: number]: number }, i: number, v: number, name: string) => {
+    if (!(i >= 0 && i < buf.length)) throw new TesseraError('E_INTERNAL', `out-of-bounds write of ${name}[${i}] (length ${buf.length})`);
+    buf[i] = v;
+  },
   erf: (x: number) => {
     // Abramowitz & Stegun 7.1.26 is too coarse for f32; use the erfc continued-fraction-free series.
     const t = 1 / (1 + 0.5 * Math.abs(x));
@@ -37,6 +45,13 @@ function lit(e: Extract<KExpr, { k: 'lit' }>): string {
   return Object.is(e.v, -0) ? '-0' : String(e.v);
 }
 
+/** With bounds checks, every buffer access goes through H.ld / H.st, which throw when out of range. */
+let checked = false;
+
+function loadExpr(buf: string, index: string): string {
+  return checked ? `H.ld(b_${buf}, ${index}, '${buf}')` : `b_${buf}[${index}]`;
+}
+
 function expr(e: KExpr): string {
   switch (e.k) {
     case 'lit': return lit(e);
@@ -44,7 +59,7 @@ function expr(e: KExpr): string {
     case 'uniform': return `u.${e.name}`;
     case 'tid': return 'tid';
     case 'lid': return 'lid';
-    case 'load': return e.t === 'bool' ? `(b_${e.buf}[${expr(e.index)}] !== 0)` : `b_${e.buf}[${expr(e.index)}]`;
+    case 'load': return e.t === 'bool' ? `(${loadExpr(e.buf, expr(e.index))} !== 0)` : loadExpr(e.buf, expr(e.index));
     case 'sload': return `${e.arr}[${expr(e.index)}]`;
     case 'select': return `(${expr(e.c)} ? ${expr(e.a)} : ${expr(e.b)})`;
     case 'cast': return cast(e.t, e.a);
@@ -120,7 +135,9 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
     switch (s.k) {
       case 'let': out.push(`${ind}${s.mut ? 'let' : 'const'} ${s.name} = ${expr(s.init)};`); break;
       case 'set': out.push(`${ind}${s.name} = ${expr(s.value)};`); break;
-      case 'store': out.push(`${ind}b_${s.buf}[${expr(s.index)}] = ${storeValue(s.buf, s.value)};`); break;
+      case 'store':
+        out.push(checked ? `${ind}H.st(b_${s.buf}, ${expr(s.index)}, ${storeValue(s.buf, s.value)}, '${s.buf}');` : `${ind}b_${s.buf}[${expr(s.index)}] = ${storeValue(s.buf, s.value)};`);
+        break;
       case 'sstore': out.push(`${ind}${s.arr}[${expr(s.index)}] = ${expr(s.value)};`); break;
       case 'barrier': fail('E_UNSUPPORTED', `kernel ${k.name}: the JS backend runs invocations one after another and cannot honour barriers`);
       case 'for':
@@ -145,7 +162,8 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
  * The kernel as the body of `function (bufs, u, nThreads, H)`: `bufs` are typed arrays in binding
  * order, `u` the dim values, `nThreads` the padded invocation count.
  */
-export function printJS(k: Kernel): string {
+export function printJS(k: Kernel, opts: { boundsCheck?: boolean } = {}): string {
+  checked = opts.boundsCheck === true;
   const out = [`// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`];
   k.buffers.forEach((b, i) => out.push(`const b_${b.name} = bufs[${i}];`));
   for (const s of k.shared) out.push(`const ${s.name} = new ${s.t === 'f32' ? 'Float32Array' : s.t === 'u32' ? 'Uint32Array' : 'Int32Array'}(${s.size});`);

@@ -18,16 +18,26 @@ class JSBuffer implements DeviceBuffer {
   constructor(readonly dtype: DType, readonly length: number, readonly data: HostArray) {}
 }
 
+export interface JSRuntimeOptions {
+  /** Check every buffer access and throw on one out of range (a sanitizer for generated kernels). */
+  readonly boundsCheck?: boolean;
+}
+
 export class JSRuntime implements BackendRuntime {
-  readonly info: BackendInfo = { kind: 'js', description: `JavaScript on the CPU (Node ${typeof process !== 'undefined' ? process.version : ''})`.trim(), features: [], limits: {} };
+  readonly info: BackendInfo;
   private cache = new Map<string, KernelFn>();
 
+  constructor(private readonly opts: JSRuntimeOptions = {}) {
+    const node = typeof process !== 'undefined' ? ` (Node ${process.version})` : '';
+    this.info = { kind: 'js', description: `JavaScript on the CPU${node}${opts.boundsCheck ? ', bounds-checked' : ''}`, features: opts.boundsCheck ? ['bounds-check'] : [], limits: {} };
+  }
+
   print(kernel: Kernel): string {
-    return printJS(kernel);
+    return printJS(kernel, this.opts);
   }
 
   private fn(kernel: Kernel): KernelFn {
-    const src = printJS(kernel);
+    const src = printJS(kernel, this.opts);
     let f = this.cache.get(src);
     if (!f) {
       f = new Function('bufs', 'u', 'nThreads', 'H', src) as KernelFn;

@@ -87,10 +87,12 @@ class Namer {
   private readonly map = new Map<string, string>();
   private readonly taken = new Set<string>();
 
-  name(orig: string): string {
+  /** `key` identifies the IR entity (buffers and locals live in different namespaces in the IR). */
+  name(key: string, preferred: string = key): string {
+    const orig = key;
     const got = this.map.get(orig);
     if (got !== undefined) return got;
-    let base = orig.replace(/[^A-Za-z0-9_]/g, '_');
+    let base = preferred.replace(/[^A-Za-z0-9_]/g, '_');
     if (base === '' || /^[0-9]/.test(base)) base = `v_${base}`;
     // `__` prefixes are reserved in WGSL; `t_` is the printer's helper prefix.
     if (base.startsWith('_')) base = `v${base}`;
@@ -430,11 +432,11 @@ class Printer {
     }
     for (const b of k.buffers) {
       if (this.bufs.has(b.name)) fail('E_VERIFY', `kernel '${k.name}': buffer '${b.name}' declared twice`);
-      this.bufs.set(b.name, { name: this.names.name(b.name), dtype: b.dtype });
+      this.bufs.set(b.name, { name: this.names.name(`buffer:${b.name}`, b.name), dtype: b.dtype });
     }
     for (const s of k.shared) {
       if (this.shared.has(s.name) || this.bufs.has(s.name)) fail('E_VERIFY', `kernel '${k.name}': shared array '${s.name}' clashes with another declaration`);
-      this.shared.set(s.name, this.names.name(s.name));
+      this.shared.set(s.name, this.names.name(`shared:${s.name}`, s.name));
     }
     for (const u of k.uniforms) this.uniformNames.name(u);
 

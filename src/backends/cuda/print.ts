@@ -1,0 +1,241 @@
+/**
+ * CUDA printer: Kernel IR -> one `extern "C" __global__` function per kernel, from the same IR the
+ * WGSL and JS printers read. Buffers are pointer parameters in binding order, then one `int` per
+ * symbolic dim (kernel.uniforms, in order). The launch is 1-D in the IR; the runtime (or a PyTorch
+ * caller) folds a large grid into x/y, so the linear id is (blockIdx.y * gridDim.x + blockIdx.x) *
+ * blockDim.x + threadIdx.x and kernels guard `tid < threads` themselves.
+ *
+ * Types are native: f16 is `__half` (loads widen to float, stores round to nearest even), bool is
+ * one byte (as torch stores it), and integer arithmetic wraps through unsigned so it is defined.
+ * Helpers match the reference semantics where C differs: NaN-propagating fmax/fmin, saturating
+ * float->int with NaN -> 0 (PTX cvt.rzi.sat), integer division and modulo by zero give 0.
+ */
+import type { DType } from '../../ir/dtype.js';
+import type { KBinary, KExpr, Kernel, KStmt, KUnary, Scalar } from '../../ir/kernel.js';
+import { fail } from '../../errors.js';
+
+export function cudaStorageType(d: DType): string {
+  switch (d) {
+    case 'f32': return 'float';
+    case 'f16': return '__half';
+    case 'i32': return 'int';
+    case 'u32': return 'unsigned int';
+    case 'bool': return 'unsigned char';
+  }
+}
+
+const SCALAR: Record<Scalar, string> = { f32: 'float', i32: 'int', u32: 'unsigned int', bool: 'bool' };
+
+/** Shared definitions every Tessera CUDA translation unit starts with (once per file). */
+export const CUDA_PRELUDE = `#include <cuda_fp16.h>
+#ifndef TESSERA_PRELUDE
+#define TESSERA_PRELUDE
+__device__ __forceinline__ float tsr_fmax(float a, float b) { return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : fmaxf(a, b); }
+__device__ __forceinline__ float tsr_fmin(float a, float b) { return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : fminf(a, b); }
+__device__ __forceinline__ int tsr_idiv(int a, int b) { return b == 0 ? 0 : (b == -1 ? (int)(0u - (unsigned)a) : a / b); }
+__device__ __forceinline__ int tsr_imod(int a, int b) { return (b == 0 || b == -1) ? 0 : a % b; }
+__device__ __forceinline__ unsigned tsr_udiv(unsigned a, unsigned b) { return b == 0u ? 0u : a / b; }
+__device__ __forceinline__ unsigned tsr_umod(unsigned a, unsigned b) { return b == 0u ? 0u : a % b; }
+__device__ __forceinline__ int tsr_iadd(int a, int b) { return (int)((unsigned)a + (unsigned)b); }
+__device__ __forceinline__ int tsr_isub(int a, int b) { return (int)((unsigned)a - (unsigned)b); }
+__device__ __forceinline__ int tsr_imul(int a, int b) { return (int)((unsigned)a * (unsigned)b); }
+__device__ __forceinline__ int tsr_ineg(int a) { return (int)(0u - (unsigned)a); }
+__device__ __forceinline__ int tsr_iabs(int a) { return a < 0 ? tsr_ineg(a) : a; }
+__device__ __forceinline__ int tsr_ishl(int a, int b) { return (int)((unsigned)a << (b & 31)); }
+#endif
+`;
+
+function lit(e: Extract<KExpr, { k: 'lit' }>): string {
+  switch (e.t) {
+    case 'bool': return e.v ? 'true' : 'false';
+    case 'u32': return `${e.v >>> 0}u`;
+    case 'i32': return e.v === -2147483648 ? '(-2147483647 - 1)' : String(e.v | 0);
+    case 'f32': {
+      if (Number.isNaN(e.v)) return '__int_as_float(0x7fc00000)';
+      if (e.v === Infinity) return '__int_as_float(0x7f800000)';
+      if (e.v === -Infinity) return '__int_as_float(0xff800000)';
+      if (Object.is(e.v, -0)) return '-0.0f';
+      let s = String(Math.fround(e.v));
+      for (let p = 1; p <= 9; p++) {
+        const c = Math.fround(e.v).toPrecision(p);
+        if (Math.fround(Number(c)) === Math.fround(e.v)) {
+          s = String(Number(c));
+          break;
+        }
+      }
+      if (!/[.eE]/.test(s)) s += '.0';
+      return `${s}f`;
+    }
+  }
+}
+
+class Printer {
+  constructor(private readonly k: Kernel) {}
+
+  private bufType(name: string): DType {
+    const b = this.k.buffers.find((x) => x.name === name);
+    if (!b) fail('E_INTERNAL', `kernel ${this.k.name} uses unknown buffer ${name}`);
+    return b.dtype;
+  }
+
+  typeOf(e: KExpr): Scalar {
+    return e.k === 'uniform' || e.k === 'tid' || e.k === 'lid' ? 'i32' : e.t;
+  }
+
+  expr(e: KExpr): string {
+    switch (e.k) {
+      case 'lit': return lit(e);
+      case 'var': return e.name;
+      case 'uniform': return `d_${e.name}`;
+      case 'tid': return 'tid';
+      case 'lid': return '((int)threadIdx.x)';
+      case 'load': {
+        const x = `b_${e.buf}[${this.expr(e.index)}]`;
+        const d = this.bufType(e.buf);
+        return d === 'f16' ? `__half2float(${x})` : d === 'bool' ? `(${x} != 0)` : x;
+      }
+      case 'sload': return `s_${e.arr}[${this.expr(e.index)}]`;
+      case 'select': return `(${this.expr(e.c)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
+      case 'cast': return this.cast(e.t, e.a);
+      case 'un': return this.unary(e.op, e.t, e.a);
+      case 'bin': return this.binary(e.op, e.a, e.b);
+    }
+  }
+
+  private cast(t: Scalar, a: KExpr): string {
+    const x = this.expr(a);
+    const from = this.typeOf(a);
+    if (t === 'bool') return from === 'f32' ? `(${x} != 0.0f)` : `(${x} != 0)`;
+    if (from === 'bool') return `(${SCALAR[t]})(${x} ? 1 : 0)`;
+    if (from === 'f32' && t === 'i32') return `__float2int_rz(${x})`;
+    if (from === 'f32' && t === 'u32') return `__float2uint_rz(${x})`;
+    return `((${SCALAR[t]})(${x}))`;
+  }
+
+  private unary(op: KUnary, t: Scalar, a: KExpr): string {
+    const x = this.expr(a);
+    if (t === 'i32' && op === 'neg') return `tsr_ineg(${x})`;
+    if (t === 'i32' && op === 'abs') return `tsr_iabs(${x})`;
+    if (t === 'u32' && op === 'neg') return `(0u - ${x})`;
+    if (t === 'u32' && op === 'abs') return x;
+    switch (op) {
+      case 'neg': return `(-${x})`;
+      case 'not': return `(!${x})`;
+      case 'isnan': return `isnan(${x})`;
+      case 'abs': return `fabsf(${x})`;
+      case 'exp': return `expf(${x})`;
+      case 'log': return `logf(${x})`;
+      case 'sqrt': return `sqrtf(${x})`;
+      case 'rsqrt': return `rsqrtf(${x})`;
+      case 'sin': return `sinf(${x})`;
+      case 'cos': return `cosf(${x})`;
+      case 'tanh': return `tanhf(${x})`;
+      case 'erf': return `erff(${x})`;
+      case 'floor': return `floorf(${x})`;
+      case 'ceil': return `ceilf(${x})`;
+    }
+  }
+
+  private binary(op: KBinary, a: KExpr, b: KExpr): string {
+    const x = this.expr(a);
+    const y = this.expr(b);
+    const t = this.typeOf(a);
+    const C: Partial<Record<KBinary, string>> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=', and: '&&', or: '||', band: '&', bor: '|', bxor: '^' };
+    if (C[op]) return `(${x} ${C[op]} ${y})`;
+    if (t === 'f32') {
+      switch (op) {
+        case 'add': return `(${x} + ${y})`;
+        case 'sub': return `(${x} - ${y})`;
+        case 'mul': return `(${x} * ${y})`;
+        case 'div': return `(${x} / ${y})`;
+        case 'mod': return `fmodf(${x}, ${y})`;
+        case 'pow': return `powf(${x}, ${y})`;
+        case 'max': return `tsr_fmax(${x}, ${y})`;
+        case 'min': return `tsr_fmin(${x}, ${y})`;
+        default: return fail('E_UNSUPPORTED', `f32 ${op} in kernel ${this.k.name}`);
+      }
+    }
+    if (t === 'i32') {
+      switch (op) {
+        case 'add': return `tsr_iadd(${x}, ${y})`;
+        case 'sub': return `tsr_isub(${x}, ${y})`;
+        case 'mul': return `tsr_imul(${x}, ${y})`;
+        case 'div': return `tsr_idiv(${x}, ${y})`;
+        case 'mod': return `tsr_imod(${x}, ${y})`;
+        case 'max': return `max(${x}, ${y})`;
+        case 'min': return `min(${x}, ${y})`;
+        case 'shl': return `tsr_ishl(${x}, ${y})`;
+        case 'shr': return `(${x} >> (${y} & 31))`;
+        default: return fail('E_UNSUPPORTED', `i32 ${op} in kernel ${this.k.name}`);
+      }
+    }
+    switch (op) {
+      case 'add': return `(${x} + ${y})`;
+      case 'sub': return `(${x} - ${y})`;
+      case 'mul': return `(${x} * ${y})`;
+      case 'div': return `tsr_udiv(${x}, ${y})`;
+      case 'mod': return `tsr_umod(${x}, ${y})`;
+      case 'max': return `max(${x}, ${y})`;
+      case 'min': return `min(${x}, ${y})`;
+      case 'shl': return `(${x} << (${y} & 31u))`;
+      case 'shr': return `(${x} >> (${y} & 31u))`;
+      default: return fail('E_UNSUPPORTED', `${t} ${op} in kernel ${this.k.name}`);
+    }
+  }
+
+  private storeValue(buf: string, v: KExpr): string {
+    const d = this.bufType(buf);
+    if (d === 'f16') return `__float2half_rn(${this.expr(v)})`;
+    if (d === 'bool') return `(unsigned char)(${this.expr(v)} ? 1 : 0)`;
+    return this.expr(v);
+  }
+
+  stmts(ss: readonly KStmt[], ind: string, out: string[]): void {
+    for (const s of ss) {
+      switch (s.k) {
+        case 'let': out.push(`${ind}${s.mut ? '' : 'const '}${SCALAR[s.t]} ${s.name} = ${this.expr(s.init)};`); break;
+        case 'set': out.push(`${ind}${s.name} = ${this.expr(s.value)};`); break;
+        case 'store': out.push(`${ind}b_${s.buf}[${this.expr(s.index)}] = ${this.storeValue(s.buf, s.value)};`); break;
+        case 'sstore': out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${this.expr(s.value)};`); break;
+        case 'barrier': out.push(`${ind}__syncthreads();`); break;
+        case 'for':
+          out.push(`${ind}for (int ${s.v} = ${this.expr(s.from)}; ${s.v} < ${this.expr(s.to)}; ${s.v} += ${s.step}) {`);
+          this.stmts(s.body, ind + '  ', out);
+          out.push(`${ind}}`);
+          break;
+        case 'if':
+          out.push(`${ind}if (${this.expr(s.cond)}) {`);
+          this.stmts(s.then, ind + '  ', out);
+          if (s.else.length) {
+            out.push(`${ind}} else {`);
+            this.stmts(s.else, ind + '  ', out);
+          }
+          out.push(`${ind}}`);
+          break;
+      }
+    }
+  }
+}
+
+/** The kernel's CUDA entry point (without the prelude; see printCudaUnit). */
+export function printCudaKernel(k: Kernel): string {
+  const p = new Printer(k);
+  const params = [
+    ...k.buffers.map((b) => `${b.access === 'read' ? 'const ' : ''}${cudaStorageType(b.dtype)}* __restrict__ b_${b.name}`),
+    ...k.uniforms.map((u) => `int d_${u}`),
+  ];
+  const out = [
+    `// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`,
+    `extern "C" __global__ void __launch_bounds__(${k.workgroupSize}) ${k.name}(${params.join(', ')}) {`,
+    `  const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * ${k.workgroupSize}u + threadIdx.x);`,
+    ...k.shared.map((s) => `  __shared__ ${SCALAR[s.t]} s_${s.name}[${s.size}];`),
+  ];
+  p.stmts(k.body, '  ', out);
+  out.push('}');
+  return out.join('\n');
+}
+
+/** A self-contained translation unit: the prelude, then each kernel. */
+export function printCudaUnit(kernels: readonly Kernel[]): string {
+  return [CUDA_PRELUDE, ...kernels.map(printCudaKernel)].join('\n');
+}

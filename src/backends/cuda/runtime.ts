@@ -1,0 +1,462 @@
+/**
+ * CUDA backend runtime: kernels printed as CUDA C++ (print.ts), compiled by nvcc to a cubin for the
+ * device's own arch (nvcc.ts, cached on disk), loaded with the driver API through the addon
+ * (native.ts) and launched on the primary context's legacy default stream.
+ *
+ * Storage is native: f32/i32/u32 4 bytes, f16 2 bytes (`__half`, converted on upload/download with
+ * round-to-nearest-even), bool 1 byte (0/1). Allocations are zero-filled.
+ *
+ * Launches are asynchronous; uploads (cuMemcpyHtoD) and downloads (cuMemcpyDtoH) are ordered with
+ * them on the default stream, so a download sees every earlier launch. Everything run() checks
+ * (bindings, dims, limits) is checked on the host before the device is touched, so a bad launch throws
+ * a TesseraError and leaves the runtime usable. Driver failures throw E_BACKEND with the driver's
+ * error name and text; a fault inside a kernel surfaces at the next sync() or download().
+ *
+ * The grid is 1-D: ceil(threads / workgroupSize) blocks of workgroupSize threads, folded into y only
+ * past the device's grid x limit (2^31 - 1). Kernels compute their linear id as an i32, so a launch
+ * may cover at most 2^31 threads.
+ */
+import { createHash } from 'node:crypto';
+import { fail, TesseraError } from '../../errors.js';
+import type { DType } from '../../ir/dtype.js';
+import { evalDim } from '../../ir/dims.js';
+import type { Kernel, Scalar } from '../../ir/kernel.js';
+import type { BackendInfo, BackendRuntime, DeviceBuffer, HostArray } from '../../runtime/backend.js';
+import { f16BitsToF32, f32ToF16Bits } from '../../runtime/f16.js';
+import { checkBindings } from '../js/runtime.js';
+import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
+import { compileCuda, nvccAvailable, nvccVersion, type CompileCudaOptions } from './nvcc.js';
+import { printCudaUnit } from './print.js';
+
+export interface CudaRuntimeOptions {
+  /** Device ordinal (default 0). */
+  readonly device?: number;
+  /** Extra nvcc flags and cache folder for this runtime's kernels. */
+  readonly nvcc?: Pick<CompileCudaOptions, 'extraFlags' | 'cacheDir' | 'cache'>;
+}
+
+/** Bytes per element on the device. */
+export function cudaElementBytes(d: DType): number {
+  switch (d) {
+    case 'f32': case 'i32': case 'u32': return 4;
+    case 'f16': return 2;
+    case 'bool': return 1;
+  }
+}
+
+const SHARED_BYTES: Record<Scalar, number> = { f32: 4, i32: 4, u32: 4, bool: 1 };
+
+/** Largest linear thread id + 1 a kernel's i32 id can reach. */
+const MAX_LINEAR_THREADS = 2 ** 31;
+
+export class CudaBuffer implements DeviceBuffer {
+  freed = false;
+  constructor(
+    readonly dtype: DType,
+    readonly length: number,
+    /** Device bytes (at least 4). */
+    readonly bytes: number,
+    readonly ptr: CuHandle,
+    readonly owner: CudaRuntime,
+  ) {}
+}
+
+interface FunctionEntry {
+  readonly module: CuHandle;
+  readonly fn: CuHandle;
+}
+
+/** The thread's current context, shared by every runtime in this process (contexts are per thread). */
+let currentCtx: CuHandle | undefined;
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+function hostTypeName(d: DType): string {
+  switch (d) {
+    case 'f32': case 'f16': return 'Float32Array';
+    case 'i32': return 'Int32Array';
+    case 'u32': return 'Uint32Array';
+    case 'bool': return 'Uint8Array';
+  }
+}
+
+function hostMatches(d: DType, data: HostArray): boolean {
+  switch (d) {
+    case 'f32': case 'f16': return data instanceof Float32Array;
+    case 'i32': return data instanceof Int32Array;
+    case 'u32': return data instanceof Uint32Array;
+    case 'bool': return data instanceof Uint8Array;
+  }
+}
+
+/** Blocks of `wg` threads covering `threads`, as [x, y]: x up to maxX, y only when x is not enough. */
+export function cudaGrid(threads: number, wg: number, maxX: number, maxY: number): [number, number] | undefined {
+  const blocks = Math.ceil(threads / wg);
+  if (blocks <= maxX) return [Math.max(1, blocks), 1];
+  const y = Math.ceil(blocks / maxX);
+  if (y > maxY) return undefined;
+  return [Math.ceil(blocks / y), y];
+}
+
+export class CudaRuntime implements BackendRuntime {
+  readonly info: BackendInfo;
+  readonly device: CudaDeviceInfo;
+  /** The device's own arch, `sm_XY`, which kernels are compiled for. */
+  readonly arch: string;
+  private readonly addon: CudaAddon;
+  private readonly ctx: CuHandle;
+  private readonly opts: CudaRuntimeOptions;
+  private readonly modules = new Map<string, FunctionEntry>();
+  private readonly byKernel = new WeakMap<Kernel, FunctionEntry>();
+  private readonly live = new Set<CudaBuffer>();
+  private destroyed = false;
+
+  constructor(addon: CudaAddon, probe: CudaProbe, device: CudaDeviceInfo, opts: CudaRuntimeOptions = {}) {
+    this.addon = addon;
+    this.device = device;
+    this.opts = opts;
+    const [major, minor] = device.computeCapability;
+    this.arch = `sm_${major}${minor}`;
+    try {
+      this.ctx = addon.ctxCreate(device.index);
+    } catch (e) {
+      throw new TesseraError('E_BACKEND', `CUDA device ${device.index} (${device.name}): creating its context failed: ${message(e)}`);
+    }
+    currentCtx = this.ctx;
+    const drv = probe.driverVersion;
+    const driver = drv ? `${Math.floor(drv / 1000)}.${Math.floor((drv % 1000) / 10)}` : 'unknown';
+    this.info = {
+      kind: 'cuda',
+      description: `${device.name} (${this.arch}, ${device.smCount} SMs, ${(device.totalMem / 2 ** 30).toFixed(1)} GiB, CUDA driver ${driver}, nvcc ${nvccVersion() ?? 'unknown'})`,
+      features: ['shader-f16'],
+      limits: {
+        computeCapability: major * 10 + minor,
+        smCount: device.smCount,
+        totalMem: device.totalMem,
+        maxThreadsPerBlock: device.maxThreadsPerBlock,
+        maxSharedMemPerBlock: device.maxSharedMemPerBlock,
+        maxBlockDimX: device.maxBlockDimX,
+        maxGridDimX: device.maxGridDimX,
+        maxGridDimY: device.maxGridDimY,
+        warpSize: device.warpSize,
+      },
+    };
+  }
+
+  print(kernel: Kernel): string {
+    return printCudaUnit([kernel]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Driver calls
+
+  /** Run a driver call with this runtime's context current; driver errors become E_BACKEND. */
+  private cu<T>(what: string, f: () => T): T {
+    this.checkAlive();
+    try {
+      if (currentCtx !== this.ctx) {
+        this.addon.ctxSetCurrent(this.ctx);
+        currentCtx = this.ctx;
+      }
+      return f();
+    } catch (e) {
+      if (e instanceof TesseraError) throw e;
+      throw new TesseraError('E_BACKEND', `CUDA ${what}: ${message(e)}`);
+    }
+  }
+
+  private checkAlive(): void {
+    if (this.destroyed) fail('E_BACKEND', 'the CUDA runtime was destroyed');
+  }
+
+  private own(buf: DeviceBuffer, what: string): CudaBuffer {
+    if (!(buf instanceof CudaBuffer) || buf.owner !== this) fail('E_BUFFER', `${what}: the buffer was not allocated by this CUDA runtime`);
+    if (buf.freed) fail('E_BUFFER', `${what}: the buffer was freed`);
+    return buf;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Buffers
+
+  alloc(dtype: DType, length: number): CudaBuffer {
+    this.checkAlive();
+    if (!Number.isSafeInteger(length) || length < 0) fail('E_BUFFER', `alloc: length must be a non-negative integer, got ${length}`);
+    const bytes = Math.max(4, length * cudaElementBytes(dtype));
+    if (bytes > this.device.totalMem) fail('E_DEVICE_LIMIT', `alloc: ${length} x ${dtype} needs ${bytes} bytes, over the device's ${this.device.totalMem}`);
+    const ptr = this.cu('alloc', () => this.addon.memAlloc(bytes));
+    try {
+      this.cu('alloc (zero fill)', () => this.addon.memsetD8(ptr, 0, bytes));
+    } catch (e) {
+      this.cu('free', () => this.addon.memFree(ptr));
+      throw e;
+    }
+    const b = new CudaBuffer(dtype, length, bytes, ptr, this);
+    this.live.add(b);
+    return b;
+  }
+
+  upload(buf: DeviceBuffer, data: HostArray): void {
+    this.checkAlive();
+    const b = this.own(buf, 'upload');
+    if (!hostMatches(b.dtype, data)) fail('E_BUFFER', `upload: a ${b.dtype} buffer takes a ${hostTypeName(b.dtype)}, got ${data.constructor.name}`);
+    if (data.length !== b.length) fail('E_BUFFER', `upload: buffer holds ${b.length} ${b.dtype} elements, data has ${data.length}`);
+    if (b.length === 0) return;
+    let bytes: ArrayBufferView;
+    if (b.dtype === 'f16') {
+      const h = new Uint16Array(b.length);
+      for (let i = 0; i < b.length; i++) h[i] = f32ToF16Bits(data[i]!);
+      bytes = h;
+    } else if (b.dtype === 'bool') {
+      const u = new Uint8Array(b.length);
+      for (let i = 0; i < b.length; i++) u[i] = data[i] ? 1 : 0;
+      bytes = u;
+    } else {
+      bytes = data;
+    }
+    this.cu('upload', () => this.addon.memcpyHtoD(b.ptr, bytes));
+  }
+
+  async download(buf: DeviceBuffer): Promise<HostArray> {
+    this.checkAlive();
+    const b = this.own(buf, 'download');
+    const n = b.length;
+    switch (b.dtype) {
+      case 'f32': case 'i32': case 'u32': {
+        const out = b.dtype === 'f32' ? new Float32Array(n) : b.dtype === 'i32' ? new Int32Array(n) : new Uint32Array(n);
+        if (n > 0) this.cu('download', () => this.addon.memcpyDtoH(out, b.ptr));
+        return out;
+      }
+      case 'f16': {
+        const h = new Uint16Array(n);
+        if (n > 0) this.cu('download', () => this.addon.memcpyDtoH(h, b.ptr));
+        const out = new Float32Array(n);
+        for (let i = 0; i < n; i++) out[i] = f16BitsToF32(h[i]!);
+        return out;
+      }
+      case 'bool': {
+        const out = new Uint8Array(n);
+        if (n > 0) this.cu('download', () => this.addon.memcpyDtoH(out, b.ptr));
+        for (let i = 0; i < n; i++) out[i] = out[i] !== 0 ? 1 : 0;
+        return out;
+      }
+    }
+  }
+
+  free(buf: DeviceBuffer): void {
+    this.checkAlive();
+    const b = this.own(buf, 'free');
+    b.freed = true;
+    this.live.delete(b);
+    this.cu('free', () => this.addon.memFree(b.ptr));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Launches
+
+  /** Host-side checks for one launch: buffers, uniforms, thread count, device limits and the grid. */
+  private validate(kernel: Kernel, bindings: readonly DeviceBuffer[], dims: Readonly<Record<string, number>>): { bufs: CudaBuffer[]; uniforms: number[]; threads: number; grid: [number, number] } {
+    const k = kernel.name;
+    checkBindings(kernel, bindings, dims);
+    const bufs = bindings.map((b, i) => this.own(b, `kernel '${k}', buffer '${kernel.buffers[i]!.name}'`));
+    // Kernel pointers are __restrict__: a buffer bound twice must not be written through either.
+    for (let i = 0; i < bufs.length; i++) {
+      for (let j = i + 1; j < bufs.length; j++) {
+        if (bufs[i] === bufs[j] && (kernel.buffers[i]!.access !== 'read' || kernel.buffers[j]!.access !== 'read')) {
+          fail('E_BUFFER', `kernel '${k}': buffers '${kernel.buffers[i]!.name}' and '${kernel.buffers[j]!.name}' are the same device buffer and one is written`);
+        }
+      }
+    }
+    const uniforms = kernel.uniforms.map((u) => {
+      const v = evalDim({ sym: u }, dims);
+      if (!Number.isInteger(v) || v < -2147483648 || v > 2147483647) fail('E_ARG', `kernel '${k}': dim '${u}' = ${v} is not an i32`);
+      return v;
+    });
+    const threads = evalDim(kernel.threads, dims);
+    if (!Number.isInteger(threads) || threads < 0) fail('E_ARG', `kernel '${k}': thread count ${threads} is not a non-negative integer`);
+    const wg = kernel.workgroupSize;
+    const d = this.device;
+    if (!Number.isInteger(wg) || wg < 1 || wg > d.maxThreadsPerBlock || wg > d.maxBlockDimX) {
+      fail('E_DEVICE_LIMIT', `kernel '${k}': workgroup size ${wg} is outside the device's 1..${Math.min(d.maxThreadsPerBlock, d.maxBlockDimX)} threads per block`);
+    }
+    const shared = kernel.shared.reduce((s, a) => s + a.size * SHARED_BYTES[a.t], 0);
+    if (shared > d.maxSharedMemPerBlock) fail('E_DEVICE_LIMIT', `kernel '${k}': ${shared} bytes of shared memory, the device allows ${d.maxSharedMemPerBlock} per block`);
+    const grid = cudaGrid(threads, wg, d.maxGridDimX, d.maxGridDimY);
+    if (!grid || grid[0] * grid[1] * wg > MAX_LINEAR_THREADS) {
+      fail('E_DEVICE_LIMIT', `kernel '${k}': ${threads} threads exceed the 2^31 a linear i32 thread id can address`);
+    }
+    return { bufs, uniforms, threads, grid };
+  }
+
+  run(kernel: Kernel, bindings: readonly DeviceBuffer[], dims: Readonly<Record<string, number>>): void {
+    this.checkAlive();
+    const { bufs, uniforms, threads, grid } = this.validate(kernel, bindings, dims);
+    if (threads === 0) return;
+    const entry = this.functionFor(kernel);
+    const params: CuParam[] = [...bufs.map((b) => b.ptr), ...uniforms];
+    this.cu(`launch of kernel '${kernel.name}'`, () => this.addon.launchKernel(entry.fn, [grid[0], grid[1], 1], [kernel.workgroupSize, 1, 1], 0, params));
+  }
+
+  /** Compile and load a kernel ahead of its first run (E_BACKEND if nvcc or the driver rejects it). */
+  async compile(kernel: Kernel): Promise<void> {
+    this.checkAlive();
+    this.functionFor(kernel);
+  }
+
+  private functionFor(kernel: Kernel): FunctionEntry {
+    const known = this.byKernel.get(kernel);
+    if (known) return known;
+    const source = this.print(kernel);
+    const key = createHash('sha256').update(kernel.name).update('\0').update(source).digest('hex');
+    let entry = this.modules.get(key);
+    if (!entry) {
+      const { bytes } = compileCuda(source, { ...this.opts.nvcc, archs: [this.arch], output: 'cubin' });
+      const module = this.cu(`loading the module of kernel '${kernel.name}'`, () => this.addon.moduleLoadData(bytes));
+      let fn: CuHandle;
+      try {
+        fn = this.cu(`kernel '${kernel.name}'`, () => this.addon.moduleGetFunction(module, kernel.name));
+      } catch (e) {
+        try {
+          this.addon.moduleUnload(module);
+        } catch {
+          // The first error is the one to report.
+        }
+        throw e;
+      }
+      entry = { module, fn };
+      this.modules.set(key, entry);
+    }
+    this.byKernel.set(kernel, entry);
+    return entry;
+  }
+
+  async sync(): Promise<void> {
+    this.cu('synchronize', () => this.addon.ctxSynchronize());
+  }
+
+  async time(launches: () => void, repeats: number): Promise<{ medianMs: number; source: 'device' | 'wall' }> {
+    this.checkAlive();
+    const n = Math.max(1, Math.floor(repeats));
+    // Warm-up: kernels are compiled and loaded here, outside the measurement.
+    launches();
+    await this.sync();
+    const events: CuHandle[] = [];
+    try {
+      for (let i = 0; i < 2 * n; i++) events.push(this.cu('event create', () => this.addon.eventCreate(0)));
+      for (let r = 0; r < n; r++) {
+        this.cu('event record', () => this.addon.eventRecord(events[2 * r]!));
+        launches();
+        this.cu('event record', () => this.addon.eventRecord(events[2 * r + 1]!));
+      }
+      this.cu('event synchronize', () => this.addon.eventSynchronize(events[2 * n - 1]!));
+      const times: number[] = [];
+      for (let r = 0; r < n; r++) times.push(this.cu('event elapsed time', () => this.addon.eventElapsedTime(events[2 * r]!, events[2 * r + 1]!)));
+      return { medianMs: median(times), source: 'device' };
+    } finally {
+      for (const ev of events) {
+        try {
+          this.addon.eventDestroy(ev);
+        } catch {
+          // Destroying is best effort; a failing context reports itself elsewhere.
+        }
+      }
+    }
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    try {
+      if (currentCtx !== this.ctx) {
+        this.addon.ctxSetCurrent(this.ctx);
+        currentCtx = this.ctx;
+      }
+      // Best effort: after a kernel fault the context refuses everything, and releasing it is all that is left.
+      for (const b of this.live) {
+        b.freed = true;
+        try {
+          this.addon.memFree(b.ptr);
+        } catch {
+          // see above
+        }
+      }
+      for (const e of this.modules.values()) {
+        try {
+          this.addon.moduleUnload(e.module);
+        } catch {
+          // see above
+        }
+      }
+    } catch {
+      // ctxSetCurrent failed: releasing is still right.
+    }
+    this.live.clear();
+    this.modules.clear();
+    this.destroyed = true;
+    currentCtx = undefined;
+    try {
+      this.addon.ctxRelease(this.device.index);
+    } catch (e) {
+      throw new TesseraError('E_BACKEND', `CUDA destroy: ${message(e)}`);
+    }
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// Creation
+
+let createFailure: string | undefined;
+
+type Diagnosis = { ok: true; addon: CudaAddon; probe: CudaProbe; device: CudaDeviceInfo } | { ok: false; reason: string };
+
+function diagnose(index: number): Diagnosis {
+  const addon = loadCudaAddon();
+  if (!addon) return { ok: false, reason: cudaAddonUnavailableReason() ?? 'the CUDA addon did not load' };
+  let probe: CudaProbe;
+  try {
+    probe = addon.probe();
+  } catch (e) {
+    return { ok: false, reason: `probing the CUDA driver failed: ${message(e)}` };
+  }
+  if (!probe.available) return { ok: false, reason: probe.reason ?? 'the CUDA driver is not available' };
+  const device = probe.devices[index];
+  if (!device) return { ok: false, reason: `there is no CUDA device ${index} (the driver reports ${probe.devices.length})` };
+  if (!nvccAvailable()) return { ok: false, reason: 'nvcc not found or not working (it compiles the kernels; set $TESSERA_NVCC or put it on PATH)' };
+  return { ok: true, addon, probe, device };
+}
+
+/** A CUDA runtime on device `opts.device` (default 0), or undefined (cudaUnavailableReason() says why). */
+export function createCudaRuntime(opts: CudaRuntimeOptions = {}): CudaRuntime | undefined {
+  createFailure = undefined;
+  const d = diagnose(opts.device ?? 0);
+  if (!d.ok) {
+    createFailure = d.reason;
+    return undefined;
+  }
+  try {
+    return new CudaRuntime(d.addon, d.probe, d.device, opts);
+  } catch (e) {
+    createFailure = message(e);
+    return undefined;
+  }
+}
+
+/** Why createCudaRuntime() returned (or would return) undefined; undefined when CUDA is usable. */
+export function cudaUnavailableReason(device = 0): string | undefined {
+  if (createFailure !== undefined) return createFailure;
+  const d = diagnose(device);
+  return d.ok ? undefined : d.reason;
+}
+
+/** Like createCudaRuntime, but E_BACKEND with the reason when CUDA is not usable. */
+export function requireCudaRuntime(opts: CudaRuntimeOptions = {}): CudaRuntime {
+  const rt = createCudaRuntime(opts);
+  if (!rt) throw new TesseraError('E_BACKEND', `no CUDA device: ${cudaUnavailableReason(opts.device ?? 0)}`);
+  return rt;
+}

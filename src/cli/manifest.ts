@@ -1,0 +1,279 @@
+/**
+ * The JSON manifest `tessera compile` writes next to the kernels: everything another engine needs
+ * to allocate, bind and launch them with no Tessera runtime (buffers and their sizes, binding
+ * indices and storage types, the uniform struct, the launch grid), plus per-kernel costs where they
+ * can be counted exactly from the graph. Dims are strings in the text-form syntax.
+ */
+import { readFileSync } from 'node:fs';
+import { dimCdiv, dimKey, dimSymbols, dimToString, shapeSymbols, type Dim, type Shape } from '../ir/dims.js';
+import type { DType } from '../ir/dtype.js';
+import { isBinary, isReduce, isUnary } from '../ir/ops.js';
+import type { CompiledKernel, CompiledProgram } from '../passes/pipeline.js';
+import { WGSL_CAPS, type WGSLPrinter } from './backends.js';
+
+export const TARGETS = ['wgsl', 'js'] as const;
+export type Target = (typeof TARGETS)[number];
+
+export interface TensorEntry {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly string[];
+  /** The buffer that holds it. */
+  readonly buffer: string;
+}
+
+export interface DimEntry {
+  readonly name: string;
+  /** The first input axis that is exactly this dim (`x.shape[0]`), or null when it must be passed. */
+  readonly from: string | null;
+}
+
+export interface BufferEntry {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly string[];
+  readonly role: 'input' | 'output' | 'temp';
+  readonly elements: string;
+  /** WGSL element type on the device. */
+  readonly storage: string;
+  /** Device bytes: elements * bytes per storage element (allocate at least 4, rounded up to 4). */
+  readonly bytes: string;
+}
+
+export interface BindingEntry {
+  readonly binding: number;
+  readonly buffer: string;
+  readonly dtype: DType;
+  readonly storage: string;
+  readonly access: 'read' | 'read_write';
+  /** GPUBufferBindingType for the bind group layout. */
+  readonly type: 'read-only-storage' | 'storage';
+}
+
+export interface UniformEntry {
+  readonly binding: number;
+  readonly struct: 'Dims';
+  /** Bytes of the uniform buffer: 4 per field, padded to a multiple of 16. */
+  readonly size: number;
+  readonly fields: readonly { readonly name: string; readonly type: 'i32'; readonly offset: number }[];
+}
+
+export interface KernelEntry {
+  readonly name: string;
+  readonly files: Partial<Record<Target, string>>;
+  readonly entryPoint: 'main';
+  readonly workgroupSize: number;
+  readonly threads: string;
+  readonly workgroups: string;
+  readonly bindings: readonly BindingEntry[];
+  readonly uniforms?: UniformEntry;
+  readonly workgroupMemoryBytes?: number;
+  readonly schedule: { readonly kind: string; readonly params: Readonly<Record<string, number>> };
+  readonly flops?: string;
+  readonly bytesRead?: string;
+  readonly bytesWritten?: string;
+}
+
+export interface Manifest {
+  readonly program: string;
+  readonly tessera: string;
+  readonly kernelCount: number;
+  readonly targets: readonly Target[];
+  readonly inputs: readonly TensorEntry[];
+  readonly outputs: readonly TensorEntry[];
+  readonly dims: readonly DimEntry[];
+  readonly buffers: readonly BufferEntry[];
+  readonly kernels: readonly KernelEntry[];
+  readonly conventions: Readonly<Record<string, string>>;
+}
+
+let version: string | undefined;
+export function tesseraVersion(): string {
+  version ??= (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return version;
+}
+
+const shapeStrings = (s: Shape): string[] => s.map(dimToString);
+
+/** What the manifest's words mean; written into it so the file explains itself. */
+const CONVENTIONS: Record<string, string> = {
+  dims: 'Dims are written as in the text form: M, 4, M*N, (M+1), cdiv(M, 4) = ceil(M / 4); a / b is floor division. Bind each dim from the input axis named in `dims[].from` (or pass it).',
+  launch: 'Launch the kernels in the listed order, each after the previous one (one compute pass in order is enough). For each: workgroups = ceil(threads / workgroupSize); when that exceeds maxComputeWorkgroupsPerDimension, dispatch (x, y, 1) with y = ceil(workgroups / max) and x = ceil(workgroups / y), else (workgroups, 1, 1).',
+  threadId: 'The WGSL computes its linear id as (workgroup_id.y * num_workgroups.x + workgroup_id.x) * workgroupSize + local_invocation_index and returns when it is >= threads, so the padding of a folded grid is harmless.',
+  bindings: 'Bind group 0: the storage buffers at the listed binding indices, then the uniform struct Dims (one i32 per field, in order, padded to 16 bytes) at binding = number of storage buffers. A kernel without uniforms has no uniform binding.',
+  storage: 'WGSL printed without shader-f16: f16 tensors are stored as f32 words holding f16-rounded values (round the inputs to f16 before upload); bool tensors are u32 0/1; i32/u32/f32 are themselves. Buffers are dense row-major; allocate max(4, ceil(bytes / 4) * 4) bytes.',
+  js: 'A .js kernel is a function body: new Function("bufs", "u", "nThreads", "H", source), called with the host typed arrays in binding order, u = { dim: value } for the uniforms, nThreads = threads, H = the JS backend helpers (src/backends/js).',
+  costs: 'flops counts graph ops once per element computed (a transcendental counts 1, casts, selects and data movement 0; a reduction 1 per input element; a matmul 2*M*N*K); bytesRead/bytesWritten are compulsory traffic: every bound buffer once at its device size. Omitted where not exact: flops for index-expression (compute) kernels, bytesRead for kernels that may read only part of a buffer (slice, gather, compute).',
+};
+
+/**
+ * A sum of products of dims with integer coefficients, collected by monomial so costs read as
+ * `3*M*N + 8*N` rather than as a chain of additions.
+ */
+class Poly {
+  private readonly terms = new Map<string, { coef: number; factors: Dim[] }>();
+
+  add(coef: number, dims: readonly Dim[]): this {
+    let c = coef;
+    const factors: Dim[] = [];
+    const walk = (d: Dim): void => {
+      if (typeof d === 'number') c *= d;
+      else if ('op' in d && d.op === '*') {
+        walk(d.a);
+        walk(d.b);
+      } else factors.push(d);
+    };
+    dims.forEach(walk);
+    factors.sort((a, b) => (dimKey(a) < dimKey(b) ? -1 : dimKey(a) > dimKey(b) ? 1 : 0));
+    const key = factors.map(dimKey).join('*');
+    const t = this.terms.get(key);
+    if (t) t.coef += c;
+    else this.terms.set(key, { coef: c, factors });
+    return this;
+  }
+
+  addPoly(p: Poly): this {
+    for (const t of p.terms.values()) this.add(t.coef, t.factors);
+    return this;
+  }
+
+  toString(): string {
+    const wrap = (d: Dim) => (typeof d === 'object' && 'op' in d && d.op !== '*' && d.op !== 'cdiv' ? `(${dimToString(d)})` : dimToString(d));
+    const parts = [...this.terms.entries()]
+      .filter(([, t]) => t.coef !== 0)
+      .sort(([ka, a], [kb, b]) => b.factors.length - a.factors.length || (ka < kb ? -1 : ka > kb ? 1 : 0))
+      .map(([, t]) => (t.factors.length === 0 ? String(t.coef) : `${t.coef === 1 ? '' : `${t.coef}*`}${t.factors.map(wrap).join('*')}`));
+    return parts.length > 0 ? parts.join(' + ') : '0';
+  }
+}
+
+/** Exact graph FLOPs of a kernel's group, or undefined when it holds an op whose cost is not counted. */
+function groupFlops(k: CompiledKernel): Poly | undefined {
+  const total = new Poly();
+  for (const n of k.group.inlined) {
+    if (n.op === 'compute') return undefined;
+    if (isUnary(n.op) || isBinary(n.op)) total.add(1, n.shape);
+    else if (isReduce(n.op)) total.add(1, n.args[0]!.shape);
+    else if (n.op === 'matmul') {
+      const a = n.args[0]!;
+      total.add(2, [...n.shape, a.shape[a.shape.length - 1]!]);
+    }
+    // input, const, cast, where and data movement: 0
+  }
+  return total;
+}
+
+const PARTIAL_READS = new Set(['slice', 'gather', 'compute']);
+
+export function buildManifest(cp: CompiledProgram, targets: readonly Target[], wgsl: WGSLPrinter): Manifest {
+  const bufferBytes = new Map<string, Poly>();
+  const buffers: BufferEntry[] = cp.buffers.map((b) => {
+    const bytes = new Poly().add(wgsl.bytes(b.dtype), b.shape);
+    bufferBytes.set(b.name, bytes);
+    return { name: b.name, dtype: b.dtype, shape: shapeStrings(b.shape), role: b.role, elements: new Poly().add(1, b.shape).toString(), storage: wgsl.storage(b.dtype), bytes: bytes.toString() };
+  });
+  const inputBuffer = (name: string) => cp.buffers.find((b) => b.role === 'input' && b.name === name.replace(/[^A-Za-z0-9_]/g, '_'))?.name ?? name;
+  const inputs = cp.program.inputs.map((p) => ({ name: p.name, dtype: p.dtype, shape: shapeStrings(p.shape), buffer: inputBuffer(p.name) }));
+  const outputs = cp.program.outputs.map((o) => ({ name: o.name, dtype: o.node.dtype, shape: shapeStrings(o.node.shape), buffer: cp.outputs.get(o.name) ?? o.name }));
+
+  const symbols = new Set<string>();
+  for (const b of cp.buffers) shapeSymbols(b.shape, symbols);
+  for (const k of cp.kernels) {
+    dimSymbols(k.kernel.threads, symbols);
+    for (const u of k.kernel.uniforms) symbols.add(u);
+  }
+  const dims = [...symbols].sort().map((name) => {
+    for (const p of cp.program.inputs) {
+      const axis = p.shape.findIndex((d) => typeof d === 'object' && 'sym' in d && d.sym === name);
+      if (axis >= 0) return { name, from: `${p.name}.shape[${axis}]` };
+    }
+    return { name, from: null };
+  });
+
+  const kernels = cp.kernels.map((ck): KernelEntry => {
+    const k = ck.kernel;
+    const bindings = k.buffers.map((b, i): BindingEntry => ({
+      binding: i,
+      buffer: ck.bindings[i]!,
+      dtype: b.dtype,
+      storage: wgsl.storage(b.dtype),
+      access: b.access,
+      type: b.access === 'read' ? 'read-only-storage' : 'storage',
+    }));
+    const files: Partial<Record<Target, string>> = {};
+    for (const t of targets) files[t] = `${k.name}.${t}`;
+    const flops = groupFlops(ck);
+    const partial = ck.group.inlined.some((n) => PARTIAL_READS.has(n.op));
+    const read = new Poly();
+    const written = new Poly();
+    for (const b of bindings) (b.access === 'read' ? read : written).addPoly(bufferBytes.get(b.buffer)!);
+    const shared = k.shared.reduce((acc, s) => acc + Math.ceil((s.size * 4) / 16) * 16, 0);
+    return {
+      name: k.name,
+      files,
+      entryPoint: 'main',
+      workgroupSize: k.workgroupSize,
+      threads: dimToString(k.threads),
+      workgroups: dimToString(dimCdiv(k.threads, k.workgroupSize)),
+      bindings,
+      ...(k.uniforms.length > 0
+        ? {
+            uniforms: {
+              binding: k.buffers.length,
+              struct: 'Dims' as const,
+              size: Math.max(16, Math.ceil((k.uniforms.length * 4) / 16) * 16),
+              fields: k.uniforms.map((name, i) => ({ name, type: 'i32' as const, offset: 4 * i })),
+            },
+          }
+        : {}),
+      ...(shared > 0 ? { workgroupMemoryBytes: shared } : {}),
+      schedule: { kind: k.schedule.kind, params: { ...k.schedule.params } },
+      ...(flops !== undefined ? { flops: flops.toString() } : {}),
+      ...(partial ? {} : { bytesRead: read.toString() }),
+      bytesWritten: written.toString(),
+    };
+  });
+
+  return {
+    program: cp.name,
+    tessera: tesseraVersion(),
+    kernelCount: kernels.length,
+    targets: [...targets],
+    inputs,
+    outputs,
+    dims,
+    buffers,
+    kernels,
+    conventions: { ...CONVENTIONS, wgslCaps: `printed with ${JSON.stringify(WGSL_CAPS)}` },
+  };
+}
+
+const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/**
+ * JSON laid out for people: a value that fits in `width` columns stays on one line, anything longer
+ * is broken one entry per line. With `bareKeys`, identifier keys are unquoted (a TS object literal).
+ */
+export function prettyJSON(v: unknown, opts: { readonly width?: number; readonly bareKeys?: boolean } = {}, indent = '', lead = 0): string {
+  const width = opts.width ?? 130;
+  const key = (k: string) => (opts.bareKeys && IDENT.test(k) ? k : JSON.stringify(k));
+  const entries = (x: object) => Object.entries(x).filter(([, e]) => e !== undefined);
+  const inline = (x: unknown): string => {
+    if (Array.isArray(x)) return `[${x.map(inline).join(', ')}]`;
+    if (x !== null && typeof x === 'object') {
+      const es = entries(x);
+      return es.length > 0 ? `{ ${es.map(([k, e]) => `${key(k)}: ${inline(e)}`).join(', ')} }` : '{}';
+    }
+    return JSON.stringify(x);
+  };
+  const flat = inline(v);
+  if (v === null || typeof v !== 'object' || indent.length + lead + flat.length <= width) return flat;
+  const inner = `${indent}  `;
+  if (Array.isArray(v)) return `[\n${v.map((x) => inner + prettyJSON(x, opts, inner)).join(',\n')}\n${indent}]`;
+  return `{\n${entries(v).map(([k, x]) => `${inner}${key(k)}: ${prettyJSON(x, opts, inner, key(k).length + 2)}`).join(',\n')}\n${indent}}`;
+}
+
+/** The manifest as written to disk, with a trailing newline; byte-stable for the same program. */
+export function manifestText(m: Manifest): string {
+  return `${prettyJSON(m)}\n`;
+}

@@ -1,0 +1,355 @@
+/**
+ * The `tessera` command, run in-process with captured output (and once through bin/tessera.mjs):
+ * compile writes deterministic kernels, manifests and wrappers that type-check and run; run checks
+ * against the reference; bad input gives the right exit code and error code.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { Project, ts } from 'ts-morph';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main, type CliIO } from '../src/cli/main.js';
+import type { Manifest } from '../src/cli/manifest.js';
+import { runAndCheck } from '../src/cli/run-cmd.js';
+import { JSRuntime } from '../src/backends/js/runtime.js';
+import { evalDim } from '../src/ir/dims.js';
+import { parseDim } from '../src/ir/text/index.js';
+import { compile } from '../src/passes/pipeline.js';
+import { evalProgram, refFromHost, refMismatch } from '../src/ref/index.js';
+import type { BackendRuntime, DeviceBuffer, HostArray } from '../src/runtime/backend.js';
+import { mixed, rowSoftmax, siluAffine } from './fixtures/cli-sample.js';
+import { getTestWebGPU, webgpuRequired } from './helpers/webgpu.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const SAMPLE = join(ROOT, 'test/fixtures/cli-sample.ts');
+const tmp = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: CliIO = { out: (s) => void (out += s), err: (s) => void (err += s) };
+  const code = await main(argv, io);
+  return { code, out, err };
+}
+
+/** Every file under `dir`, relative path -> bytes. */
+function tree(dir: string): Map<string, Buffer> {
+  const files = new Map<string, Buffer>();
+  const walk = (d: string, rel: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (e.isDirectory()) walk(join(d, e.name), `${rel}${e.name}/`);
+      else files.set(`${rel}${e.name}`, readFileSync(join(d, e.name)));
+    }
+  };
+  walk(dir, '');
+  return files;
+}
+
+const manifestOf = (dir: string, program: string) => JSON.parse(readFileSync(join(dir, program, 'manifest.json'), 'utf8')) as Manifest;
+
+describe('tessera compile', () => {
+  const out = join(tmp, 'a');
+
+  it('writes kernels, a manifest and a wrapper per program', async () => {
+    const r = await cli('compile', SAMPLE, '--target', 'wgsl,js', '--out', out);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/silu_affine: 1 kernel \(elementwise\) compiled in/);
+    for (const p of ['silu_affine', 'row_softmax', 'mixed']) {
+      const m = manifestOf(out, p);
+      for (const k of m.kernels) {
+        expect(existsSync(join(out, p, `${k.name}.wgsl`))).toBe(true);
+        expect(existsSync(join(out, p, `${k.name}.js`))).toBe(true);
+        expect(k.files).toEqual({ wgsl: `${k.name}.wgsl`, js: `${k.name}.js` });
+      }
+      expect(existsSync(join(out, p, `${p}.ts`))).toBe(true);
+    }
+    expect(readFileSync(join(out, 'silu_affine', 'silu_affine_elementwise_out.wgsl'), 'utf8')).toMatch(/@compute @workgroup_size\(64\)\nfn main\(/);
+  });
+
+  it('describes how to bind and launch each kernel in the manifest', () => {
+    const m = manifestOf(out, 'silu_affine');
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(m).toMatchObject({ program: 'silu_affine', tessera: pkg.version, kernelCount: 1, targets: ['wgsl', 'js'] });
+    expect(m.inputs).toEqual([
+      { name: 'x', dtype: 'f32', shape: ['M', 'N'], buffer: 'x' },
+      { name: 'a', dtype: 'f32', shape: ['N'], buffer: 'a' },
+      { name: 'b', dtype: 'f32', shape: ['N'], buffer: 'b' },
+    ]);
+    expect(m.outputs).toEqual([{ name: 'out', dtype: 'f32', shape: ['M', 'N'], buffer: 'out' }]);
+    expect(m.dims).toEqual([{ name: 'M', from: 'x.shape[0]' }, { name: 'N', from: 'x.shape[1]' }]);
+    expect(m.buffers.map((b) => [b.name, b.role, b.elements, b.bytes])).toEqual([
+      ['x', 'input', 'M*N', '4*M*N'],
+      ['a', 'input', 'N', '4*N'],
+      ['b', 'input', 'N', '4*N'],
+      ['out', 'output', 'M*N', '4*M*N'],
+    ]);
+    const k = m.kernels[0]!;
+    expect(k).toMatchObject({ entryPoint: 'main', workgroupSize: 64, schedule: { kind: 'elementwise', params: { perThread: 4, workgroupSize: 64 } } });
+    expect(k.bindings.map((b) => [b.binding, b.buffer, b.storage, b.access, b.type])).toEqual([
+      [0, 'x', 'f32', 'read', 'read-only-storage'],
+      [1, 'a', 'f32', 'read', 'read-only-storage'],
+      [2, 'b', 'f32', 'read', 'read-only-storage'],
+      [3, 'out', 'f32', 'read_write', 'storage'],
+    ]);
+    expect(k.uniforms).toEqual({ binding: 4, struct: 'Dims', size: 16, fields: [{ name: 'M', type: 'i32', offset: 0 }, { name: 'N', type: 'i32', offset: 4 }] });
+    // mul, add, silu per element; x, a, b read once, out written once
+    expect(k).toMatchObject({ flops: '3*M*N', bytesRead: '4*M*N + 8*N', bytesWritten: '4*M*N' });
+    // Dim strings are text-form dims that evaluate like the kernel's own
+    const cp = compile(siluAffine.program);
+    const env = { M: 7, N: 13 };
+    expect(evalDim(parseDim(k.threads), env)).toBe(evalDim(cp.kernels[0]!.kernel.threads, env));
+    expect(evalDim(parseDim(k.workgroups), env)).toBe(Math.ceil(evalDim(cp.kernels[0]!.kernel.threads, env) / 64));
+  });
+
+  it('gives device storage types for f16 and bool, and no uniforms-free surprises', () => {
+    const m = manifestOf(out, 'mixed');
+    expect(m.kernelCount).toBe(m.kernels.length);
+    expect(m.buffers.find((b) => b.name === 'h')).toMatchObject({ dtype: 'f16', storage: 'f32', bytes: '4*M*N' });
+    expect(m.buffers.find((b) => b.name === 'keep')).toMatchObject({ dtype: 'bool', storage: 'u32' });
+    expect(m.outputs.map((o) => [o.name, o.dtype, o.shape])).toEqual([
+      ['idx', 'i32', ['M']],
+      ['total', 'f16', ['M']],
+      ['pos', 'bool', ['M', 'N']],
+    ]);
+    for (const k of m.kernels) expect(k.uniforms?.binding).toBe(k.bindings.length);
+  });
+
+  it('is deterministic: a second compile, in-process or through bin/tessera.mjs, writes the same bytes', async () => {
+    const again = join(tmp, 'b');
+    expect((await cli('compile', SAMPLE, '--target', 'js,wgsl', '--out', again)).code).toBe(0);
+    const child = join(tmp, 'c');
+    await promisify(execFile)(process.execPath, [join(ROOT, 'bin/tessera.mjs'), 'compile', SAMPLE, '--out', child], { cwd: ROOT });
+    const first = tree(out);
+    expect(first.size).toBe(17);
+    for (const other of [tree(again), tree(child)]) {
+      expect([...other.keys()]).toEqual([...first.keys()]);
+      for (const [name, bytes] of first) expect(other.get(name)!.equals(bytes), name).toBe(true);
+    }
+  });
+
+  it('writes a wrapper that type-checks under strict settings and rejects a wrongly typed input', () => {
+    const project = new Project({
+      compilerOptions: {
+        strict: true,
+        noUncheckedIndexedAccess: true,
+        noUnusedLocals: true,
+        noUnusedParameters: true,
+        exactOptionalPropertyTypes: true,
+        noImplicitReturns: true,
+        target: ts.ScriptTarget.ES2022,
+        module: ts.ModuleKind.ES2022,
+        moduleResolution: ts.ModuleResolutionKind.Bundler,
+        lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+        typeRoots: [join(ROOT, 'node_modules')],
+        types: ['@webgpu/types'],
+        noEmit: true,
+        // lib.dom and @webgpu/types both declare the WebGPU globals, slightly differently; check the wrapper, not them.
+        skipLibCheck: true,
+      },
+    });
+    for (const p of ['silu_affine', 'row_softmax', 'mixed']) project.addSourceFileAtPath(join(out, p, `${p}.ts`));
+    const clean = project.getPreEmitDiagnostics();
+    expect(project.formatDiagnosticsWithColorAndContext(clean)).toBe('');
+    // The wrapper's types are real: an Int32Array for an f32 input and a wrong rank are errors.
+    project.createSourceFile(
+      join(out, 'use.ts'),
+      [
+        "import { runSiluAffine, manifest } from './silu_affine/silu_affine';",
+        'export async function use(device: GPUDevice): Promise<number> {',
+        '  const r = await runSiluAffine(device, { x: { data: new Int32Array(4), shape: [2, 2] }, a: { data: new Float32Array(2), shape: [2, 1] }, b: { data: new Float32Array(2), shape: [2] } });',
+        '  const k: 1 = manifest.kernelCount;',
+        '  return r.out.data[0]! + r.out.shape[1] + k;',
+        '}',
+      ].join('\n'),
+    );
+    const messages = project.getPreEmitDiagnostics().map((d) => ts.flattenDiagnosticMessageText(d.getMessageText(), '\n'));
+    expect(messages.join('\n')).toMatch(/Int32Array/);
+    expect(messages.join('\n')).toMatch(/\[number, number\]/);
+  });
+
+  it('compiles a .tsr text-form file', async () => {
+    const dir = join(tmp, 'tsr');
+    const r = await cli('compile', join(ROOT, 'examples/softmax.tsr'), '--out', dir);
+    expect(r.code).toBe(0);
+    const m = manifestOf(dir, 'softmax');
+    expect(m).toMatchObject({ program: 'softmax', kernelCount: 1, outputs: [{ name: 'y', shape: ['M', 'N'] }] });
+    expect(m.kernels[0]!.schedule.kind).toBe('row');
+    expect(m.kernels[0]!.flops).toBe('5*M*N');
+  });
+
+  it('omits costs it cannot count exactly (an index-expression kernel)', async () => {
+    const dir = join(tmp, 'mm');
+    expect((await cli('compile', join(ROOT, 'examples/matmul.tsr'), '--target', 'js', '--out', dir)).code).toBe(0);
+    const m = manifestOf(dir, 'matmul');
+    const [mm, comp] = m.kernels;
+    expect(mm).toMatchObject({ flops: '8*B*D*D*T', bytesRead: '4*B*D*T + 16*D*D', bytesWritten: '16*B*D*T' });
+    expect(comp!.flops).toBeUndefined();
+    expect(comp!.bytesRead).toBeUndefined();
+    expect(existsSync(join(dir, 'matmul', 'matmul.ts'))).toBe(false); // the wrapper runs WGSL: --target wgsl only
+  });
+
+  it('prints the IR after the requested stages', async () => {
+    const r = await cli('compile', SAMPLE, '--out', join(tmp, 'dump'), '--dump-after', 'simplify', '--dump-after', 'schedule');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('// ---- silu_affine after simplify ----\nprogram silu_affine(x: f32[M, N], a: f32[N], b: f32[N]) -> (out) {');
+    expect(r.out).toContain('// ---- silu_affine after schedule ----\nkernel silu_affine_elementwise_out [elementwise');
+    expect(r.out).not.toContain('after fuse');
+  });
+});
+
+describe('the generated wrapper on WebGPU', async () => {
+  const rt = await getTestWebGPU();
+  it.skipIf(!rt && !webgpuRequired())('runs each program with plain WebGPU calls and matches the reference', async () => {
+    const dir = join(tmp, 'gpu');
+    expect((await cli('compile', SAMPLE, '--target', 'wgsl', '--out', dir)).code).toBe(0);
+    const device = rt!.device;
+    const [M, N] = [5, 37];
+    const x = Float32Array.from({ length: M * N }, (_, i) => Math.sin(i * 1.7) * 2);
+    const a = Float32Array.from({ length: N }, (_, i) => Math.cos(i) + 0.5);
+    const b = Float32Array.from({ length: N }, (_, i) => i / N - 0.5);
+    const keep = Uint8Array.from({ length: M * N }, (_, i) => (i % 3 === 0 ? 0 : 1));
+    type Out = Record<string, { data: HostArray; shape: readonly number[] }>;
+    type Runner = (device: GPUDevice, inputs: unknown) => Promise<Out>;
+    const load = async (p: string, fn: string) => (await import(pathToFileURL(join(dir, p, `${p}.ts`)).href) as Record<string, Runner>)[fn]!;
+
+    const silu = await (await load('silu_affine', 'runSiluAffine'))(device, { x: { data: x, shape: [M, N] }, a: { data: a, shape: [N] }, b: { data: b, shape: [N] } });
+    const siluRef = evalProgram(siluAffine.program, { x: refFromHost('f32', [M, N], x), a: refFromHost('f32', [N], a), b: refFromHost('f32', [N], b) });
+    expect(silu['out']!.shape).toEqual([M, N]);
+    expect(refMismatch(silu['out']!.data, siluRef['out']!, 1e-4, 1e-4)).toBeNull();
+
+    const sm = await (await load('row_softmax', 'runRowSoftmax'))(device, { x: { data: x, shape: [M, N] } });
+    expect(refMismatch(sm['out']!.data, evalProgram(rowSoftmax.program, { x: refFromHost('f32', [M, N], x) })['out']!, 1e-4, 1e-4)).toBeNull();
+
+    const mx = await (await load('mixed', 'runMixed'))(device, { h: { data: x, shape: [M, N] }, keep: { data: keep, shape: [M, N] } });
+    const mxRef = evalProgram(mixed.program, { h: refFromHost('f16', [M, N], x), keep: refFromHost('bool', [M, N], keep) });
+    expect(mx['idx']!.data).toBeInstanceOf(Int32Array);
+    expect(mx['pos']!.data).toBeInstanceOf(Uint8Array);
+    for (const o of ['idx', 'total', 'pos']) expect(refMismatch(mx[o]!.data, mxRef[o]!, 1e-2, 1e-2), o).toBeNull();
+
+    await expect((await load('silu_affine', 'runSiluAffine'))(device, { x: { data: x, shape: [M, N] }, a: { data: a, shape: [N + 1] }, b: { data: b, shape: [N] } })).rejects.toThrow(
+      "silu_affine: dim N is 37 but input 'a' axis 0 is 38",
+    );
+  });
+});
+
+describe('tessera run', () => {
+  it('runs every program on the JS backend and reports MATCH', async () => {
+    const r = await cli('run', SAMPLE, '--backend', 'js', '--dims', 'M=7,N=33', '--repeat', '3');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('backend: js (requested with --backend js)');
+    expect(r.out).toContain('silu_affine: 1 kernel on js, dims M=7 N=33, seed 1');
+    expect(r.out).toContain('  kernel silu_affine_elementwise_out: elementwise (perThread=4 workgroupSize=64)');
+    expect(r.out).toMatch(/out f32\[7, 33\]: max abs err \S+, max rel err \S+ \(rtol 1e-4, atol 1e-4\) MATCH/);
+    expect(r.out).toMatch(/idx i32\[7\]: max abs err 0, max rel err 0 \(exact\) MATCH/);
+    expect(r.out).toMatch(/compile [\d.]+ ms, run median [\d.]+ ms over 3 \(wall time\)/);
+    expect(r.out.match(/^ {2}MATCH$/gm)).toHaveLength(3);
+  });
+
+  it('runs a .tsr file and dumps the IR after a stage', async () => {
+    const r = await cli('run', join(ROOT, 'examples/bias_gelu.tsr'), '--backend', 'js', '--dump-after', 'fuse');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('// ---- bias_gelu after fuse ----\ngroup 0 elementwise');
+    expect(r.out).toMatch(/y f16\[16, 16\]: .* \(rtol 0\.01, atol 0\.01\) MATCH/);
+  });
+
+  it('reports a mismatch when a backend computes the wrong values', async () => {
+    // A JS runtime that corrupts every downloaded value stands in for a miscompiling backend.
+    const js = new JSRuntime();
+    const broken: BackendRuntime = Object.assign(Object.create(js) as JSRuntime, {
+      async download(buf: DeviceBuffer): Promise<HostArray> {
+        const data = await js.download(buf);
+        return data instanceof Float32Array ? data.map((v) => v + 0.5) : data;
+      },
+    });
+    const report = await runAndCheck(compile(siluAffine.program), broken, { M: 4, N: 8 }, 1, 1);
+    expect(report.ok).toBe(false);
+    expect(report.checks[0]!.mismatch).toMatch(/^at \[0, 0\]: got/);
+    expect(report.checks[0]!.maxAbs).toBeCloseTo(0.5, 5);
+  });
+});
+
+describe('tessera devices, demo and help', () => {
+  it('lists the JS backend, the WebGPU adapter or why there is none, and CUDA', async () => {
+    const r = await cli('devices');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^js {6}available: JavaScript on the CPU/m);
+    expect(r.out).toMatch(/^webgpu {2}(available: .+\n {8}features: .+\n {8}limits: maxComputeInvocationsPerWorkgroup \d+.*|not available: .+)$/m);
+    expect(r.out).toContain('cuda    not available in this build');
+  });
+
+  it('demo compiles the op library and matches the reference on every program', async () => {
+    const dir = join(tmp, 'demo');
+    const r = await cli('demo', '--backend', 'js', '--out', dir, '--repeat', '1');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const n = Number(/tessera demo: (\d+) programs from/.exec(r.out)?.[1]);
+    expect(n).toBeGreaterThanOrEqual(4);
+    expect(r.out).toContain(`${n} of ${n} programs match the reference on js`);
+    expect(readdirSync(dir)).toHaveLength(n);
+  });
+
+  it('prints help for the tool and for each command', async () => {
+    const top = await cli('--help');
+    expect(top.code).toBe(0);
+    for (const c of ['compile', 'run', 'devices', 'demo']) {
+      expect(top.out).toContain(`  ${c}`);
+      const h = await cli(c, '--help');
+      expect(h.code).toBe(0);
+      expect(h.out).toContain(`Usage:\n  tessera ${c}`);
+      expect(h.out).toContain('--verbose');
+    }
+    expect((await cli()).code).toBe(2);
+  });
+});
+
+describe('bad input', () => {
+  it('an unknown command or option is a usage error (exit 2)', async () => {
+    const a = await cli('frobnicate');
+    expect(a.code).toBe(2);
+    expect(a.err).toContain("error: unknown command 'frobnicate'; commands are compile, run, devices, demo");
+    const b = await cli('compile', SAMPLE, '--bogus');
+    expect(b.code).toBe(2);
+    expect(b.err).toContain("error: unknown option '--bogus'\n  see 'tessera compile --help'");
+    expect((await cli('run', SAMPLE, '--dims', 'M=x')).code).toBe(2);
+    expect((await cli('run', SAMPLE, '--backend', 'tpu')).code).toBe(2);
+    expect((await cli('compile', SAMPLE, '--dump-after', 'nope')).err).toContain('stages are simplify, fuse, memory, schedule');
+    expect((await cli('compile', SAMPLE, '--target', 'spirv')).code).toBe(2);
+    expect((await cli('compile')).err).toContain('missing <file>');
+  });
+
+  it('a file that does not exist is a clear error', async () => {
+    const r = await cli('compile', join(tmp, 'nope.ts'), '--out', join(tmp, 'x'));
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`error[E_ARG]: cannot load '${join(tmp, 'nope.ts')}': no such file\n`);
+  });
+
+  it('a shape error in a DSL program names its code and call site, without a stack', async () => {
+    const r = await cli('run', join(ROOT, 'test/fixtures/cli-bad-shape.ts'), '--backend', 'js');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^error\[E_SHAPE\]: shapes \[M, N\] and \[K\] do not broadcast: axis 1 is N vs K\n {2}--> \S*test\/fixtures\/cli-bad-shape\.ts:4:\d+\n$/);
+    const verbose = await cli('run', join(ROOT, 'test/fixtures/cli-bad-shape.ts'), '--verbose');
+    expect(verbose.err).toMatch(/\n {4}at /);
+  });
+
+  it('a shape error in a .tsr file names its line and column', async () => {
+    const r = await cli('compile', join(ROOT, 'test/fixtures/cli-bad.tsr'), '--out', join(tmp, 'x'));
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^error\[E_SHAPE\]: add operands have different shapes: \[M, N\] and \[N\]\n {2}--> \S*cli-bad\.tsr:5:8\n$/);
+  });
+
+  it('a module without programs, and the CUDA target, are errors with codes', async () => {
+    const r = await cli('compile', join(ROOT, 'test/helpers/webgpu.ts'), '--out', join(tmp, 'x'));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('error[E_ARG]:');
+    expect(r.err).toContain('exports no programs');
+    const c = await cli('compile', SAMPLE, '--target', 'cuda', '--out', join(tmp, 'x'));
+    expect(c.code).toBe(1);
+    expect(c.err).toContain('error[E_BACKEND]: the cuda target is not available in this build');
+  });
+});
