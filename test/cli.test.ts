@@ -14,17 +14,20 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { main, type CliIO } from '../src/cli/main.js';
 import type { Manifest } from '../src/cli/manifest.js';
 import { runAndCheck } from '../src/cli/run-cmd.js';
+import { demoPrograms } from '../src/cli/demo-programs.js';
 import { JSRuntime } from '../src/backends/js/runtime.js';
 import { evalDim } from '../src/ir/dims.js';
 import { parseDim } from '../src/ir/text/index.js';
 import { compile } from '../src/passes/pipeline.js';
 import { evalProgram, refFromHost, refMismatch } from '../src/ref/index.js';
 import type { BackendRuntime, DeviceBuffer, HostArray } from '../src/runtime/backend.js';
+import { fixedShape } from './fixtures/cli-edge.js';
 import { mixed, rowSoftmax, siluAffine } from './fixtures/cli-sample.js';
 import { getTestWebGPU, webgpuRequired } from './helpers/webgpu.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SAMPLE = join(ROOT, 'test/fixtures/cli-sample.ts');
+const EDGE = join(ROOT, 'test/fixtures/cli-edge.ts');
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -106,7 +109,7 @@ describe('tessera compile', () => {
     expect(evalDim(parseDim(k.workgroups), env)).toBe(Math.ceil(evalDim(cp.kernels[0]!.kernel.threads, env) / 64));
   });
 
-  it('gives device storage types for f16 and bool, and no uniforms-free surprises', () => {
+  it('gives device storage types for f16 and bool, and binds the uniforms after the buffers', () => {
     const m = manifestOf(out, 'mixed');
     expect(m.kernelCount).toBe(m.kernels.length);
     expect(m.buffers.find((b) => b.name === 'h')).toMatchObject({ dtype: 'f16', storage: 'f32', bytes: '4*M*N' });
@@ -125,14 +128,17 @@ describe('tessera compile', () => {
     const child = join(tmp, 'c');
     await promisify(execFile)(process.execPath, [join(ROOT, 'bin/tessera.mjs'), 'compile', SAMPLE, '--out', child], { cwd: ROOT });
     const first = tree(out);
-    expect(first.size).toBe(17);
+    expect(first.size).toBe(16);
     for (const other of [tree(again), tree(child)]) {
       expect([...other.keys()]).toEqual([...first.keys()]);
       for (const [name, bytes] of first) expect(other.get(name)!.equals(bytes), name).toBe(true);
     }
   });
 
-  it('writes a wrapper that type-checks under strict settings and rejects a wrongly typed input', () => {
+  it('writes a wrapper that type-checks under strict settings and rejects a wrongly typed input', async () => {
+    // Also a program without symbolic dims (no uniforms) and one whose output is an input.
+    const edge = join(tmp, 'edge');
+    expect((await cli('compile', EDGE, '--target', 'wgsl', '--out', edge)).code).toBe(0);
     const project = new Project({
       compilerOptions: {
         strict: true,
@@ -153,6 +159,7 @@ describe('tessera compile', () => {
       },
     });
     for (const p of ['silu_affine', 'row_softmax', 'mixed']) project.addSourceFileAtPath(join(out, p, `${p}.ts`));
+    for (const p of ['fixed_shape', 'pass_through']) project.addSourceFileAtPath(join(edge, p, `${p}.ts`));
     const clean = project.getPreEmitDiagnostics();
     expect(project.formatDiagnosticsWithColorAndContext(clean)).toBe('');
     // The wrapper's types are real: an Int32Array for an f32 input and a wrong rank are errors.
@@ -167,9 +174,10 @@ describe('tessera compile', () => {
         '}',
       ].join('\n'),
     );
-    const messages = project.getPreEmitDiagnostics().map((d) => ts.flattenDiagnosticMessageText(d.getMessageText(), '\n'));
-    expect(messages.join('\n')).toMatch(/Int32Array/);
-    expect(messages.join('\n')).toMatch(/\[number, number\]/);
+    const messages = project.formatDiagnosticsWithColorAndContext(project.getPreEmitDiagnostics());
+    expect(messages).toMatch(/Type 'Int32Array<ArrayBuffer>' is not assignable to type 'Float32Array/);
+    expect(messages).toMatch(/Type '\[number, number\]' is not assignable to type 'readonly \[number\]'/);
+    expect(messages.match(/error/g)).toHaveLength(2);
   });
 
   it('compiles a .tsr text-form file', async () => {
@@ -191,6 +199,13 @@ describe('tessera compile', () => {
     expect(comp!.flops).toBeUndefined();
     expect(comp!.bytesRead).toBeUndefined();
     expect(existsSync(join(dir, 'matmul', 'matmul.ts'))).toBe(false); // the wrapper runs WGSL: --target wgsl only
+  });
+
+  it('takes schedule parameters', async () => {
+    const dir = join(tmp, 'params');
+    expect((await cli('compile', SAMPLE, '--target', 'js', '--out', dir, '--params', 'workgroupSize=128,perThread=2')).code).toBe(0);
+    expect(manifestOf(dir, 'silu_affine').kernels[0]).toMatchObject({ workgroupSize: 128, threads: 'cdiv(M*N, 2)', schedule: { params: { perThread: 2, workgroupSize: 128 } } });
+    expect((await cli('compile', SAMPLE, '--out', dir, '--params', 'tile=3')).code).toBe(2);
   });
 
   it('prints the IR after the requested stages', async () => {
@@ -230,6 +245,19 @@ describe('the generated wrapper on WebGPU', async () => {
     expect(mx['idx']!.data).toBeInstanceOf(Int32Array);
     expect(mx['pos']!.data).toBeInstanceOf(Uint8Array);
     for (const o of ['idx', 'total', 'pos']) expect(refMismatch(mx[o]!.data, mxRef[o]!, 1e-2, 1e-2), o).toBeNull();
+
+    const edge = join(tmp, 'gpu-edge');
+    expect((await cli('compile', EDGE, '--target', 'wgsl', '--out', edge)).code).toBe(0);
+    const n = Int32Array.from({ length: 32 }, (_, i) => (i % 5) - 2);
+    const fixed = (await import(pathToFileURL(join(edge, 'fixed_shape', 'fixed_shape.ts')).href)) as Record<string, Runner>;
+    const fo = await fixed['runFixedShape']!(device, { x: { data: x.slice(0, 32), shape: [4, 8] }, n: { data: n, shape: [4, 8] } });
+    const foRef = evalProgram(fixedShape.program, { x: refFromHost('f32', [4, 8], x.slice(0, 32)), n: refFromHost('i32', [4, 8], n) });
+    expect(refMismatch(fo['out']!.data, foRef['out']!, 1e-4, 1e-4)).toBeNull();
+    const pass = (await import(pathToFileURL(join(edge, 'pass_through', 'pass_through.ts')).href)) as Record<string, Runner>;
+    const u = Uint32Array.from({ length: 9 }, (_, i) => i * 7);
+    const po = await pass['runPassThrough']!(device, { x: { data: u, shape: [9] } });
+    expect([...po['same']!.data]).toEqual([...u]);
+    expect([...po['doubled']!.data]).toEqual([...u].map((v) => v * 2));
 
     await expect((await load('silu_affine', 'runSiluAffine'))(device, { x: { data: x, shape: [M, N] }, a: { data: a, shape: [N + 1] }, b: { data: b, shape: [N] } })).rejects.toThrow(
       "silu_affine: dim N is 37 but input 'a' axis 0 is 38",
@@ -292,6 +320,15 @@ describe('tessera devices, demo and help', () => {
     expect(n).toBeGreaterThanOrEqual(4);
     expect(r.out).toContain(`${n} of ${n} programs match the reference on js`);
     expect(readdirSync(dir)).toHaveLength(n);
+  });
+
+  it("demo's built-in set (used without ops/index.ts) compiles to one kernel per program and matches", async () => {
+    const rt = new JSRuntime();
+    for (const def of demoPrograms()) {
+      const cp = compile(def.program);
+      expect(cp.kernels, def.name).toHaveLength(1);
+      expect((await runAndCheck(cp, rt, { M: 5, N: 19, K: 7 }, 3, 1)).ok, def.name).toBe(true);
+    }
   });
 
   it('prints help for the tool and for each command', async () => {

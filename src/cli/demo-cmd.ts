@@ -69,7 +69,7 @@ export const demoCommand: Command = {
         try {
           const r = await runAndCheck(cp, rt, dims, seed, repeat, lp.tolerance);
           const maxAbs = Math.max(...r.checks.map((c) => c.maxAbs));
-          io.out(`${head}  ${dimText.padEnd(18)}  max abs err ${fmtErr(maxAbs).padEnd(7)}  ${r.ok ? 'MATCH   ' : 'MISMATCH'}  ${r.runMs.toFixed(3)} ms\n`);
+          io.out(`${head}  ${dimText.padEnd(18)}  max abs err ${fmtErr(maxAbs).padEnd(7)}  ${r.ok ? 'MATCH   ' : 'MISMATCH'}  run ${r.runMs.toFixed(3)} ms\n`);
           if (!r.ok) {
             failed++;
             for (const c of r.checks) if (c.mismatch !== null) io.out(`      ${c.name}: ${c.mismatch}\n`);

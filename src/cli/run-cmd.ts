@@ -68,15 +68,15 @@ export const runCommand: Command = {
   usage: ['run <file.ts|file.tsr> [--backend js|webgpu] [--dims M=64,N=128] [--seed N] [--repeat N] [--dump-after STAGE]...'],
   flags: [
     { name: 'backend', value: 'js|webgpu', help: 'where to run (default: webgpu when an adapter exists, else js)' },
-    { name: 'dims', value: 'M=64,..', repeat: true, help: 'values of symbolic dims (default 16 each)' },
+    { name: 'dims', value: 'M=64,..', repeat: true, help: "values of symbolic dims (default: a library op's sample dims, else 16)" },
     { name: 'seed', value: 'N', help: 'seed of the random inputs (default 1)' },
     { name: 'repeat', value: 'N', help: 'launches to time; the median is printed (default 10)' },
     ...COMPILE_FLAGS,
   ],
   details: [
     'Inputs are seeded random values: floats in [-1, 1), i32 in [-8, 8], u32 in [0, 15], bools 0/1. Outputs are',
-    'compared with the float64 reference interpreter: rtol = atol = 1e-4 for f32, 1e-2 for f16, exact for ints and',
-    'bools. Exit code 1 if any output mismatches.',
+    'compared with the float64 reference interpreter: rtol = atol = 1e-4 for f32, 1e-2 for f16 (or the tolerance a',
+    'library op declares), exact for ints and bools. Exit code 1 if any output mismatches.',
   ].join('\n'),
   async run(args, io: CliIO) {
     if (args.positionals.length !== 1) throw new UsageError(args.positionals.length === 0 ? 'missing <file>' : `expected one file, got ${args.positionals.length}`, 'run');

@@ -268,7 +268,7 @@ function encode(device: GPUDevice, dims: Dims, inputs: Readonly<Record<string, H
 }
 
 /** Runs the program once: allocate, upload, launch every kernel in order, read the outputs back, free. */
-async function runProgram(device: GPUDevice, inputs: Readonly<Record<string, HostTensor>>, given: Readonly<Record<string, number | undefined>>): Promise<Record<string, HostTensor>> {
+async function executeProgram(device: GPUDevice, inputs: Readonly<Record<string, HostTensor>>, given: Readonly<Record<string, number | undefined>>): Promise<Record<string, HostTensor>> {
   const dims = bindDims(inputs, given);
   const owned: GPUBuffer[] = [];
   try {
@@ -428,7 +428,7 @@ export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, w
       { name: 'dims', type: `Partial<${P}Dims>`, initializer: '{}' },
     ],
     returnType: `Promise<${P}Outputs>`,
-    statements: [`const out = await runProgram(device, { ${inputRecord} }, dims);`, `return { ${outputRecord} };`],
+    statements: [`const out = await executeProgram(device, { ${inputRecord} }, dims);`, `return { ${outputRecord} };`],
   });
 
   sf.addStatements(statements.flatMap((st, i) => (i === 0 ? [st] : [(w: CodeBlockWriter) => w.blankLineIfLastNot(), st])));
