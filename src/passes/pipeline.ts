@@ -3,6 +3,7 @@
  * named so the CLI can dump the IR after it (`--dump-after fuse`), as Triton's stage registry does.
  */
 import { fail } from '../errors.js';
+import { shapeToString } from '../ir/dims.js';
 import type { Node, Program } from '../ir/graph.js';
 import type { Kernel } from '../ir/kernel.js';
 import { printKernel } from '../ir/kernel-print.js';
@@ -62,7 +63,7 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   dump('fuse', () => printGroups(groups));
 
   const plan: BufferPlan = planBuffers(program, groups);
-  dump('memory', () => plan.buffers.map((b) => `${b.role} ${b.name}: ${b.dtype}[${b.shape.map((d) => JSON.stringify(d)).join(', ')}]`).join('\n'));
+  dump('memory', () => plan.buffers.map((b) => `${b.role} ${b.name}: ${b.dtype}${shapeToString(b.shape)}`).join('\n'));
 
   const names = {
     readOf: (n: Node) => plan.of.get(n) ?? fail('E_INTERNAL', `no buffer for %${n.id}`),
