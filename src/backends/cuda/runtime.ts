@@ -411,7 +411,8 @@ export class CudaRuntime implements BackendRuntime {
 // -----------------------------------------------------------------------------------------------
 // Creation
 
-let createFailure: string | undefined;
+/** Why the last createCudaRuntime() per device failed. */
+const createFailure = new Map<number, string>();
 
 type Diagnosis = { ok: true; addon: CudaAddon; probe: CudaProbe; device: CudaDeviceInfo } | { ok: false; reason: string };
 
@@ -433,23 +434,25 @@ function diagnose(index: number): Diagnosis {
 
 /** A CUDA runtime on device `opts.device` (default 0), or undefined (cudaUnavailableReason() says why). */
 export function createCudaRuntime(opts: CudaRuntimeOptions = {}): CudaRuntime | undefined {
-  createFailure = undefined;
-  const d = diagnose(opts.device ?? 0);
+  const index = opts.device ?? 0;
+  createFailure.delete(index);
+  const d = diagnose(index);
   if (!d.ok) {
-    createFailure = d.reason;
+    createFailure.set(index, d.reason);
     return undefined;
   }
   try {
     return new CudaRuntime(d.addon, d.probe, d.device, opts);
   } catch (e) {
-    createFailure = message(e);
+    createFailure.set(index, message(e));
     return undefined;
   }
 }
 
 /** Why createCudaRuntime() returned (or would return) undefined; undefined when CUDA is usable. */
 export function cudaUnavailableReason(device = 0): string | undefined {
-  if (createFailure !== undefined) return createFailure;
+  const failed = createFailure.get(device);
+  if (failed !== undefined) return failed;
   const d = diagnose(device);
   return d.ok ? undefined : d.reason;
 }
