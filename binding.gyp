@@ -1,6 +1,6 @@
 # The CUDA driver addon (src/backends/cuda/native/addon.cc). `npm ci` / `npm install` build it with
-# node-gyp (npm runs `node-gyp rebuild` for a root package that has a binding.gyp and no install
-# script). It never links libcuda (dlopen at run time), and uses the toolkit's <cuda.h> only when
+# node-gyp through scripts/build-addon.cjs (package.json "install"), which tolerates a missing C++
+# toolchain outside CI. It never links libcuda (dlopen at run time), and uses the toolkit's <cuda.h> only when
 # scripts/cuda-include.cjs finds one, else a vendored header, so it builds on machines without CUDA.
 {
   "targets": [

@@ -24,31 +24,31 @@ if (files.length === 0) {
   console.error(`cuda-check: no kernels recorded in ${dir}; did the WebGPU suite run?`);
   process.exit(1);
 }
-const BATCH = 150;
+const BATCH = 200;
 let passed = 0;
 let failed = 0;
 const t0 = performance.now();
-for (let i = 0; i < files.length; i += BATCH) {
-  const batch = files.slice(i, i + BATCH);
-  const src = [CUDA_PRELUDE, ...batch.map((f) => readFileSync(join(dir, f), 'utf8'))].join('\n');
+const unit = (fs: readonly string[]) => [CUDA_PRELUDE, ...fs.map((f) => readFileSync(join(dir, f), 'utf8'))].join('\n');
+
+/** Compiles a batch; when it fails, halves it to name the failing kernels with few extra nvcc runs. */
+function check(batch: readonly string[]): void {
   try {
-    const r = compileCuda(src, { archs, output: 'fatbin' });
+    const r = compileCuda(unit(batch), { archs, output: 'fatbin' });
     passed += batch.length;
-    console.log(`cuda-check: ${batch.length} kernels ${r.cached ? '(cached)' : 'compiled'} for ${archs.join(', ')}`);
+    if (batch.length > 1) console.log(`cuda-check: ${batch.length} kernels ${r.cached ? '(cached)' : 'compiled'} for ${archs.join(', ')}`);
   } catch (e) {
-    // Find the failing kernels one by one, so the report names them.
-    for (const f of batch) {
-      try {
-        compileCuda([CUDA_PRELUDE, readFileSync(join(dir, f), 'utf8')].join('\n'), { archs, output: 'fatbin' });
-        passed++;
-      } catch (e2) {
-        failed++;
-        console.error(`cuda-check: ${f} failed:\n${(e2 as Error).message}\n`);
-      }
+    if (batch.length === 1) {
+      failed++;
+      console.error(`cuda-check: ${batch[0]} failed:\n${(e as Error).message}\n`);
+      return;
     }
-    if (failed === 0) throw e;
+    const mid = Math.ceil(batch.length / 2);
+    check(batch.slice(0, mid));
+    check(batch.slice(mid));
   }
 }
+
+for (let i = 0; i < files.length; i += BATCH) check(files.slice(i, i + BATCH));
 console.log(`cuda-check: ${files.length} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -32,6 +32,10 @@ echo "+ tsc -p ."
 npx tsc -p .
 
 status=0
+# Every kernel the suites launch on WebGPU is also recorded as CUDA here and compiled by nvcc at the end.
+EMIT_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tessera-emitted.XXXXXX")"
+trap 'rm -rf "$EMIT_DIR"' EXIT
+export TESSERA_EMIT_DIR="$EMIT_DIR"
 
 if [ -f "$LVP_ICD" ]; then
   echo "+ vitest run (VK_ICD_FILENAMES=$LVP_ICD, lavapipe)"
@@ -51,6 +55,14 @@ if [ -f "$SWS_ICD" ]; then
 else
   missing_icd SwiftShader "$SWS_ICD" "apt-get install -y chromium-common libvulkan1"
   if [ "$IN_CI" = 1 ]; then exit 1; fi
+fi
+
+if command -v nvcc >/dev/null 2>&1; then
+  echo "+ cuda-check: every kernel launched above, printed as CUDA, compiled by nvcc for sm_80 and sm_90"
+  node --import tsx scripts/cuda-check.ts "$EMIT_DIR" || status=$?
+else
+  echo "## nvcc not found: the CUDA compile check did not run (install the CUDA toolkit to run it)" >&2
+  if [ "$IN_CI" = 1 ]; then status=1; fi
 fi
 
 exit "$status"

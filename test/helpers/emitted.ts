@@ -18,7 +18,9 @@ export function recordKernel(kernel: Kernel): void {
   if (!dir) return;
   let src: string;
   try {
-    src = printCudaKernel(kernel);
+    // Kernels are compiled many to a translation unit: the content hash keeps entry names unique.
+    const hash = createHash('sha256').update(printCudaKernel(kernel)).digest('hex').slice(0, 12);
+    src = printCudaKernel({ ...kernel, name: `${kernel.name}_${hash}` });
   } catch (e) {
     // A kernel the CUDA printer cannot print is a CUDA check failure, reported by cuda-check.
     src = `#error "kernel ${kernel.name}: the CUDA printer failed: ${String((e as Error).message).replace(/["\n]/g, ' ')}"`;

@@ -217,6 +217,21 @@ class Printer {
   }
 }
 
+/** Names an `extern "C"` entry point may not take: C/C++ keywords and the CUDA math library's functions. */
+const RESERVED = new Set(
+  ('auto bool break case char class const continue default delete do double else enum extern float for goto if inline int long ' +
+    'main namespace new operator private public register return short signed sizeof static struct switch template this ' +
+    'throw try typedef union unsigned using virtual void volatile while abs acos asin atan atan2 cbrt ceil cos cosh erf ' +
+    'erfc exp exp2 expm1 fabs floor fma fmax fmin fmod frexp hypot isnan isinf ldexp lgamma log log10 log1p log2 max min ' +
+    'modf nan pow remainder round rsqrt sin sinh sqrt tan tanh tgamma trunc').split(' '),
+);
+
+/** The entry point name for a kernel: its own name unless that is reserved in CUDA C++. */
+export function cudaEntryName(k: Kernel): string {
+  const base = k.name.replace(/[^A-Za-z0-9_]/g, '_');
+  return RESERVED.has(base) || /^[0-9]/.test(base) ? `tessera_${base}` : base;
+}
+
 /** The kernel's CUDA entry point (without the prelude; see printCudaUnit). */
 export function printCudaKernel(k: Kernel): string {
   const p = new Printer(k);
@@ -226,7 +241,7 @@ export function printCudaKernel(k: Kernel): string {
   ];
   const out = [
     `// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`,
-    `extern "C" __global__ void __launch_bounds__(${k.workgroupSize}) ${k.name}(${params.join(', ')}) {`,
+    `extern "C" __global__ void __launch_bounds__(${k.workgroupSize}) ${cudaEntryName(k)}(${params.join(', ')}) {`,
     `  const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * ${k.workgroupSize}u + threadIdx.x);`,
     ...k.shared.map((s) => `  __shared__ ${SCALAR[s.t]} s_${s.name}[${s.size}];`),
   ];

@@ -26,7 +26,7 @@ import { f16BitsToF32, f32ToF16Bits } from '../../runtime/f16.js';
 import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
 import { compileCuda, nvccAvailable, nvccVersion, type CompileCudaOptions } from './nvcc.js';
-import { printCudaUnit } from './print.js';
+import { cudaEntryName, printCudaUnit } from './print.js';
 
 export interface CudaRuntimeOptions {
   /** Device ordinal (default 0). */
@@ -321,7 +321,7 @@ export class CudaRuntime implements BackendRuntime {
       const module = this.cu(`loading the module of kernel '${kernel.name}'`, () => this.addon.moduleLoadData(bytes));
       let fn: CuHandle;
       try {
-        fn = this.cu(`kernel '${kernel.name}'`, () => this.addon.moduleGetFunction(module, kernel.name));
+        fn = this.cu(`kernel '${kernel.name}'`, () => this.addon.moduleGetFunction(module, cudaEntryName(kernel)));
       } catch (e) {
         try {
           this.addon.moduleUnload(module);
