@@ -5,6 +5,7 @@
  */
 import { fail, TesseraError } from '../../errors.js';
 import type { KExpr, Kernel, KStmt } from '../../ir/kernel.js';
+import type { Dim } from '../../ir/dims.js';
 
 /** Helpers every generated kernel can call (passed in as `H`). */
 export const JS_HELPERS = {
@@ -172,4 +173,60 @@ export function printJS(k: Kernel, opts: { boundsCheck?: boolean } = {}): string
   stmts(k.body, '  ', out, k);
   out.push('}');
   return out.join('\n');
+}
+
+function dimJS(d: Dim): string {
+  if (typeof d === 'number') return String(d);
+  if ('sym' in d) return `dims.${d.sym}`;
+  const a = dimJS(d.a);
+  const b = dimJS(d.b);
+  switch (d.op) {
+    case '+': return `(${a} + ${b})`;
+    case '-': return `(${a} - ${b})`;
+    case '*': return `(${a} * ${b})`;
+    case '/': return `Math.floor(${a} / ${b})`;
+    case 'cdiv': return `Math.ceil(${a} / ${b})`;
+  }
+}
+
+/** f16 rounding without typed-array scratch state, for standalone modules. */
+const F16_ROUND_SRC = `(x) => {
+    if (!Number.isFinite(x) || x === 0) return x;
+    const a = Math.abs(x);
+    if (a >= 65520) return x > 0 ? Infinity : -Infinity;
+    const e = Math.max(Math.floor(Math.log2(a)), -14);
+    const q = 2 ** (e - 10);
+    let r = a / q;
+    const f = Math.floor(r);
+    const rem = r - f;
+    r = rem > 0.5 || (rem === 0.5 && f % 2 === 1) ? f + 1 : f;
+    return Math.sign(x) * r * q;
+  }`;
+
+/**
+ * The kernel as a standalone ES module (what `tessera compile --target js` writes): it imports
+ * nothing, and exports `run(bufs, dims)` taking typed arrays in binding order (Float32Array for
+ * f32 and f16, Int32Array, Uint32Array, Uint8Array for bool) and the symbolic dims by name.
+ */
+export function printJSModule(k: Kernel): string {
+  const helpers = Object.entries(JS_HELPERS)
+    .filter(([name]) => name !== 'ld' && name !== 'st')
+    .map(([name, fn]) => `  ${name}: ${fn.toString()},`);
+  const body = printJS(k).split('\n').slice(1);
+  return [
+    `// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`,
+    `// bindings: ${k.buffers.map((b) => `${b.name} (${b.dtype}, ${b.access})`).join(', ')}; dims: ${k.uniforms.join(', ') || 'none'}`,
+    'const H = {',
+    ...helpers,
+    `  f16: ${F16_ROUND_SRC},`,
+    '};',
+    `export const name = ${JSON.stringify(k.name)};`,
+    `export const bindings = ${JSON.stringify(k.buffers.map((b) => b.name))};`,
+    'export function run(bufs, dims) {',
+    `  const u = dims;`,
+    `  const nThreads = ${dimJS(k.threads)};`,
+    ...body.map((l) => `  ${l}`),
+    '}',
+    '',
+  ].join('\n');
 }
