@@ -4,7 +4,7 @@
  */
 import { fail } from '../errors.js';
 import { isFloat, type DType } from './dtype.js';
-import { dimAdd, dimCdiv, dimEq, dimKey, dimProduct, dimSub, isConst, shapeEq, shapeToString, type Dim, type Shape } from './dims.js';
+import { dimAdd, dimCdiv, dimEq, dimKey, dimProduct, dimSub, shapeEq, shapeToString, type Dim, type Shape } from './dims.js';
 import type { Attrs, AttrValue } from './graph.js';
 import type { IExpr } from './index-expr.js';
 import { isBinary, isCompare, isReduce, isUnary, type OpName } from './ops.js';
@@ -211,4 +211,3 @@ export function sliceSize(n: Dim, start: Dim, end: Dim, step: number): Dim {
   return dimCdiv(dimSub(start, end), -step);
 }
 
-export { isConst };

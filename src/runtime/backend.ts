@@ -18,6 +18,26 @@ export function hostArrayFor(dtype: DType, length: number): HostArray {
   }
 }
 
+/** The host array type that carries a dtype's values (for messages). */
+export function hostTypeName(d: DType): string {
+  switch (d) {
+    case 'f32': case 'f16': return 'Float32Array';
+    case 'i32': return 'Int32Array';
+    case 'u32': return 'Uint32Array';
+    case 'bool': return 'Uint8Array';
+  }
+}
+
+/** Whether `data` is the host array type for `d`. */
+export function hostMatches(d: DType, data: HostArray): boolean {
+  switch (d) {
+    case 'f32': case 'f16': return data instanceof Float32Array;
+    case 'i32': return data instanceof Int32Array;
+    case 'u32': return data instanceof Uint32Array;
+    case 'bool': return data instanceof Uint8Array;
+  }
+}
+
 export interface DeviceBuffer {
   readonly dtype: DType;
   /** Number of logical elements. */

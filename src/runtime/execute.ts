@@ -4,16 +4,14 @@
  * order and reads the outputs back.
  */
 import { fail } from '../errors.js';
-import { dimToString, evalShape, numel, shapeToString } from '../ir/dims.js';
+import { evalShape, numel, shapeToString } from '../ir/dims.js';
 import type { CompiledProgram } from '../passes/pipeline.js';
-import type { BackendRuntime, DeviceBuffer, HostArray } from './backend.js';
+import { hostMatches, hostTypeName, type BackendRuntime, type DeviceBuffer, type HostArray } from './backend.js';
 
 export interface HostTensor {
   readonly shape: readonly number[];
   readonly data: HostArray;
 }
-
-const HOST_TYPE: Record<string, string> = { f32: 'Float32Array', f16: 'Float32Array', i32: 'Int32Array', u32: 'Uint32Array', bool: 'Uint8Array' };
 
 /** Binds every symbolic dim from the input shapes (plus `explicit`), checking consistency. */
 export function bindDims(cp: CompiledProgram, inputs: Readonly<Record<string, HostTensor>>, explicit: Readonly<Record<string, number>> = {}): Record<string, number> {
@@ -32,15 +30,10 @@ export function bindDims(cp: CompiledProgram, inputs: Readonly<Record<string, Ho
   }
   for (const p of cp.program.inputs) {
     const t = inputs[p.name]!;
-    let want: number[];
-    try {
-      want = evalShape(p.shape, dims);
-    } catch (e) {
-      throw e;
-    }
+    const want = evalShape(p.shape, dims);
     if (want.some((d, i) => d !== t.shape[i])) fail('E_BUFFER', `input '${p.name}' has shape [${t.shape.join(', ')}], expected ${shapeToString(p.shape)} = [${want.join(', ')}]`);
     if (t.data.length !== numel(want)) fail('E_BUFFER', `input '${p.name}' has ${t.data.length} values for shape [${want.join(', ')}] (${numel(want)})`);
-    if (t.data.constructor.name !== HOST_TYPE[p.dtype]) fail('E_BUFFER', `input '${p.name}' is ${p.dtype}: pass a ${HOST_TYPE[p.dtype]}, got ${t.data.constructor.name}`);
+    if (!hostMatches(p.dtype, t.data)) fail('E_BUFFER', `input '${p.name}' is ${p.dtype}: pass a ${hostTypeName(p.dtype)}, got ${t.data.constructor.name}`);
   }
   for (const [k, v] of Object.entries(dims)) if (!Number.isInteger(v) || v < 1) fail('E_BUFFER', `dim ${k} must be a positive integer, got ${v}`);
   return dims;
@@ -97,4 +90,3 @@ export async function execute(cp: CompiledProgram, rt: BackendRuntime, inputs: R
   }
 }
 
-export { dimToString };

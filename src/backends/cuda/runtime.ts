@@ -21,7 +21,7 @@ import { fail, TesseraError } from '../../errors.js';
 import type { DType } from '../../ir/dtype.js';
 import { evalDim } from '../../ir/dims.js';
 import type { Kernel, Scalar } from '../../ir/kernel.js';
-import type { BackendInfo, BackendRuntime, DeviceBuffer, HostArray } from '../../runtime/backend.js';
+import { hostMatches, hostTypeName, type BackendInfo, type BackendRuntime, type DeviceBuffer, type HostArray } from '../../runtime/backend.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../runtime/f16.js';
 import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
@@ -79,23 +79,6 @@ function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-function hostTypeName(d: DType): string {
-  switch (d) {
-    case 'f32': case 'f16': return 'Float32Array';
-    case 'i32': return 'Int32Array';
-    case 'u32': return 'Uint32Array';
-    case 'bool': return 'Uint8Array';
-  }
-}
-
-function hostMatches(d: DType, data: HostArray): boolean {
-  switch (d) {
-    case 'f32': case 'f16': return data instanceof Float32Array;
-    case 'i32': return data instanceof Int32Array;
-    case 'u32': return data instanceof Uint32Array;
-    case 'bool': return data instanceof Uint8Array;
-  }
-}
 
 /** Blocks of `wg` threads covering `threads`, as [x, y]: x up to maxX, y only when x is not enough. */
 export function cudaGrid(threads: number, wg: number, maxX: number, maxY: number): [number, number] | undefined {

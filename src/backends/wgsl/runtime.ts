@@ -7,7 +7,7 @@
  * launch throws a TesseraError and leaves the runtime usable. GPU-side failures (a shader the
  * driver rejects, a lost device) surface as E_BACKEND at the next sync() or download().
  */
-import type { BackendInfo, BackendRuntime, DeviceBuffer, HostArray } from '../../runtime/backend.js';
+import { hostMatches, hostTypeName, type BackendInfo, type BackendRuntime, type DeviceBuffer, type HostArray } from '../../runtime/backend.js';
 import type { DType } from '../../ir/dtype.js';
 import type { Kernel } from '../../ir/kernel.js';
 import { evalDim, evalShape, numel, shapeToString } from '../../ir/dims.js';
@@ -83,23 +83,6 @@ function hashSource(s: string): string {
   return `${(h1 >>> 0).toString(16)}${(h2 >>> 0).toString(16)}:${s.length}`;
 }
 
-function hostTypeName(d: DType): string {
-  switch (d) {
-    case 'f32': case 'f16': return 'Float32Array';
-    case 'i32': return 'Int32Array';
-    case 'u32': return 'Uint32Array';
-    case 'bool': return 'Uint8Array';
-  }
-}
-
-function hostMatches(d: DType, data: HostArray): boolean {
-  switch (d) {
-    case 'f32': case 'f16': return data instanceof Float32Array;
-    case 'i32': return data instanceof Int32Array;
-    case 'u32': return data instanceof Uint32Array;
-    case 'bool': return data instanceof Uint8Array;
-  }
-}
 
 /** The bytes of a host array for writeBuffer (which copies at once); Dawn rejects shared memory, so that is copied. */
 function plainBytes(data: HostArray): Uint8Array {
