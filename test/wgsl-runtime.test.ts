@@ -9,7 +9,7 @@ import type { Dim } from '../src/ir/dims.js';
 import type { HostArray } from '../src/runtime/backend.js';
 import { TesseraError } from '../src/errors.js';
 import { printWGSL } from '../src/backends/wgsl/print.js';
-import { f16BitsToF32, f32ToF16Bits, roundToF16 } from '../src/backends/wgsl/half.js';
+import { f16BitsToF32, f32ToF16Bits, f16Round as roundToF16 } from '../src/runtime/f16.js';
 import type { WebGPURuntime } from '../src/backends/wgsl/runtime.js';
 import { getTestWebGPU, smokeRun } from './helpers/webgpu.js';
 

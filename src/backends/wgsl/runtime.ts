@@ -14,7 +14,7 @@ import { evalDim, evalShape, numel, shapeToString } from '../../ir/dims.js';
 import { fail, TesseraError } from '../../errors.js';
 import { printWGSL, sharedBytes, storageBytes, storageType, type WGSLCaps } from './print.js';
 import { requestWebGPUDevice, waitFor, webgpuUnavailableReason, type WebGPUDeviceHandle, type WebGPUOptions } from './device.js';
-import { f16BitsToF32, f32ToF16Bits, roundToF16 } from './half.js';
+import { f16BitsToF32, f32ToF16Bits, f16Round as roundToF16 } from '../../runtime/f16.js';
 
 export { webgpuUnavailableReason } from './device.js';
 export type { WebGPUOptions } from './device.js';
