@@ -13,6 +13,7 @@ SWS_ICD="${TESSERA_SWIFTSHADER_ICD:-/usr/lib/chromium/vk_swiftshader_icd.json}"
 SMOKE_FILTERS=(test/wgsl-runtime test/webgpu-smoke test/op-props test/fuzz test/errors)
 IN_CI=0
 if [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; then IN_CI=1; fi
+if [ "$IN_CI" = 1 ]; then export TESSERA_BROWSER_REQUIRED=1; fi
 
 missing_icd() {
   local name="$1" icd="$2" how="$3"
