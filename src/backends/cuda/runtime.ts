@@ -27,6 +27,7 @@ import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
 import { compileCuda, nvccAvailable, nvccVersion, type CompileCudaOptions } from './nvcc.js';
 import { cudaEntryName, printCudaUnit } from './print.js';
+import { foldGrid, MAX_LINEAR_THREADS } from '../../runtime/grid.js';
 
 export interface CudaRuntimeOptions {
   /** Device ordinal (default 0). */
@@ -47,7 +48,6 @@ export function cudaElementBytes(d: DType): number {
 const SHARED_BYTES: Record<Scalar, number> = { f32: 4, i32: 4, u32: 4, bool: 1 };
 
 /** Largest linear thread id + 1 a kernel's i32 id can reach. */
-const MAX_LINEAR_THREADS = 2 ** 31;
 
 export class CudaBuffer implements DeviceBuffer {
   freed = false;
@@ -80,14 +80,8 @@ function median(xs: readonly number[]): number {
 }
 
 
-/** Blocks of `wg` threads covering `threads`, as [x, y]: x up to maxX, y only when x is not enough. */
-export function cudaGrid(threads: number, wg: number, maxX: number, maxY: number): [number, number] | undefined {
-  const blocks = Math.ceil(threads / wg);
-  if (blocks <= maxX) return [Math.max(1, blocks), 1];
-  const y = Math.ceil(blocks / maxX);
-  if (y > maxY) return undefined;
-  return [Math.ceil(blocks / y), y];
-}
+/** CUDA's grid for a launch (see src/runtime/grid.ts). */
+export const cudaGrid = foldGrid;
 
 export class CudaRuntime implements BackendRuntime {
   readonly info: BackendInfo;

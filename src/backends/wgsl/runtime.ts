@@ -14,6 +14,7 @@ import { evalDim, evalShape, numel, shapeToString } from '../../ir/dims.js';
 import { fail, TesseraError } from '../../errors.js';
 import { printWGSL, sharedBytes, storageBytes, storageType, type WGSLCaps } from './print.js';
 import { requestWebGPUDevice, waitFor, webgpuUnavailableReason, type WebGPUDeviceHandle, type WebGPUOptions } from './device.js';
+import { foldGrid, MAX_LINEAR_THREADS } from '../../runtime/grid.js';
 import { f16BitsToF32, f32ToF16Bits, f16Round as roundToF16 } from '../../runtime/f16.js';
 
 export { webgpuUnavailableReason } from './device.js';
@@ -353,18 +354,10 @@ export class WebGPURuntime implements BackendRuntime {
     if (uniforms.length * 4 > L.uniformBindingSize) {
       fail('E_DEVICE_LIMIT', `kernel '${k}': ${uniforms.length} uniforms exceed maxUniformBufferBindingSize ${L.uniformBindingSize}`);
     }
-    const groups = Math.ceil(threads / wg);
-    let grid: [number, number] = [groups, 1];
-    if (groups > L.groupsPerDim) {
-      const y = Math.ceil(groups / L.groupsPerDim);
-      const x = Math.ceil(groups / y);
-      grid = [x, y];
-      if (y > L.groupsPerDim) {
-        fail('E_DEVICE_LIMIT', `kernel '${k}': ${threads} threads need ${groups} workgroups of ${wg}, over ${L.groupsPerDim}^2`);
-      }
-    }
+    const grid = foldGrid(threads, wg, L.groupsPerDim, L.groupsPerDim);
+    if (!grid) fail('E_DEVICE_LIMIT', `kernel '${k}': ${threads} threads need ${Math.ceil(threads / wg)} workgroups of ${wg}, over ${L.groupsPerDim}^2`);
     // The shader's linear id is an i32 built in u32 arithmetic over the folded grid.
-    if (grid[0] * grid[1] * wg > 2147483648) {
+    if (grid[0] * grid[1] * wg > MAX_LINEAR_THREADS) {
       fail('E_DEVICE_LIMIT', `kernel '${k}': ${threads} threads exceed the 2^31 a linear i32 thread id can address`);
     }
     return { bufs, threads, uniforms, grid };
