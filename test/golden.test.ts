@@ -194,4 +194,76 @@ describe('golden codegen', () => {
       }"
     `);
   });
+
+  it('linear + bias + silu: the epilogue is applied to the matmul accumulators in one kernel', () => {
+    const K = D.dim('K');
+    const def = D.kernel('linear', { x: D.tensor('f32', [M, K]), w: D.tensor('f32', [N, K]), b: D.tensor('f32', [N]) }, ({ x, w, b }) => D.matmul(x, w.T).add(b).silu());
+    const cp = compile(def.program, { params: { tm: 2, tn: 2 } });
+    expect(cp.kernels.length).toBe(1);
+    expect(printKernel(cp.kernels[0]!.kernel)).toMatchInlineSnapshot(`
+      "kernel linear_matmul_out [matmul tm=2 tn=2 workgroupSize=64]
+        threads cdiv(M, 2)*cdiv(N, 2) / workgroup 64
+        buffer x: f32[M, K] read
+        buffer w: f32[N, K] read
+        buffer b: f32[N] read
+        buffer out: f32[M, N] read_write
+        uniforms K, M, N
+      {
+        let v4: i32 = div(sub(add($N, 2), 1), 2)
+        let v5: i32 = div(sub(add($M, 2), 1), 2)
+        let v7: i32 = sub($M, 1)
+        let v13: i32 = sub($N, 1)
+        if lt(tid, mul(v5, v4)) {
+          var c0: f32 = 0.0
+          var c1: f32 = 0.0
+          var c2: f32 = 0.0
+          var c3: f32 = 0.0
+          let v6: i32 = mul(mod(div(tid, v4), v5), 2)
+          let v8: i32 = mul(min(v6, v7), $K)
+          let v10: i32 = mul(min(add(v6, 1), v7), $K)
+          let v12: i32 = mul(mod(tid, v4), 2)
+          let v14: i32 = mul(min(v12, v13), $K)
+          let v16: i32 = mul(min(add(v12, 1), v13), $K)
+          for k in 0..$K {
+            let v9: f32 = x[add(v8, k)]
+            let v11: f32 = x[add(v10, k)]
+            let v15: f32 = w[add(v14, k)]
+            let v17: f32 = w[add(v16, k)]
+            c0 = add(c0, mul(v9, v15))
+            c1 = add(c1, mul(v9, v17))
+            c2 = add(c2, mul(v11, v15))
+            c3 = add(c3, mul(v11, v17))
+          }
+          let v18: i32 = min(v12, v13)
+          let v19: f32 = b[v18]
+          if and(lt(v6, $M), lt(v12, $N)) {
+            let v20: f32 = add(c0, v19)
+            out[add(mul(v6, $N), v12)] = div(v20, add(1.0, exp(neg(v20))))
+          }
+          let v21: bool = lt(v6, $M)
+          let v22: i32 = add(v12, 1)
+          let v23: i32 = mul(v6, $N)
+          let v24: i32 = min(v22, v13)
+          let v25: f32 = b[v24]
+          if and(v21, lt(v22, $N)) {
+            let v26: f32 = add(c1, v25)
+            out[add(v23, v22)] = div(v26, add(1.0, exp(neg(v26))))
+          }
+          let v27: i32 = add(v6, 1)
+          let v28: bool = lt(v12, $N)
+          if and(lt(v27, $M), v28) {
+            let v29: f32 = add(c2, v19)
+            out[add(mul(v27, $N), v12)] = div(v29, add(1.0, exp(neg(v29))))
+          }
+          let v30: bool = lt(v27, $M)
+          let v31: bool = lt(v22, $N)
+          let v32: i32 = mul(v27, $N)
+          if and(v30, v31) {
+            let v33: f32 = add(c3, v25)
+            out[add(v32, v22)] = div(v33, add(1.0, exp(neg(v33))))
+          }
+        }
+      }"
+    `);
+  });
 });

@@ -9,7 +9,7 @@
 import { fail } from '../errors.js';
 import { shapeEq } from '../ir/dims.js';
 import { nodeSite } from '../ir/sites.js';
-import { topoOrder, type Node, type Program } from '../ir/graph.js';
+import { topoOrder, useCounts, type Node, type Program } from '../ir/graph.js';
 import type { IExpr } from '../ir/index-expr.js';
 import { iexprChildren } from '../ir/index-expr.js';
 import { isElementwise, isMovement, isReduce } from '../ir/ops.js';
@@ -25,6 +25,8 @@ export interface FusedGroup {
   readonly reads: readonly Node[];
   /** Nodes computed inline in this group, including the root. */
   readonly inlined: readonly Node[];
+  /** For 'matmul': the matmul node; the root is it, or an elementwise epilogue applied to it. */
+  readonly contraction?: Node;
 }
 
 export interface Fusion {
@@ -87,47 +89,118 @@ const isView = (n: Node) => isMovement(n.op) && n.op !== 'gather' && n.op !== 'p
 export interface FuseOptions {
   /** Storage buffers one kernel may bind (WebGPU's default limit is 8): bigger groups are split. */
   readonly maxBuffers?: number;
+  /** Fuse a matmul's elementwise consumers into it (epilogue) and cheap producers into its loads (prologue). */
+  readonly matmulFusion?: boolean;
+}
+
+/** Relative cost of computing a node once per element: what recomputing it in a consumer costs. */
+const EXPENSIVE = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'gelu_tanh', 'gelu_erf', 'silu', 'pow', 'div', 'reciprocal', 'mod']);
+const opCost = (n: Node) => (EXPENSIVE.has(n.op) ? 4 : isElementwise(n.op) ? 1 : 0);
+/** Most an operand's inlined producers may cost per element: each is recomputed once per output tile. */
+const PROLOGUE_BUDGET = 6;
+/** An inlined subgraph this costly, computed in two or more kernels, is materialized once instead. */
+const SHARED_BUDGET = 8;
+
+/** Is `n` an elementwise chain down to `target` over one shape (so target is read at the output index)? */
+function elementwisePathTo(n: Node, target: Node): boolean {
+  if (n === target) return true;
+  if (!isElementwise(n.op) || n.op === 'const' || !shapeEq(n.shape, target.shape)) return false;
+  return n.args.some((a) => elementwisePathTo(a, target));
 }
 
 export function fuse(p: Program, opts: FuseOptions = {}): Fusion {
   const maxBuffers = opts.maxBuffers ?? 8;
-  const materialized = new Set<Node>(p.outputs.map((o) => o.node));
-  for (const n of topoOrder(p.outputs.map((o) => o.node))) {
+  const roots = p.outputs.map((o) => o.node);
+  const nodes = topoOrder(roots);
+  const uses = useCounts(p);
+  const materialized = new Set<Node>(roots);
+  for (const n of nodes) {
     if (n.op === 'matmul') materialized.add(n);
     if (n.op === 'compute' && hasReduction(n.attrs.expr as IExpr)) materialized.add(n);
   }
 
-  // Walk each root's producers; materialize what cannot be inlined, until nothing changes.
-  const walk = (root: Node, visit: (n: Node, inMatmulOperand: boolean) => 'inline' | 'read') => {
+  // Epilogues: a matmul used once, by an elementwise chain of its own shape, is computed in that
+  // chain's kernel (bias, activation, residual, scale, cast applied to the accumulators).
+  const contraction = new Map<Node, Node>();
+  if (opts.matmulFusion !== false) {
+    for (const mm of nodes) {
+      if (mm.op !== 'matmul' || uses.get(mm) !== 1 || roots.includes(mm)) continue;
+      const consumer = nodes.find((n) => n.args.includes(mm))!;
+      let root = consumer;
+      // climb while the chain stays elementwise over the matmul's shape and unshared
+      for (;;) {
+        if (!isElementwise(root.op) || !shapeEq(root.shape, mm.shape)) break;
+        if (materialized.has(root) || uses.get(root) !== 1) break;
+        const up = nodes.find((n) => n.args.includes(root));
+        if (!up || !isElementwise(up.op) || !shapeEq(up.shape, mm.shape)) break;
+        root = up;
+      }
+      if (!isElementwise(root.op) || !shapeEq(root.shape, mm.shape) || contraction.has(root) || !elementwisePathTo(root, mm)) continue;
+      materialized.delete(mm);
+      materialized.add(root);
+      contraction.set(root, mm);
+    }
+  }
+
+  // Walk each root's producers; `operand` is set below a contraction (its loads are recomputed per tile).
+  const walk = (root: Node, visit: (n: Node, operand: boolean) => 'inline' | 'read') => {
     const seen = new Set<Node>();
-    const go = (n: Node, mm: boolean) => {
+    const mm = contraction.get(root) ?? (root.op === 'matmul' ? root : undefined);
+    const go = (n: Node, operand: boolean) => {
       if (seen.has(n)) return;
       seen.add(n);
-      if (n !== root && visit(n, mm) === 'read') return;
-      for (const a of n.args) go(a, mm || (n === root && root.op === 'matmul'));
+      if (n !== root && visit(n, operand) === 'read') return;
+      for (const a of n.args) go(a, operand || n === mm);
     };
     go(root, false);
+  };
+  const prologueCost = new Map<Node, number>();
+  const costOf = (n: Node): number => {
+    let c = prologueCost.get(n);
+    // A broadcast value is computed once per broadcast row (the emitter hoists it), not per element.
+    if (n.op === 'expand') return 0;
+    if (c === undefined) {
+      c = opCost(n) + n.args.reduce((s, a) => s + (a.op === 'input' || materialized.has(a) ? 0 : costOf(a)), 0);
+      prologueCost.set(n, c);
+    }
+    return c;
   };
   let changed = true;
   while (changed) {
     changed = false;
+    prologueCost.clear();
+    const inlinedBy = new Map<Node, number>();
     for (const root of [...materialized]) {
-      walk(root, (n, mm) => {
+      walk(root, (n, operand) => {
         if (n.op === 'input' || materialized.has(n)) return 'read';
         let ok: boolean;
-        if (mm) ok = isView(n) || n.op === 'const';
+        if (n === contraction.get(root)) ok = true;
+        else if (operand) ok = isView(n) || n.op === 'const' || (isElementwise(n.op) && opts.matmulFusion !== false && costOf(n) <= PROLOGUE_BUDGET);
         else if (isElementwise(n.op) || isMovement(n.op) || n.op === 'compute') ok = true;
         else ok = rowFusable(n, root) !== undefined;
-        if (ok) return 'inline';
+        if (ok) {
+          inlinedBy.set(n, (inlinedBy.get(n) ?? 0) + 1);
+          return 'inline';
+        }
         materialized.add(n);
         changed = true;
         return 'read';
       });
       if (!changed) changed = splitIfTooWide(root, materialized, maxBuffers);
     }
+    // Cost model: expensive work inlined into several kernels is computed once instead.
+    if (!changed) {
+      for (const [n, count] of inlinedBy) {
+        if (count > 1 && isElementwise(n.op) && costOf(n) >= SHARED_BUDGET) {
+          materialized.add(n);
+          changed = true;
+          break;
+        }
+      }
+    }
   }
 
-  const order = topoOrder(p.outputs.map((o) => o.node)).filter((n) => materialized.has(n));
+  const order = nodes.filter((n) => materialized.has(n));
   const groups = order.map((root): FusedGroup => {
     const reads: Node[] = [];
     const inlined: Node[] = [root];
@@ -142,8 +215,9 @@ export function fuse(p: Program, opts: FuseOptions = {}): Fusion {
       return 'inline';
     });
     if (root.op === 'input') reads.push(root);
-    const kind: GroupKind = root.op === 'matmul' ? 'matmul' : rowAxes > 0 ? 'row' : isReduce(root.op) || root.op === 'compute' ? 'reduce' : 'elementwise';
-    return { root, kind, rowAxes, reads, inlined };
+    const mm = contraction.get(root) ?? (root.op === 'matmul' ? root : undefined);
+    const kind: GroupKind = mm ? 'matmul' : rowAxes > 0 ? 'row' : isReduce(root.op) || root.op === 'compute' ? 'reduce' : 'elementwise';
+    return { root, kind, rowAxes, reads, inlined, ...(mm ? { contraction: mm } : {}) };
   });
   return { groups, materialized };
 }

@@ -16,6 +16,8 @@ import type { LExpr } from './lexpr.js';
 export interface LowerContext {
   /** Buffer name holding `node` when it is read from memory (an input or another group's output). */
   bufferOf(node: Node): string | undefined;
+  /** A value the schedule already holds for `node` at `idx` (a matmul accumulator in an epilogue). */
+  override?(node: Node, idx: readonly LExpr[]): LExpr | undefined;
 }
 
 export class NodeLowering {
@@ -70,6 +72,8 @@ export class NodeLowering {
 
   /** Value of `node` at `idx`: from its buffer when materialized, else computed inline. */
   valueAt(node: Node, idx: readonly LExpr[]): LExpr {
+    const held = this.ctx.override?.(node, idx);
+    if (held) return held;
     if (this.ctx.bufferOf(node)) return this.loadNode(node, idx);
     return this.compute(node, idx);
   }

@@ -10,6 +10,7 @@
  * - matmul: register-blocked from global memory: each invocation accumulates a TM x TN tile of the
  *   output over K, loading operands through their views (transposes and broadcasts cost nothing).
  */
+import { fail } from '../errors.js';
 import { dimCdiv, dimMul, dimProduct, dimSymbols, type Dim } from '../ir/dims.js';
 import type { Node } from '../ir/graph.js';
 import { scalarOf, type KBuffer, type KExpr, type Kernel, type KStmt } from '../ir/kernel.js';
@@ -43,9 +44,9 @@ interface Build {
   out: string;
 }
 
-function start(group: FusedGroup, names: BufferNames): Build {
+function start(group: FusedGroup, names: BufferNames, override?: (node: Node, idx: readonly LExpr[]) => LExpr | undefined): Build {
   const reads = new Set(group.reads);
-  const lower = new NodeLowering({ bufferOf: (n) => (reads.has(n) && (n !== group.root || n.op === 'input') ? names.readOf(n) : undefined) });
+  const lower = new NodeLowering({ bufferOf: (n) => (reads.has(n) && (n !== group.root || n.op === 'input') ? names.readOf(n) : undefined), ...(override ? { override } : {}) });
   return { lower, emitter: new Emitter(), top: new Scope(new Set()), thread: new Scope(new Set(['tid'])), out: names.writeOf(group.root) };
 }
 
@@ -146,12 +147,19 @@ function rowSchedule(group: FusedGroup, names: BufferNames, params: SchedulePara
 }
 
 function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
-  const b = start(group, names);
   const root = group.root;
-  const [A, B] = root.args as [Node, Node];
-  const r = root.shape.length;
-  const batchShape = root.shape.slice(0, r - 2);
-  const [M, N] = [root.shape[r - 2]!, root.shape[r - 1]!];
+  const mm = group.contraction ?? root;
+  // The epilogue reads the matmul at the element being stored: that is the accumulator `held`.
+  let held: { idx: readonly LExpr[]; acc: LExpr } | undefined;
+  const b = start(group, names, (node, idx) => {
+    if (node !== mm || !held) return undefined;
+    if (idx.some((x, i) => x !== held!.idx[i])) fail('E_INTERNAL', `epilogue of %${root.id} reads the matmul at another element`);
+    return held.acc;
+  });
+  const [A, B] = mm.args as [Node, Node];
+  const r = mm.shape.length;
+  const batchShape = mm.shape.slice(0, r - 2);
+  const [M, N] = [mm.shape[r - 2]!, mm.shape[r - 1]!];
   const K = A.shape[r - 1]!;
   const { tm, tn } = params;
   const tilesN = dimCdiv(N, tn);
@@ -176,7 +184,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   const av = mc.map((m) => lo.valueAt(A, [...batch, m, k]));
   const bv = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
   b.emitter.countUses([...av, ...bv, ...av, ...bv]); // each operand value is used by a whole row/column of the tile
-  const t = scalarOf(root.dtype);
+  const t = scalarOf(mm.dtype);
   const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
   for (const row of accs) for (const name of row) b.thread.stmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
   const aK = av.map((v) => b.emitter.emit(v, chain));
@@ -188,15 +196,24 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
     }),
   );
   b.thread.stmts.push({ k: 'for', v: 'k', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(lo.dim(K), [b.top]), step: 1, body: loop.stmts });
-  const tchain = [b.top, b.thread];
   accs.forEach((row, i) =>
     row.forEach((name, j) => {
+      // The epilogue reads its other operands at clamped indices (in bounds wherever it is placed);
+      // only the store is guarded.
+      const idx = [...batch, ms[i]!, ns[j]!];
+      const clamped = [...batch, mc[i]!, nc[j]!];
+      held = { idx: clamped, acc: L.variable(name, t) };
+      // A scope per element: the epilogue of one accumulator is not shared with the next.
+      const elem = new Scope(new Set([name]));
+      const tchain = [b.top, b.thread, elem];
+      const value = L.cast(scalarOf(root.dtype), root === mm ? held.acc : lo.compute(root, clamped));
       const inside = L.and(L.lt(ms[i]!, Me), L.lt(ns[j]!, Ne));
-      const index = lo.linearize([...batch, ms[i]!, ns[j]!], root.shape);
-      b.emitter.countUses([inside, index]);
-      const cond = b.emitter.emit(inside, tchain);
-      const idx = b.emitter.emit(index, tchain);
-      b.thread.stmts.push({ k: 'if', cond, then: [{ k: 'store', buf: b.out, index: idx, value: { k: 'var', t, name } }], else: [] });
+      const index = lo.linearize(idx, root.shape);
+      b.emitter.countUses([inside, index, value]);
+      const cond = b.emitter.emit(inside, tchain.slice(0, 2));
+      const idxK = b.emitter.emit(index, tchain.slice(0, 2));
+      const val = b.emitter.emit(value, tchain);
+      b.thread.stmts.push({ k: 'if', cond, then: [...elem.stmts, { k: 'store', buf: b.out, index: idxK, value: val }], else: [] });
     }),
   );
   const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
