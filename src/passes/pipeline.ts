@@ -31,6 +31,8 @@ export interface CompiledProgram {
 
 export interface CompileOptions {
   readonly params?: Partial<ScheduleParams>;
+  /** Per-group schedule parameters (an autotuner's choices), over `params`. */
+  readonly groupParams?: (group: FusedGroup, index: number) => Partial<ScheduleParams> | undefined;
   /** Storage buffers one kernel may bind; wider groups are split (default 8, WebGPU's minimum). */
   readonly maxStorageBuffers?: number;
   /** Called with a text dump after each stage whose name it asks for. */
@@ -70,8 +72,8 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
     writeOf: (n: Node) => plan.writes.get(n) ?? fail('E_INTERNAL', `no output buffer for %${n.id}`),
   };
   const used = new Map<string, number>();
-  const kernels = groups.map((group) => {
-    const k = scheduleGroup(group, names, params);
+  const kernels = groups.map((group, i) => {
+    const k = scheduleGroup(group, names, { ...params, ...opts.groupParams?.(group, i) });
     const count = used.get(k.name) ?? 0;
     used.set(k.name, count + 1);
     const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;

@@ -1,0 +1,71 @@
+/**
+ * The tuning cache on disk: one JSON file per (kernel, device, compiler version), holding the
+ * winning parameters per set of dims it was tuned at. Keys hash the kernel IR as the default
+ * schedule prints it, so any change to the program or the compiler's lowering misses the cache.
+ * Writes go through a temp file and a rename, so an interrupted tune never leaves a broken entry.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Candidate } from './candidates.js';
+
+export const TUNER_VERSION = 1;
+
+export interface TunedEntry {
+  readonly dims: Readonly<Record<string, number>>;
+  readonly params: Candidate;
+  readonly medianMs: number;
+  readonly defaultMs: number;
+  readonly timing: 'device' | 'wall';
+}
+
+export interface TuneRecord {
+  readonly key: string;
+  readonly kernel: string;
+  readonly device: string;
+  readonly compiler: string;
+  entries: TunedEntry[];
+}
+
+export function cacheDir(): string {
+  return process.env['TESSERA_CACHE_DIR'] ? join(process.env['TESSERA_CACHE_DIR'], 'tune') : join(process.cwd(), '.tessera-cache', 'tune');
+}
+
+export function tuneKey(kernelText: string, device: string, compiler: string): string {
+  return createHash('sha256').update(kernelText).update('\0').update(device).update('\0').update(compiler).update(`\0v${TUNER_VERSION}`).digest('hex').slice(0, 32);
+}
+
+export function readRecord(key: string, dir = cacheDir()): TuneRecord | undefined {
+  const file = join(dir, `${key}.json`);
+  if (!existsSync(file)) return undefined;
+  try {
+    const rec = JSON.parse(readFileSync(file, 'utf8')) as TuneRecord;
+    return rec.key === key && Array.isArray(rec.entries) ? rec : undefined;
+  } catch {
+    return undefined; // an unreadable entry is a miss, never an error
+  }
+}
+
+export function writeRecord(rec: TuneRecord, dir = cacheDir()): void {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${rec.key}.json`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+  renameSync(tmp, file);
+}
+
+/** The entry tuned at dims closest to `dims` (log distance), or the first when no dims are given. */
+export function pickEntry(rec: TuneRecord, dims?: Readonly<Record<string, number>>): TunedEntry | undefined {
+  if (!dims) return rec.entries[0];
+  let best: TunedEntry | undefined;
+  let bestD = Infinity;
+  for (const e of rec.entries) {
+    let d = 0;
+    for (const [k, v] of Object.entries(dims)) d += Math.abs(Math.log2(v) - Math.log2(e.dims[k] ?? v));
+    if (d < bestD) {
+      bestD = d;
+      best = e;
+    }
+  }
+  return best;
+}

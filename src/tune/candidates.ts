@@ -1,0 +1,41 @@
+/**
+ * The schedule variants the tuner tries for a fused group, per schedule kind. Every candidate is a
+ * valid schedule (tests run them all against the reference); the tuner only picks the fastest.
+ */
+import type { FusedGroup } from '../passes/fuse.js';
+import type { ScheduleParams } from '../passes/schedule.js';
+
+export type Candidate = Partial<ScheduleParams>;
+
+const WG = [32, 64, 128, 256];
+
+export function candidatesFor(group: FusedGroup): Candidate[] {
+  switch (group.kind) {
+    case 'elementwise':
+      return [1, 2, 4, 8].flatMap((perThread) => [64, 128, 256].map((workgroupSize) => ({ perThread, workgroupSize })));
+    case 'row':
+    case 'reduce':
+      return WG.map((workgroupSize) => ({ workgroupSize }));
+    case 'matmul': {
+      const tiles: [number, number][] = [[1, 4], [1, 8], [2, 2], [2, 4], [4, 4], [4, 8], [8, 4], [8, 8]];
+      return tiles.flatMap(([tm, tn]) => [32, 64, 128].map((workgroupSize) => ({ tm, tn, workgroupSize })));
+    }
+  }
+}
+
+/** Every distinct candidate of every kind: what the property tests cover. */
+export function allScheduleVariants(): Candidate[] {
+  const kinds: FusedGroup['kind'][] = ['elementwise', 'row', 'reduce', 'matmul'];
+  const seen = new Set<string>();
+  const out: Candidate[] = [];
+  for (const kind of kinds) {
+    for (const c of candidatesFor({ kind } as FusedGroup)) {
+      const key = JSON.stringify(c);
+      if (!seen.has(key)) {
+        seen.add(key);
+        out.push(c);
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,129 @@
+/**
+ * The autotuner: for each kernel of a program, times every candidate schedule on the device at the
+ * given dims (device timestamps where the backend has them), keeps the fastest whose output equals
+ * the default schedule's, and caches the winner on disk (cache.ts). `compileTuned` compiles with the
+ * cached winners and falls back to the default heuristic for anything untuned.
+ */
+import { fail } from '../errors.js';
+import type { Program } from '../ir/graph.js';
+import { printKernel } from '../ir/kernel-print.js';
+import { compile, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
+import type { BackendRuntime, HostArray } from '../runtime/backend.js';
+import { prepare, type HostTensor } from '../runtime/execute.js';
+import { candidatesFor, type Candidate } from './candidates.js';
+import { cacheDir, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
+
+export const COMPILER_VERSION = 'tessera-0.1.0';
+
+export interface TuneProgress {
+  readonly kernel: string;
+  readonly kernelIndex: number;
+  readonly kernels: number;
+  readonly candidate: number;
+  readonly candidates: number;
+}
+
+export interface KernelTuning {
+  readonly kernel: string;
+  readonly kind: string;
+  readonly defaultMs: number;
+  readonly best: Candidate;
+  readonly bestMs: number;
+  readonly tried: number;
+  readonly rejected: readonly string[];
+  readonly cached: boolean;
+  readonly tuneMs: number;
+}
+
+export interface TuneOptions {
+  readonly repeats?: number;
+  readonly cacheDir?: string;
+  /** Re-time even when the cache has an entry at these dims. */
+  readonly force?: boolean;
+  readonly onProgress?: (p: TuneProgress) => void;
+}
+
+function deviceKey(rt: BackendRuntime): string {
+  return `${rt.info.kind}:${rt.info.description}`;
+}
+
+function close(a: HostArray, b: HostArray): string | undefined {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (Number.isNaN(x) && Number.isNaN(y)) continue;
+    if (!(Math.abs(x - y) <= 1e-5 + 1e-4 * Math.abs(y))) return `element ${i}: ${x} vs ${y}`;
+  }
+  return undefined;
+}
+
+/** Tunes every kernel of `program` on `rt` at the shapes of `inputs`; returns one record per kernel. */
+export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: Readonly<Record<string, HostTensor>>, opts: TuneOptions = {}): Promise<KernelTuning[]> {
+  const repeats = opts.repeats ?? 7;
+  const dir = opts.cacheDir ?? cacheDir();
+  const base = compile(program);
+  const prep = prepare(base, rt, inputs);
+  const results: KernelTuning[] = [];
+  try {
+    prep.launch(); // every intermediate buffer holds real data before single kernels are timed
+    await rt.sync();
+    for (const [ki, ck] of base.kernels.entries()) {
+      const t0 = performance.now();
+      const bindings = ck.bindings.map((n) => prep.buffers.get(n)!);
+      const out = bindings[bindings.length - 1]!;
+      const key = tuneKey(printKernel(ck.kernel), deviceKey(rt), COMPILER_VERSION);
+      const rec: TuneRecord = readRecord(key, dir) ?? { key, kernel: ck.kernel.name, device: deviceKey(rt), compiler: COMPILER_VERSION, entries: [] };
+      const hit = rec.entries.find((e) => JSON.stringify(e.dims) === JSON.stringify(prep.dims));
+      if (hit && !opts.force) {
+        results.push({ kernel: ck.kernel.name, kind: ck.kernel.schedule.kind, defaultMs: hit.defaultMs, best: hit.params, bestMs: hit.medianMs, tried: 0, rejected: [], cached: true, tuneMs: performance.now() - t0 });
+        continue;
+      }
+      const time = async (k: typeof ck.kernel) => rt.time(() => rt.run(k, bindings, prep.dims), repeats);
+      rt.run(ck.kernel, bindings, prep.dims);
+      const expected = await rt.download(out);
+      const def = await time(ck.kernel);
+      let best: Candidate = {};
+      let bestMs = def.medianMs;
+      const rejected: string[] = [];
+      const cands = candidatesFor(ck.group);
+      for (const [ci, cand] of cands.entries()) {
+        opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length });
+        const variant = compile(program, { groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
+        rt.run(variant, bindings, prep.dims);
+        const bad = close(await rt.download(out), expected);
+        if (bad) {
+          rejected.push(`${JSON.stringify(cand)}: ${bad}`);
+          continue;
+        }
+        const t = await time(variant);
+        if (t.medianMs < bestMs) {
+          bestMs = t.medianMs;
+          best = cand;
+        }
+      }
+      rec.entries = [...rec.entries.filter((e) => JSON.stringify(e.dims) !== JSON.stringify(prep.dims)), { dims: prep.dims, params: best, medianMs: bestMs, defaultMs: def.medianMs, timing: def.source }];
+      writeRecord(rec, dir);
+      results.push({ kernel: ck.kernel.name, kind: ck.kernel.schedule.kind, defaultMs: def.medianMs, best, bestMs, tried: cands.length, rejected, cached: false, tuneMs: performance.now() - t0 });
+    }
+  } finally {
+    prep.free();
+  }
+  return results;
+}
+
+/**
+ * Compiles with the tuned parameters cached for `device` (a runtime's `kind:description`), picking
+ * the entry tuned at dims nearest `dims`; untuned kernels keep the default heuristic.
+ */
+export function compileTuned(program: Program, device: BackendRuntime | string, opts: CompileOptions & { dims?: Readonly<Record<string, number>>; cacheDir?: string } = {}): CompiledProgram {
+  const dev = typeof device === 'string' ? device : deviceKey(device);
+  const base = compile(program, opts);
+  const chosen = base.kernels.map((ck) => {
+    const rec = readRecord(tuneKey(printKernel(ck.kernel), dev, COMPILER_VERSION), opts.cacheDir ?? cacheDir());
+    return rec ? pickEntry(rec, opts.dims)?.params : undefined;
+  });
+  if (chosen.every((c) => c === undefined)) return base;
+  const tuned = compile(program, { ...opts, groupParams: (g, i) => ({ ...opts.groupParams?.(g, i), ...chosen[i] }) });
+  if (tuned.kernels.length !== base.kernels.length) fail('E_INTERNAL', 'tuned parameters changed the kernel count');
+  return tuned;
+}

@@ -1,0 +1,87 @@
+/** The autotuner: caches winners per kernel and device, never changes results, and every schedule variant it may pick is correct. */
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as D from '../src/dsl/index.js';
+import { compile } from '../src/passes/pipeline.js';
+import { candidatesFor, compileTuned, tuneProgram } from '../src/tune/index.js';
+import { testBackends, type NamedBackend } from './helpers/backends.js';
+import { checkOnBackend } from './helpers/compare.js';
+import { smokeRun } from './helpers/webgpu.js';
+
+const [M, N, K] = [D.dim('M'), D.dim('N'), D.dim('K')];
+const block = D.kernel('block', { x: D.tensor('f32', [M, K]), g: D.tensor('f32', [K]), w: D.tensor('f32', [N, K]), b: D.tensor('f32', [N]) }, ({ x, g, w, b }) => ({
+  y: D.softmax(D.matmul(D.rmsnorm(x, g), w.T).add(b).silu()),
+  z: x.mul(2).add(1).tanh(),
+}));
+
+function inputs(m: number, n: number, k: number, seed = 1) {
+  let s = seed;
+  const r = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  return {
+    x: { shape: [m, k], data: Float32Array.from({ length: m * k }, r) },
+    g: { shape: [k], data: Float32Array.from({ length: k }, r) },
+    w: { shape: [n, k], data: Float32Array.from({ length: n * k }, r) },
+    b: { shape: [n], data: Float32Array.from({ length: n }, r) },
+  };
+}
+
+let backends: NamedBackend[] = [];
+beforeAll(async () => {
+  backends = await testBackends();
+});
+
+describe('autotuner', () => {
+  it('tunes every kernel, caches the winners, and the tuned program matches the reference', async () => {
+    for (const { name, rt } of backends) {
+      const dir = mkdtempSync(join(tmpdir(), 'tessera-tune-'));
+      const ins = inputs(9, 13, 21);
+      const steps: number[] = [];
+      const first = await tuneProgram(block.program, rt, ins, { cacheDir: dir, repeats: 2, onProgress: (p) => steps.push(p.candidate) });
+      expect(first.length, name).toBe(compile(block.program).kernels.length);
+      expect(first.every((k) => !k.cached && k.tried > 0 && k.rejected.length === 0), name).toBe(true);
+      expect(steps.length, name).toBeGreaterThan(0);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.json')).length, name).toBe(first.length);
+      const again = await tuneProgram(block.program, rt, ins, { cacheDir: dir });
+      expect(again.every((k) => k.cached), name).toBe(true);
+      const tuned = compileTuned(block.program, rt, { cacheDir: dir, dims: { M: 9, N: 13, K: 21 } });
+      first.forEach((k, i) => expect(tuned.kernels[i]!.kernel.schedule.params, `${name} ${k.kernel}`).toMatchObject(k.best));
+      // tuned at one shape, run at another: still correct
+      for (const [m, n, k] of [[9, 13, 21], [1, 5, 3], [17, 4, 33]] as const) {
+        expect(await checkOnBackend(tuned, rt, inputs(m, n, k, 7), { rtol: 1e-4, atol: 1e-5 }), `${name} ${m}x${n}x${k}`).toBeNull();
+      }
+    }
+  });
+});
+
+describe('every schedule variant the tuner may pick matches the reference', () => {
+  const programs = [
+    D.kernel('ew', { x: D.tensor('f32', [M, N]), a: D.tensor('f32', [N]) }, ({ x, a }) => x.mul(a).add(1).silu()),
+    D.kernel('row', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.layernorm(D.softmax(x))),
+    D.kernel('red', { x: D.tensor('f32', [M, N]) }, ({ x }) => x.exp().sum(0)),
+    D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]), c: D.tensor('f32', [N]) }, ({ a, b, c }) => D.matmul(a, b).add(c).relu()),
+    D.kernel('bmm', { a: D.tensor('f32', [3, M, K]), b: D.tensor('f32', [N, K]) }, ({ a, b }) => D.matmul(a, b.T)),
+  ];
+  const shapes = smokeRun() ? [[7, 5, 3]] : [[1, 1, 1], [7, 5, 3], [13, 17, 9]];
+  for (const def of programs) {
+    it(def.name, async () => {
+      const base = compile(def.program);
+      for (const [gi, ck] of base.kernels.entries()) {
+        for (const cand of candidatesFor(ck.group)) {
+          const cp = compile(def.program, { groupParams: (_g, i) => (i === gi ? cand : undefined) });
+          for (const [m, n, k] of shapes as [number, number, number][]) {
+            const ins: Record<string, { shape: number[]; data: Float32Array }> = {};
+            for (const p of def.program.inputs) {
+              const shape = p.shape.map((d) => (typeof d === 'number' ? d : ({ M: m, N: n, K: k } as Record<string, number>)[(d as { sym: string }).sym]!));
+              ins[p.name] = { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, q) => Math.sin(q * 0.7 + m)) };
+            }
+            for (const { name, rt } of backends) {
+              expect(await checkOnBackend(cp, rt, ins, { rtol: 1e-4, atol: 1e-5 }), `${def.name} kernel ${gi} ${JSON.stringify(cand)} ${m}x${n}x${k} on ${name}`).toBeNull();
+            }
+          }
+        }
+      }
+    });
+  }
+});
