@@ -134,12 +134,12 @@ describe('golden codegen', () => {
         if (tid < dims.M) {
           let v0: i32 = tid * dims.N;
           var acc2: f32 = t_bits_f32(0xff800000u);
-          for (var r0: i32 = 0i; r0 < dims.N; r0 += 1i) {
-            acc2 = t_max(acc2, x[v0 + r0]);
-          }
           var acc3: f32 = 0.0;
-          for (var r1: i32 = 0i; r1 < dims.N; r1 += 1i) {
-            acc3 = acc3 + t_exp(x[v0 + r1] - acc2);
+          for (var r0: i32 = 0i; r0 < dims.N; r0 += 1i) {
+            let x4: f32 = x[v0 + r0];
+            let m5: f32 = t_max(acc2, x4);
+            acc3 = (acc3 * select(t_exp(acc2 - m5), 0.0, acc2 == t_bits_f32(0xff800000u))) + select(t_exp(x4 - m5), 0.0, x4 == t_bits_f32(0xff800000u));
+            acc2 = m5;
           }
           for (var j0: i32 = 0i; j0 < dims.N; j0 += 1i) {
             let v1: i32 = v0 + j0;
@@ -158,12 +158,12 @@ describe('golden codegen', () => {
         if ((tid < u.M)) {
           const v0 = (Math.imul(tid, u.N) | 0);
           let acc2 = -Infinity;
-          for (let r0 = 0; r0 < u.N; r0 += 1) {
-            acc2 = H.fmax(acc2, b_x[((v0 + r0) | 0)]);
-          }
           let acc3 = 0;
-          for (let r1 = 0; r1 < u.N; r1 += 1) {
-            acc3 = Math.fround(acc3 + Math.fround(Math.exp(Math.fround(b_x[((v0 + r1) | 0)] - acc2))));
+          for (let r0 = 0; r0 < u.N; r0 += 1) {
+            const x4 = b_x[((v0 + r0) | 0)];
+            const m5 = H.fmax(acc2, x4);
+            acc3 = Math.fround(Math.fround(acc3 * ((acc2 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc2 - m5))))) + ((x4 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(x4 - m5)))));
+            acc2 = m5;
           }
           for (let j0 = 0; j0 < u.N; j0 += 1) {
             const v1 = ((v0 + j0) | 0);
@@ -179,12 +179,12 @@ describe('golden codegen', () => {
         if ((tid < d_M)) {
           const int v0 = tsr_imul(tid, d_N);
           float acc2 = __int_as_float(0xff800000);
-          for (int r0 = 0; r0 < d_N; r0 += 1) {
-            acc2 = tsr_fmax(acc2, b_x[tsr_iadd(v0, r0)]);
-          }
           float acc3 = 0.0f;
-          for (int r1 = 0; r1 < d_N; r1 += 1) {
-            acc3 = (acc3 + expf((b_x[tsr_iadd(v0, r1)] - acc2)));
+          for (int r0 = 0; r0 < d_N; r0 += 1) {
+            const float x4 = b_x[tsr_iadd(v0, r0)];
+            const float m5 = tsr_fmax(acc2, x4);
+            acc3 = ((acc3 * ((acc2 == __int_as_float(0xff800000)) ? 0.0f : expf((acc2 - m5)))) + ((x4 == __int_as_float(0xff800000)) ? 0.0f : expf((x4 - m5))));
+            acc2 = m5;
           }
           for (int j0 = 0; j0 < d_N; j0 += 1) {
             const int v1 = tsr_iadd(v0, j0);

@@ -132,6 +132,12 @@ const CASES: Case[] = [
   },
   { name: 'matvec', rank: [1, 1], values: 'small', tol: { rtol: 1e-4, atol: 1e-3 }, build: (s) => D.kernel('matvec', { w: D.tensor('f32', [7, ...s]), v: D.tensor('f32', s) }, ({ w, v }) => D.matmul(w, v)) },
   { name: 'softmax', rank: [1, 3], values: 'mixed', tol: { rtol: 1e-5, atol: 1e-6 }, build: (s, rng) => D.kernel('softmax', { x: D.tensor('f32', s) }, ({ x }) => D.softmax(x, rng.int(0, s.length - 1))) },
+  { name: 'softmax_special', rank: [1, 2], values: 'special', tol: { rtol: 1e-5, atol: 1e-6 }, build: (s) => D.kernel('softmax_special', { x: D.tensor('f32', s) }, ({ x }) => D.softmax(x)) },
+  {
+    name: 'softmax_masked', rank: [2, 2], values: 'mixed', tol: { rtol: 1e-5, atol: 1e-6 },
+    // attention-style masking: -inf where the mask is set (whole rows included)
+    build: (s) => D.kernel('softmax_masked', { x: D.tensor('f32', s), m: D.tensor('f32', s) }, ({ x, m }) => D.softmax(D.where(D.gt(m, 3), -Infinity, x))),
+  },
   { name: 'log_softmax', rank: [1, 3], values: 'mixed', tol: { rtol: 1e-5, atol: 1e-5 }, build: (s) => D.kernel('log_softmax', { x: D.tensor('f32', s) }, ({ x }) => D.logSoftmax(x)) },
   { name: 'layernorm', rank: [1, 3], values: 'mixed', tol: { rtol: 1e-4, atol: 1e-4 }, build: (s) => D.kernel('layernorm', { x: D.tensor('f32', s), g: D.tensor('f32', [s[s.length - 1]!]), b: D.tensor('f32', [s[s.length - 1]!]) }, ({ x, g, b }) => D.layernorm(x, g, b)) },
   { name: 'rmsnorm', rank: [1, 3], values: 'mixed', tol: { rtol: 1e-4, atol: 1e-5 }, build: (s) => D.kernel('rmsnorm', { x: D.tensor('f32', s), g: D.tensor('f32', [s[s.length - 1]!]) }, ({ x, g }) => D.rmsnorm(x, g)) },

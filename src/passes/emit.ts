@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.js';
 import type { KExpr, KStmt, Scalar } from '../ir/kernel.js';
-import { children, type LExpr } from './lexpr.js';
+import { children, substVar, variable, type LExpr } from './lexpr.js';
 
 export class Scope {
   readonly stmts: KStmt[] = [];
@@ -25,14 +25,30 @@ export class Emitter {
     return this.names.get(v) ?? v;
   }
 
-  /** Counts how often each subexpression is referenced, to inline single-use ones. */
+  /** sum(exp(X - max(X))) pairs computed in one pass (online softmax): sum -> its max. */
+  private online = new Map<LExpr, Extract<LExpr, { k: 'red' }>>();
+
+  /** Counts how often each subexpression is referenced, to inline single-use ones; finds online pairs. */
   countUses(roots: readonly LExpr[]): void {
     const visit = (e: LExpr) => {
       const n = (this.uses.get(e) ?? 0) + 1;
       this.uses.set(e, n);
-      if (n === 1) for (const c of children(e)) visit(c);
+      if (n > 1) return;
+      if (e.k === 'red') this.findOnline(e);
+      for (const c of children(e)) visit(c);
     };
     roots.forEach(visit);
+  }
+
+  /** Is `s` = sum over v of exp(X(v) - max over v' of X(v'))? Then both come from one loop. */
+  private findOnline(s: Extract<LExpr, { k: 'red' }>): void {
+    if (s.fn !== 'sum' || s.t !== 'f32' || s.body.k !== 'un' || s.body.op !== 'exp') return;
+    const d = s.body.a;
+    if (d.k !== 'bin' || d.op !== 'sub' || d.b.k !== 'red' || d.b.fn !== 'max' || d.b.extent !== s.extent) return;
+    const m = d.b;
+    if (substVar(m.body, m.v, variable(s.v)) !== d.a) return;
+    this.online.set(s, m);
+    this.online.set(m, s);
   }
 
   fresh(prefix: string): string {
@@ -60,6 +76,12 @@ export class Emitter {
     const hit = scope.cache.get(e);
     if (hit) return hit;
     const here = chain.slice(0, at + 1);
+    if (e.k === 'red' && this.online.has(e)) {
+      const other = this.online.get(e)!;
+      const [sum, mx] = e.fn === 'sum' ? [e, other] : [other, e];
+      this.emitOnline(sum, mx, chain.slice(0, Math.max(at, this.target(other, chain)) + 1));
+      return scope.cache.get(e) ?? chain[Math.max(at, this.target(other, chain))]!.cache.get(e)!;
+    }
     if (e.k === 'red') return this.emitReduction(e, here);
     const value = this.build(e, here);
     const single = (this.uses.get(e) ?? 0) <= 1 && at === chain.length - 1;
@@ -81,6 +103,37 @@ export class Emitter {
       case 'cast': return { k: 'cast', t: e.t, a: r(e.a) };
       default: return fail('E_INTERNAL', `unexpected ${e.k}`);
     }
+  }
+
+  /**
+   * One loop for a row max and the sum of exponentials against it (online softmax):
+   *   m' = max(m, x); s = s * exp(m - m') + exp(x - m'); m = m'
+   * with -inf guarded so a row that starts with -inf (a mask) does not turn the sum into NaN.
+   */
+  private emitOnline(sum: Extract<LExpr, { k: 'red' }>, mx: Extract<LExpr, { k: 'red' }>, chain: readonly Scope[]): void {
+    const scope = chain[chain.length - 1]!;
+    const extent = this.emit(sum.extent, chain);
+    if (!this.names.has(sum.v)) this.names.set(sum.v, `r${this.names.size}`);
+    const vname = this.varName(sum.v);
+    const loop = new Scope(new Set([sum.v]));
+    const x = this.emit((sum.body as Extract<LExpr, { k: 'un' }>).a.k === 'bin' ? ((sum.body as Extract<LExpr, { k: 'un' }>).a as Extract<LExpr, { k: 'bin' }>).a : sum.body, [...chain, loop]);
+    const [m, s, xv, mn] = [this.fresh('acc'), this.fresh('acc'), this.fresh('x'), this.fresh('m')];
+    const f = (name: string): KExpr => ({ k: 'var', t: 'f32', name });
+    const lit = (v: number): KExpr => ({ k: 'lit', t: 'f32', v });
+    const exp = (a: KExpr): KExpr => ({ k: 'un', t: 'f32', op: 'exp', a });
+    const sub = (a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: 'f32', op: 'sub', a, b });
+    const isNegInf = (a: KExpr): KExpr => ({ k: 'bin', t: 'bool', op: 'eq', a, b: lit(-Infinity) });
+    scope.stmts.push({ k: 'let', name: m, t: 'f32', init: lit(-Infinity), mut: true });
+    scope.stmts.push({ k: 'let', name: s, t: 'f32', init: lit(0), mut: true });
+    loop.stmts.push({ k: 'let', name: xv, t: 'f32', init: x, mut: false });
+    loop.stmts.push({ k: 'let', name: mn, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: f(m), b: f(xv) }, mut: false });
+    const scale: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(m)), a: lit(0), b: exp(sub(f(m), f(mn))) };
+    const term: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(xv)), a: lit(0), b: exp(sub(f(xv), f(mn))) };
+    loop.stmts.push({ k: 'set', name: s, value: { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: scale }, b: term } });
+    loop.stmts.push({ k: 'set', name: m, value: f(mn) });
+    scope.stmts.push({ k: 'for', v: vname, from: { k: 'lit', t: 'i32', v: 0 }, to: extent, step: 1, body: loop.stmts });
+    scope.cache.set(mx, f(m));
+    scope.cache.set(sum, f(s));
   }
 
   /** acc = init; for (v = 0; v < extent; v++) acc = combine(acc, body) — placed in chain's last scope. */

@@ -186,3 +186,24 @@ export const lt = (a: LExpr, b: LExpr) => bin('lt', a, b);
 export const and = (a: LExpr, b: LExpr) => bin('and', a, b);
 /** clamp(x, 0, n - 1) for i32 indices */
 export const clampIndex = (x: LExpr, n: LExpr) => max(min(x, sub(n, i32(1))), i32(0));
+
+/** `e` with variable `from` replaced by `to` (hash-consing makes the result comparable by identity). */
+export function substVar(e: LExpr, from: string, to: LExpr, memo = new Map<LExpr, LExpr>()): LExpr {
+  if (!e.free.has(from)) return e;
+  const hit = memo.get(e);
+  if (hit) return hit;
+  const r = (x: LExpr) => substVar(x, from, to, memo);
+  let out: LExpr;
+  switch (e.k) {
+    case 'var': out = e.name === from ? to : e; break;
+    case 'load': out = load(e.t, e.buf, r(e.index)); break;
+    case 'un': out = un(e.op, r(e.a)); break;
+    case 'bin': out = bin(e.op, r(e.a), r(e.b)); break;
+    case 'select': out = select(r(e.c), r(e.a), r(e.b)); break;
+    case 'cast': out = cast(e.t, r(e.a)); break;
+    case 'red': out = e.v === from ? e : red(e.fn, e.v, r(e.extent), r(e.body)); break;
+    default: out = e;
+  }
+  memo.set(e, out);
+  return out;
+}
