@@ -155,6 +155,7 @@ describe('golden codegen', () => {
       const b_out = bufs[1];
       for (let tid = 0; tid < nThreads; tid++) {
         const lid = tid % 64;
+        const wid = Math.floor(tid / 64);
         if ((tid < u.M)) {
           const v0 = (Math.imul(tid, u.N) | 0);
           let acc2 = -Infinity;
@@ -201,7 +202,7 @@ describe('golden codegen', () => {
     const cp = compile(def.program, { params: { tm: 2, tn: 2 } });
     expect(cp.kernels.length).toBe(1);
     expect(printKernel(cp.kernels[0]!.kernel)).toMatchInlineSnapshot(`
-      "kernel linear_matmul_out [matmul tm=2 tn=2 workgroupSize=64]
+      "kernel linear_matmul_out [matmul tiled=0 tm=2 tn=2 workgroupSize=64]
         threads cdiv(M, 2)*cdiv(N, 2) / workgroup 64
         buffer x: f32[M, K] read
         buffer w: f32[N, K] read

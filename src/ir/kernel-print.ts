@@ -9,6 +9,7 @@ export function printKExpr(e: KExpr): string {
     case 'uniform': return `$${e.name}`;
     case 'tid': return 'tid';
     case 'lid': return 'lid';
+    case 'wid': return 'wid';
     case 'load': return `${e.buf}[${printKExpr(e.index)}]`;
     case 'sload': return `@${e.arr}[${printKExpr(e.index)}]`;
     case 'un': return `${e.op}(${printKExpr(e.a)})`;

@@ -26,6 +26,7 @@ export type KExpr =
   | { readonly k: 'uniform'; readonly name: string } // i32 value of a symbolic dim
   | { readonly k: 'tid' } // linear global invocation index, i32
   | { readonly k: 'lid' } // local invocation index within the workgroup, i32
+  | { readonly k: 'wid' } // linear workgroup index, i32; uniform across a workgroup (guards around barriers use it)
   | { readonly k: 'load'; readonly t: Scalar; readonly buf: string; readonly index: KExpr }
   | { readonly k: 'sload'; readonly t: Scalar; readonly arr: string; readonly index: KExpr } // workgroup-shared
   | { readonly k: 'un'; readonly t: Scalar; readonly op: KUnary; readonly a: KExpr }

@@ -70,6 +70,8 @@ export class Emitter {
       case 'var': return { k: 'var', t: e.t, name: this.varName(e.name) };
       case 'uniform': return { k: 'uniform', name: e.name };
       case 'tid': return { k: 'tid' };
+      case 'lid': return { k: 'lid' };
+      case 'wid': return { k: 'wid' };
     }
     const at = this.target(e, chain);
     const scope = chain[at]!;

@@ -19,6 +19,8 @@ export type LExpr =
   | (Base & { readonly k: 'var'; readonly name: string })
   | (Base & { readonly k: 'uniform'; readonly name: string })
   | (Base & { readonly k: 'tid' })
+  | (Base & { readonly k: 'lid' })
+  | (Base & { readonly k: 'wid' })
   | (Base & { readonly k: 'load'; readonly buf: string; readonly index: LExpr })
   | (Base & { readonly k: 'un'; readonly op: KUnary; readonly a: LExpr })
   | (Base & { readonly k: 'bin'; readonly op: KBinary; readonly a: LExpr; readonly b: LExpr })
@@ -62,6 +64,13 @@ export function uniform(name: string): LExpr {
 }
 export function tid(): LExpr {
   return make('T', () => ({ k: 'tid', t: 'i32', free: new Set(['tid']) }));
+}
+/** Local invocation index and linear workgroup index (their free variables are 'lid' and 'wid'). */
+export function lid(): LExpr {
+  return make('LID', () => ({ k: 'lid', t: 'i32', free: new Set(['lid']) }));
+}
+export function wid(): LExpr {
+  return make('WID', () => ({ k: 'wid', t: 'i32', free: new Set(['wid']) }));
 }
 export function load(t: Scalar, buf: string, index: LExpr): LExpr {
   return make(`ld${t}:${buf}[${index.key}]`, () => ({ k: 'load', t, buf, index, free: index.free }));
@@ -165,7 +174,7 @@ export function red(fn: RedFn, v: string, extent: LExpr, body: LExpr): LExpr {
 
 export function children(e: LExpr): LExpr[] {
   switch (e.k) {
-    case 'lit': case 'var': case 'uniform': case 'tid': return [];
+    case 'lit': case 'var': case 'uniform': case 'tid': case 'lid': case 'wid': return [];
     case 'load': return [e.index];
     case 'un': case 'cast': return [e.a];
     case 'bin': return [e.a, e.b];

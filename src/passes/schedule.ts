@@ -13,7 +13,8 @@
 import { fail } from '../errors.js';
 import { dimCdiv, dimMul, dimProduct, dimSymbols, type Dim } from '../ir/dims.js';
 import type { Node } from '../ir/graph.js';
-import { scalarOf, type KBuffer, type KExpr, type Kernel, type KStmt } from '../ir/kernel.js';
+import type { Scalar } from '../ir/kernel.js';
+import { scalarOf, type KBuffer, type KExpr, type Kernel, type KShared, type KStmt } from '../ir/kernel.js';
 import { Emitter, Scope } from './emit.js';
 import type { FusedGroup } from './fuse.js';
 import * as L from './lexpr.js';
@@ -23,11 +24,16 @@ import { NodeLowering } from './lower-node.js';
 export interface ScheduleParams {
   workgroupSize: number;
   perThread: number; // elementwise
-  tm: number; // matmul
+  tm: number; // matmul: the micro-tile one invocation accumulates
   tn: number;
+  /** matmul: 0 = register-blocked from global memory; 1 = workgroup-memory tiled (wm x wn invocations, K tiles of bk). */
+  tiled: number;
+  wm: number;
+  wn: number;
+  bk: number;
 }
 
-export const DEFAULT_PARAMS: ScheduleParams = { workgroupSize: 64, perThread: 4, tm: 4, tn: 4 };
+export const DEFAULT_PARAMS: ScheduleParams = { workgroupSize: 64, perThread: 4, tm: 4, tn: 4, tiled: 0, wm: 8, wn: 8, bk: 8 };
 
 export interface BufferNames {
   /** Buffer a materialized node (input, temp or output) is read from. */
@@ -42,16 +48,20 @@ interface Build {
   top: Scope;
   thread: Scope;
   out: string;
+  shared: KShared[];
 }
 
 function start(group: FusedGroup, names: BufferNames, override?: (node: Node, idx: readonly LExpr[]) => LExpr | undefined): Build {
   const reads = new Set(group.reads);
   const lower = new NodeLowering({ bufferOf: (n) => (reads.has(n) && (n !== group.root || n.op === 'input') ? names.readOf(n) : undefined), ...(override ? { override } : {}) });
-  return { lower, emitter: new Emitter(), top: new Scope(new Set()), thread: new Scope(new Set(['tid'])), out: names.writeOf(group.root) };
+  return { lower, emitter: new Emitter(), top: new Scope(new Set()), thread: new Scope(new Set(['tid', 'lid', 'wid'])), out: names.writeOf(group.root), shared: [] };
 }
 
-function finish(group: FusedGroup, names: BufferNames, b: Build, threads: Dim, kind: string, params: Record<string, number>, workgroupSize: number): Kernel {
-  const guard: KStmt = { k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: { k: 'tid' }, b: emitDim(b, threads) }, then: b.thread.stmts, else: [] };
+function finish(group: FusedGroup, names: BufferNames, b: Build, threads: Dim, kind: string, params: Record<string, number>, workgroupSize: number, byWorkgroup = false): Kernel {
+  // Kernels with barriers guard on the workgroup index, which is uniform across a workgroup.
+  const guard: KStmt = byWorkgroup
+    ? { k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: { k: 'wid' }, b: emitDim(b, dimCdiv(threads, workgroupSize)) }, then: b.thread.stmts, else: [] }
+    : { k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: { k: 'tid' }, b: emitDim(b, threads) }, then: b.thread.stmts, else: [] };
   const seen = new Set<string>();
   const buffers: KBuffer[] = [];
   for (const n of group.reads) {
@@ -68,7 +78,7 @@ function finish(group: FusedGroup, names: BufferNames, b: Build, threads: Dim, k
     uniforms: [...b.lower.uniforms].sort(),
     workgroupSize,
     threads,
-    shared: [],
+    shared: b.shared,
     body: [...b.top.stmts, guard],
     schedule: { kind, params },
   };
@@ -88,7 +98,7 @@ function store(b: Build, chain: Scope[], index: LExpr, value: LExpr, root: Node)
 
 export function scheduleGroup(group: FusedGroup, names: BufferNames, params: ScheduleParams = DEFAULT_PARAMS): Kernel {
   switch (group.kind) {
-    case 'matmul': return matmulSchedule(group, names, params);
+    case 'matmul': return params.tiled ? tiledMatmulSchedule(group, names, params) : matmulSchedule(group, names, params);
     case 'row': return rowSchedule(group, names, params);
     default: return elementwiseSchedule(group, names, group.kind === 'elementwise' ? params.perThread : 1, params.workgroupSize);
   }
@@ -120,7 +130,7 @@ function elementwiseSchedule(group: FusedGroup, names: BufferNames, perThread: n
   }
   const idx = b.lower.delinearize(lin, root.shape);
   store(b, chain, lin, b.lower.compute(root, idx), root);
-  return finish(group, names, b, total, group.kind, { workgroupSize: wg }, wg);
+  return finish(group, names, b, total, group.kind, group.kind === 'elementwise' ? { perThread: 1, workgroupSize: wg } : { workgroupSize: wg }, wg);
 }
 
 function rowSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
@@ -146,16 +156,65 @@ function rowSchedule(group: FusedGroup, names: BufferNames, params: SchedulePara
   return finish(group, names, b, dimProduct(outer), 'row', { rowAxes: group.rowAxes, workgroupSize: params.workgroupSize }, params.workgroupSize);
 }
 
-function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
-  const root = group.root;
-  const mm = group.contraction ?? root;
-  // The epilogue reads the matmul at the element being stored: that is the accumulator `held`.
-  let held: { idx: readonly LExpr[]; acc: LExpr } | undefined;
+/** The epilogue reads the matmul at the element being stored: that is the accumulator `held`. */
+interface Epilogue {
+  held?: { idx: readonly LExpr[]; acc: LExpr };
+}
+
+function startMatmul(group: FusedGroup, names: BufferNames): { b: Build; epi: Epilogue; mm: Node } {
+  const mm = group.contraction ?? group.root;
+  const epi: Epilogue = {};
   const b = start(group, names, (node, idx) => {
+    const held = epi.held;
     if (node !== mm || !held) return undefined;
-    if (idx.some((x, i) => x !== held!.idx[i])) fail('E_INTERNAL', `epilogue of %${root.id} reads the matmul at another element`);
+    if (idx.some((x, i) => x !== held.idx[i])) fail('E_INTERNAL', `epilogue of %${group.root.id} reads the matmul at another element`);
     return held.acc;
   });
+  return { b, epi, mm };
+}
+
+interface Tile {
+  batch: LExpr[];
+  ms: LExpr[]; // output rows and columns of the tile, unclamped (stores are guarded)
+  ns: LExpr[];
+  mc: LExpr[]; // clamped, for reads
+  nc: LExpr[];
+  Me: LExpr;
+  Ne: LExpr;
+  accs: string[][];
+  t: Scalar;
+}
+
+/** Guarded stores of a tile of accumulators, each through the group's epilogue. */
+function storeTile(b: Build, group: FusedGroup, epi: Epilogue, tile: Tile): void {
+  const { batch, ms, ns, mc, nc, Me, Ne, accs, t } = tile;
+  const root = group.root;
+  const mm = group.contraction ?? root;
+  const lo = b.lower;
+  accs.forEach((row, i) =>
+    row.forEach((name, j) => {
+      // The epilogue reads its other operands at clamped indices (in bounds wherever it is placed);
+      // only the store is guarded.
+      const idx = [...batch, ms[i]!, ns[j]!];
+      const clamped = [...batch, mc[i]!, nc[j]!];
+      epi.held = { idx: clamped, acc: L.variable(name, t) };
+      // A scope per element: the epilogue of one accumulator is not shared with the next.
+      const elem = new Scope(new Set([name]));
+      const tchain = [b.top, b.thread, elem];
+      const value = L.cast(scalarOf(root.dtype), root === mm ? epi.held.acc : lo.compute(root, clamped));
+      const inside = L.and(L.lt(ms[i]!, Me), L.lt(ns[j]!, Ne));
+      const index = lo.linearize(idx, root.shape);
+      b.emitter.countUses([inside, index, value]);
+      const cond = b.emitter.emit(inside, tchain.slice(0, 2));
+      const idxK = b.emitter.emit(index, tchain.slice(0, 2));
+      const val = b.emitter.emit(value, tchain);
+      b.thread.stmts.push({ k: 'if', cond, then: [...elem.stmts, { k: 'store', buf: b.out, index: idxK, value: val }], else: [] });
+    }),
+  );
+}
+
+function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
+  const { b, epi, mm } = startMatmul(group, names);
   const [A, B] = mm.args as [Node, Node];
   const r = mm.shape.length;
   const batchShape = mm.shape.slice(0, r - 2);
@@ -196,26 +255,116 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
     }),
   );
   b.thread.stmts.push({ k: 'for', v: 'k', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(lo.dim(K), [b.top]), step: 1, body: loop.stmts });
+  storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, accs, t });
+  const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
+  return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, workgroupSize: params.workgroupSize }, params.workgroupSize);
+}
+
+/**
+ * Workgroup-memory tiled matmul: a workgroup of wm x wn invocations computes a (wm*tm) x (wn*tn)
+ * block of the output; per K tile of bk, the workgroup stages the A and B tiles in shared memory
+ * (zero outside the matrix), synchronises, and each invocation accumulates its tm x tn micro-tile
+ * from shared memory. Guards on the workgroup index keep barriers in uniform control flow.
+ */
+function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
+  const { b, epi, mm } = startMatmul(group, names);
+  const [A, B] = mm.args as [Node, Node];
+  const r = mm.shape.length;
+  const batchShape = mm.shape.slice(0, r - 2);
+  const [M, N] = [mm.shape[r - 2]!, mm.shape[r - 1]!];
+  const K = A.shape[r - 1]!;
+  const { tm, tn, wm, wn, bk } = params;
+  const wg = wm * wn;
+  const BM = tm * wm;
+  const BN = tn * wn;
+  const lo = b.lower;
+  const groupsN = dimCdiv(N, BN);
+  const groupsM = dimCdiv(M, BM);
+  const gn = L.mod(L.wid(), lo.dim(groupsN));
+  const rest = L.div(L.wid(), lo.dim(groupsN));
+  const gm = L.mod(rest, lo.dim(groupsM));
+  const batch = lo.delinearize(L.div(rest, lo.dim(groupsM)), batchShape);
+  const tx = L.mod(L.lid(), L.i32(wn));
+  const ty = L.div(L.lid(), L.i32(wn));
+  const Me = lo.dim(M);
+  const Ne = lo.dim(N);
+  const Ke = lo.dim(K);
+  const t = scalarOf(mm.dtype);
+  const sa = b.emitter.fresh('sa');
+  const sb = b.emitter.fresh('sb');
+  b.shared.push({ name: sa, t, size: BM * bk }, { name: sb, t, size: bk * BN });
+  const accs: string[][] = Array.from({ length: tm }, () => Array.from({ length: tn }, () => b.emitter.fresh('c')));
+  for (const row of accs) for (const name of row) b.thread.stmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
+
+  const zero = L.lit(t, 0);
+  const kt = L.variable('kt');
+  const ktScope = new Scope(new Set(['kt']));
+  // Cooperative loads of one tile: element e = l * wg + lid of a rows x cols tile, e < rows * cols.
+  const stage = (arr: string, rows: number, cols: number, value: (row: LExpr, col: LExpr) => LExpr) => {
+    const lv = b.emitter.fresh('l');
+    const ev = b.emitter.fresh('e');
+    const loop = new Scope(new Set([lv]));
+    const guard = new Scope(new Set([ev]));
+    const e = L.variable(ev);
+    const v = value(L.div(e, L.i32(cols)), L.mod(e, L.i32(cols)));
+    b.emitter.countUses([v]);
+    const chain = [b.top, b.thread, ktScope, loop, guard];
+    const vk = b.emitter.emit(v, chain);
+    guard.stmts.push({ k: 'sstore', arr, index: { k: 'var', t: 'i32', name: ev }, value: vk });
+    const start = b.emitter.emit(L.add(L.mul(L.variable(lv), L.i32(wg)), L.lid()), [b.top, b.thread, ktScope, loop]);
+    loop.stmts.push({ k: 'let', name: ev, t: 'i32', init: start, mut: false });
+    loop.stmts.push({ k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: { k: 'var', t: 'i32', name: ev }, b: { k: 'lit', t: 'i32', v: rows * cols } }, then: guard.stmts, else: [] });
+    ktScope.stmts.push({ k: 'for', v: lv, from: { k: 'lit', t: 'i32', v: 0 }, to: { k: 'lit', t: 'i32', v: Math.ceil((rows * cols) / wg) }, step: 1, body: loop.stmts });
+  };
+  const kBase = L.mul(kt, L.i32(bk));
+  stage(sa, BM, bk, (row, col) => {
+    const m = L.add(L.mul(gm, L.i32(BM)), row);
+    const k = L.add(kBase, col);
+    const ok = L.and(L.lt(m, Me), L.lt(k, Ke));
+    return L.select(ok, lo.valueAt(A, [...batch, L.clampIndex(m, Me), L.clampIndex(k, Ke)]), zero);
+  });
+  stage(sb, bk, BN, (row, col) => {
+    const k = L.add(kBase, row);
+    const n = L.add(L.mul(gn, L.i32(BN)), col);
+    const ok = L.and(L.lt(k, Ke), L.lt(n, Ne));
+    return L.select(ok, lo.valueAt(B, [...batch, L.clampIndex(k, Ke), L.clampIndex(n, Ne)]), zero);
+  });
+  ktScope.stmts.push({ k: 'barrier' });
+  // Accumulate the micro-tile from shared memory.
+  const kk: KExpr = { k: 'var', t: 'i32', name: 'kk' };
+  const tyK = b.emitter.emit(ty, [b.top, b.thread]);
+  const txK = b.emitter.emit(tx, [b.top, b.thread]);
+  const i32 = (v: number): KExpr => ({ k: 'lit', t: 'i32', v });
+  const add = (a: KExpr, c: KExpr): KExpr => ({ k: 'bin', t: 'i32', op: 'add', a, b: c });
+  const mul = (a: KExpr, c: KExpr): KExpr => ({ k: 'bin', t: 'i32', op: 'mul', a, b: c });
+  const inner: KStmt[] = [];
+  const aNames = accs.map((_, i) => {
+    const name = `a${i}`;
+    inner.push({ k: 'let', name, t, init: { k: 'sload', t, arr: sa, index: add(mul(add(mul(tyK, i32(tm)), i32(i)), i32(bk)), kk) }, mut: false });
+    return name;
+  });
+  const bNames = accs[0]!.map((_, j) => {
+    const name = `b${j}`;
+    inner.push({ k: 'let', name, t, init: { k: 'sload', t, arr: sb, index: add(mul(kk, i32(BN)), add(mul(txK, i32(tn)), i32(j))) }, mut: false });
+    return name;
+  });
   accs.forEach((row, i) =>
     row.forEach((name, j) => {
-      // The epilogue reads its other operands at clamped indices (in bounds wherever it is placed);
-      // only the store is guarded.
-      const idx = [...batch, ms[i]!, ns[j]!];
-      const clamped = [...batch, mc[i]!, nc[j]!];
-      held = { idx: clamped, acc: L.variable(name, t) };
-      // A scope per element: the epilogue of one accumulator is not shared with the next.
-      const elem = new Scope(new Set([name]));
-      const tchain = [b.top, b.thread, elem];
-      const value = L.cast(scalarOf(root.dtype), root === mm ? held.acc : lo.compute(root, clamped));
-      const inside = L.and(L.lt(ms[i]!, Me), L.lt(ns[j]!, Ne));
-      const index = lo.linearize(idx, root.shape);
-      b.emitter.countUses([inside, index, value]);
-      const cond = b.emitter.emit(inside, tchain.slice(0, 2));
-      const idxK = b.emitter.emit(index, tchain.slice(0, 2));
-      const val = b.emitter.emit(value, tchain);
-      b.thread.stmts.push({ k: 'if', cond, then: [...elem.stmts, { k: 'store', buf: b.out, index: idxK, value: val }], else: [] });
+      const acc: KExpr = { k: 'var', t, name };
+      inner.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: acc, b: { k: 'bin', t, op: 'mul', a: { k: 'var', t, name: aNames[i]! }, b: { k: 'var', t, name: bNames[j]! } } } });
     }),
   );
-  const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
-  return finish(group, names, b, threads, 'matmul', { tm, tn, workgroupSize: params.workgroupSize }, params.workgroupSize);
+  ktScope.stmts.push({ k: 'for', v: 'kk', from: i32(0), to: i32(bk), step: 1, body: inner });
+  ktScope.stmts.push({ k: 'barrier' });
+  b.thread.stmts.push({ k: 'for', v: 'kt', from: i32(0), to: b.emitter.emit(lo.dim(dimCdiv(K, bk)), [b.top]), step: 1, body: ktScope.stmts });
+
+  const m0 = L.add(L.mul(gm, L.i32(BM)), L.mul(ty, L.i32(tm)));
+  const n0 = L.add(L.mul(gn, L.i32(BN)), L.mul(tx, L.i32(tn)));
+  const ms = Array.from({ length: tm }, (_, i) => L.add(m0, L.i32(i)));
+  const ns = Array.from({ length: tn }, (_, j) => L.add(n0, L.i32(j)));
+  const mc = ms.map((m) => L.min(m, L.sub(Me, L.i32(1))));
+  const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
+  storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, accs, t });
+  const threads = dimMul(dimMul(dimProduct(batchShape), dimMul(groupsM, groupsN)), wg);
+  return finish(group, names, b, threads, 'matmul_tiled', { tm, tn, wm, wn, bk, workgroupSize: wg }, wg, true);
 }

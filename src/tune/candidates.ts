@@ -18,7 +18,16 @@ export function candidatesFor(group: FusedGroup): Candidate[] {
       return WG.map((workgroupSize) => ({ workgroupSize }));
     case 'matmul': {
       const tiles: [number, number][] = [[1, 4], [1, 8], [2, 2], [2, 4], [4, 4], [4, 8], [8, 4], [8, 8]];
-      return tiles.flatMap(([tm, tn]) => [32, 64, 128].map((workgroupSize) => ({ tm, tn, workgroupSize })));
+      const registerBlocked = tiles.flatMap(([tm, tn]) => [32, 64, 128].map((workgroupSize) => ({ tiled: 0, tm, tn, workgroupSize })));
+      // workgroup-memory tiled: (wm*tm) x (wn*tn) blocks, K tiles of bk
+      const tiled: Candidate[] = [
+        { tiled: 1, tm: 4, tn: 4, wm: 8, wn: 8, bk: 8 },
+        { tiled: 1, tm: 4, tn: 4, wm: 16, wn: 16, bk: 8 },
+        { tiled: 1, tm: 2, tn: 2, wm: 8, wn: 8, bk: 16 },
+        { tiled: 1, tm: 8, tn: 4, wm: 8, wn: 16, bk: 8 },
+        { tiled: 1, tm: 1, tn: 4, wm: 4, wn: 16, bk: 32 },
+      ];
+      return [...registerBlocked, ...tiled];
     }
   }
 }

@@ -79,7 +79,7 @@ class Printer {
   }
 
   typeOf(e: KExpr): Scalar {
-    return e.k === 'uniform' || e.k === 'tid' || e.k === 'lid' ? 'i32' : e.t;
+    return e.k === 'uniform' || e.k === 'tid' || e.k === 'lid' || e.k === 'wid' ? 'i32' : e.t;
   }
 
   expr(e: KExpr): string {
@@ -89,6 +89,7 @@ class Printer {
       case 'uniform': return `d_${e.name}`;
       case 'tid': return 'tid';
       case 'lid': return '((int)threadIdx.x)';
+      case 'wid': return '((int)(blockIdx.y * gridDim.x + blockIdx.x))';
       case 'load': {
         const x = `b_${e.buf}[${this.expr(e.index)}]`;
         const d = this.bufType(e.buf);

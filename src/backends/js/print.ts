@@ -60,6 +60,7 @@ function expr(e: KExpr): string {
     case 'uniform': return `u.${e.name}`;
     case 'tid': return 'tid';
     case 'lid': return 'lid';
+    case 'wid': return 'wid';
     case 'load': return e.t === 'bool' ? `(${loadExpr(e.buf, expr(e.index))} !== 0)` : loadExpr(e.buf, expr(e.index));
     case 'sload': return `${e.arr}[${expr(e.index)}]`;
     case 'select': return `(${expr(e.c)} ? ${expr(e.a)} : ${expr(e.b)})`;
@@ -80,7 +81,7 @@ function cast(t: string, a: KExpr): string {
 }
 
 function typeOf(e: KExpr): string {
-  return e.k === 'uniform' || e.k === 'tid' || e.k === 'lid' ? 'i32' : e.t;
+  return e.k === 'uniform' || e.k === 'tid' || e.k === 'lid' || e.k === 'wid' ? 'i32' : e.t;
 }
 
 function unary(e: Extract<KExpr, { k: 'un' }>): string {
@@ -140,7 +141,7 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
         out.push(checked ? `${ind}H.st(b_${s.buf}, ${expr(s.index)}, ${storeValue(s.buf, s.value)}, '${s.buf}');` : `${ind}b_${s.buf}[${expr(s.index)}] = ${storeValue(s.buf, s.value)};`);
         break;
       case 'sstore': out.push(`${ind}${s.arr}[${expr(s.index)}] = ${expr(s.value)};`); break;
-      case 'barrier': fail('E_UNSUPPORTED', `kernel ${k.name}: the JS backend runs invocations one after another and cannot honour barriers`);
+      case 'barrier': out.push(`${ind}yield;`); break;
       case 'for':
         out.push(`${ind}for (let ${s.v} = ${expr(s.from)}; ${s.v} < ${expr(s.to)}; ${s.v} += ${s.step}) {`);
         stmts(s.body, ind + '  ', out, k);
@@ -163,14 +164,41 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
  * The kernel as the body of `function (bufs, u, nThreads, H)`: `bufs` are typed arrays in binding
  * order, `u` the dim values, `nThreads` the padded invocation count.
  */
+export function hasBarrier(ss: readonly KStmt[]): boolean {
+  return ss.some((s) => s.k === 'barrier' || (s.k === 'for' && hasBarrier(s.body)) || (s.k === 'if' && (hasBarrier(s.then) || hasBarrier(s.else))));
+}
+
+const sharedArray = (t: string) => (t === 'f32' ? 'Float32Array' : t === 'u32' ? 'Uint32Array' : 'Int32Array');
+
 export function printJS(k: Kernel, opts: { boundsCheck?: boolean } = {}): string {
   checked = opts.boundsCheck === true;
   const out = [`// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`];
   k.buffers.forEach((b, i) => out.push(`const b_${b.name} = bufs[${i}];`));
-  for (const s of k.shared) out.push(`const ${s.name} = new ${s.t === 'f32' ? 'Float32Array' : s.t === 'u32' ? 'Uint32Array' : 'Int32Array'}(${s.size});`);
-  out.push('for (let tid = 0; tid < nThreads; tid++) {');
-  out.push(`  const lid = tid % ${k.workgroupSize};`);
-  stmts(k.body, '  ', out, k);
+  if (!hasBarrier(k.body)) {
+    for (const s of k.shared) out.push(`const ${s.name} = new ${sharedArray(s.t)}(${s.size});`);
+    out.push('for (let tid = 0; tid < nThreads; tid++) {');
+    out.push(`  const lid = tid % ${k.workgroupSize};`);
+    out.push(`  const wid = Math.floor(tid / ${k.workgroupSize});`);
+    stmts(k.body, '  ', out, k);
+    out.push('}');
+    return out.join('\n');
+  }
+  // Barriers: each invocation of a workgroup is a generator that yields at every barrier; the
+  // workgroup's invocations are stepped in turn, so all reach a barrier before any passes it.
+  const wg = k.workgroupSize;
+  out.push(`const groups = Math.ceil(nThreads / ${wg});`);
+  out.push('for (let wid = 0; wid < groups; wid++) {');
+  for (const s of k.shared) out.push(`  const ${s.name} = new ${sharedArray(s.t)}(${s.size});`);
+  out.push('  const invocation = function* (tid, lid) {');
+  stmts(k.body, '    ', out, k);
+  out.push('  };');
+  out.push(`  const lanes = [];`);
+  out.push(`  for (let lid = 0; lid < ${wg}; lid++) lanes.push(invocation(wid * ${wg} + lid, lid));`);
+  out.push('  let running = true;');
+  out.push('  while (running) {');
+  out.push('    running = false;');
+  out.push('    for (const lane of lanes) if (!lane.next().done) running = true;');
+  out.push('  }');
   out.push('}');
   return out.join('\n');
 }

@@ -400,7 +400,7 @@ fn t_f16_round(v: f32) -> f32 {
 
 function typeOf(e: KExpr): Scalar {
   switch (e.k) {
-    case 'uniform': case 'tid': case 'lid': return 'i32';
+    case 'uniform': case 'tid': case 'lid': case 'wid': return 'i32';
     default: return e.t;
   }
 }
@@ -615,6 +615,7 @@ class Printer {
       }
       case 'tid': return 'tid';
       case 'lid': return 'i32(lidx)';
+      case 'wid': return 'i32(wid.y * nwg.x + wid.x)';
       case 'load': {
         const b = this.buf(e.buf);
         const raw = `${b.name}[${this.expr(e.index)}]`;
