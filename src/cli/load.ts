@@ -15,6 +15,8 @@ export interface LoadedProgram {
   readonly origin: string;
   /** From a library op spec (`{ def, sampleDims, tolerance }`): the dims it is tested at. */
   readonly sampleDims?: Readonly<Record<string, number>>;
+  /** From a library op spec: the bigger dims it is benchmarked (and tuned) at. */
+  readonly benchDims?: Readonly<Record<string, number>>;
   /** From a library op spec: the tolerance the op promises. */
   readonly tolerance?: { readonly rtol: number; readonly atol: number };
 }
@@ -45,6 +47,7 @@ export function asLoaded(v: unknown, origin: string): LoadedProgram | undefined 
       program: def['program'],
       origin,
       ...(numberRecord(v['sampleDims']) ? { sampleDims: v['sampleDims'] } : {}),
+      ...(numberRecord(v['benchDims']) ? { benchDims: v['benchDims'] } : {}),
       ...(numberRecord(tol) && typeof tol['rtol'] === 'number' && typeof tol['atol'] === 'number' ? { tolerance: { rtol: tol['rtol'], atol: tol['atol'] } } : {}),
     };
   }

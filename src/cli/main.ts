@@ -12,10 +12,11 @@ import { demoCommand } from './demo-cmd.js';
 import { devicesCommand } from './devices-cmd.js';
 import { tesseraVersion } from './manifest.js';
 import { runCommand } from './run-cmd.js';
+import { tuneCommand } from './tune-cmd.js';
 
 export type { CliIO } from './args.js';
 
-export const COMMANDS: readonly Command[] = [compileCommand, runCommand, devicesCommand, demoCommand];
+export const COMMANDS: readonly Command[] = [compileCommand, runCommand, tuneCommand, devicesCommand, demoCommand];
 
 function globalHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
