@@ -1,0 +1,218 @@
+/**
+ * Tessera as side-by-side implementations: the case's program compiled (default schedule params,
+ * or whatever a tuning hook returns), and, for chains, the same ops compiled one program each and
+ * run back to back through intermediate buffers ('tessera-unfused'). Timed with runtime.time()
+ * (device timestamps where the adapter has them).
+ */
+import { evalShape, numel } from '../../src/ir/dims.js';
+import { compile, type CompiledProgram, type CompileOptions } from '../../src/passes/pipeline.js';
+import type { WebGPURuntime } from '../../src/backends/wgsl/runtime.js';
+import type { DeviceBuffer } from '../../src/runtime/backend.js';
+import { prepare, type Prepared } from '../../src/runtime/execute.js';
+import { DTYPE_BYTES } from '../../ops/index.js';
+import type { ChainStep, TesseraCase } from './cases.js';
+import type { CheckResult, Impl, ImplContext, PreparedImpl, SbsCase, TimeResult } from './types.js';
+
+/** Bytes of every buffer each kernel binds, per kernel (what fusion leaves in memory). */
+export function kernelBytes(cp: CompiledProgram, dims: Readonly<Record<string, number>>): { name: string; boundBytes: number }[] {
+  return cp.kernels.map((k) => ({
+    name: k.kernel.name,
+    boundBytes: k.kernel.buffers.reduce((s, b) => s + DTYPE_BYTES[b.dtype] * numel(evalShape(b.shape, dims)), 0),
+  }));
+}
+
+const sum = (xs: readonly { boundBytes: number }[]) => xs.reduce((s, x) => s + x.boundBytes, 0);
+
+/** How a Tessera implementation gets its compiled program for a case. */
+export type CompileFor = (c: TesseraCase, rt: WebGPURuntime) => Promise<CompiledProgram> | CompiledProgram;
+
+class TesseraPrepared implements PreparedImpl {
+  readonly kernels: number;
+  readonly boundBytes: number;
+  readonly kernelDetail: { name: string; boundBytes: number }[];
+  readonly note: string;
+  constructor(
+    private readonly rt: WebGPURuntime,
+    private readonly c: SbsCase,
+    private readonly p: Prepared,
+    cp: CompiledProgram,
+  ) {
+    this.kernelDetail = kernelBytes(cp, p.dims);
+    this.kernels = cp.kernels.length;
+    this.boundBytes = sum(this.kernelDetail);
+    this.note = cp.kernels.map((k) => `${k.kernel.schedule.kind}(${Object.entries(k.kernel.schedule.params).map(([a, v]) => `${a}=${v}`).join(',')})`).join(' + ');
+  }
+  run(): void {
+    this.p.launch();
+  }
+  sync(): Promise<void> {
+    return this.rt.sync();
+  }
+  async check(): Promise<CheckResult> {
+    this.p.launch();
+    const outs = await this.p.read();
+    const first = Object.values(outs)[0];
+    if (!first) throw new Error('the program has no output');
+    return this.c.compare(first.data);
+  }
+  time(repeats: number): Promise<TimeResult> {
+    return this.rt.time(() => this.p.launch(), repeats);
+  }
+  free(): void {
+    this.p.free();
+  }
+}
+
+export function tesseraImpl(ctx: ImplContext, name = 'tessera', compileFor: CompileFor = (c) => compile(c.def.program)): Impl {
+  return {
+    name,
+    kind: 'tessera',
+    supports: () => null,
+    async prepare(c) {
+      const tc = c as TesseraCase;
+      const cp = await compileFor(tc, ctx.rt);
+      const p = prepare(cp, ctx.rt, tc.inputs);
+      // Pipelines are created (and the driver's verdict awaited) outside any measurement.
+      for (const k of cp.kernels) await ctx.rt.compile(k.kernel);
+      return new TesseraPrepared(ctx.rt, c, p, cp);
+    },
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// Unfused: one program per op, chained through named device buffers.
+
+interface LinkedStep {
+  readonly cp: CompiledProgram;
+  readonly bindings: DeviceBuffer[][];
+}
+
+class ChainPrepared implements PreparedImpl {
+  readonly kernels: number;
+  readonly boundBytes: number;
+  readonly kernelDetail: { name: string; boundBytes: number }[];
+  readonly note: string;
+  constructor(
+    private readonly rt: WebGPURuntime,
+    private readonly c: SbsCase,
+    readonly steps: readonly LinkedStep[],
+    private readonly owned: readonly DeviceBuffer[],
+    private readonly out: DeviceBuffer,
+  ) {
+    this.kernelDetail = steps.flatMap((s) => kernelBytes(s.cp, c.dims));
+    this.kernels = this.kernelDetail.length;
+    this.boundBytes = sum(this.kernelDetail);
+    this.note = `${steps.length} programs: ${steps.map((s) => s.cp.name).join(' -> ')}`;
+  }
+  run(): void {
+    for (const s of this.steps) s.cp.kernels.forEach((k, i) => this.rt.run(k.kernel, s.bindings[i]!, this.c.dims));
+  }
+  sync(): Promise<void> {
+    return this.rt.sync();
+  }
+  async check(): Promise<CheckResult> {
+    this.run();
+    return this.c.compare(await this.rt.download(this.out));
+  }
+  time(repeats: number): Promise<TimeResult> {
+    return this.rt.time(() => this.run(), repeats);
+  }
+  free(): void {
+    for (const b of this.owned) this.rt.free(b);
+  }
+}
+
+function linkChain(rt: WebGPURuntime, c: TesseraCase, steps: readonly ChainStep[], opts: CompileOptions): ChainPrepared {
+  const owned: DeviceBuffer[] = [];
+  const alloc = (n: number) => {
+    const b = rt.alloc('f32', n);
+    owned.push(b);
+    return b;
+  };
+  const tensors = new Map<string, DeviceBuffer>();
+  for (const [name, t] of Object.entries(c.inputs)) {
+    const b = alloc(t.data.length);
+    rt.upload(b, t.data);
+    tensors.set(name, b);
+  }
+  const linked: LinkedStep[] = [];
+  for (const s of steps) {
+    const cp = compile(s.def.program, opts);
+    const bufs = new Map<string, DeviceBuffer>();
+    for (const p of cp.program.inputs) {
+      const from = s.inputs[p.name];
+      const src = from === undefined ? undefined : tensors.get(from);
+      if (!src) throw new Error(`chain step ${cp.name}: input '${p.name}' is not bound to a case tensor`);
+      const bname = cp.buffers.find((b) => b.role === 'input' && b.name === p.name.replace(/[^A-Za-z0-9_]/g, '_'))!.name;
+      bufs.set(bname, src);
+    }
+    const outName = cp.program.outputs[0]!.name;
+    const outBuf = alloc(numel(s.outputShape));
+    bufs.set(cp.outputs.get(outName)!, outBuf);
+    for (const b of cp.buffers) if (!bufs.has(b.name)) bufs.set(b.name, alloc(numel(evalShape(b.shape, c.dims))));
+    tensors.set(s.output, outBuf);
+    linked.push({ cp, bindings: cp.kernels.map((k) => k.bindings.map((n) => bufs.get(n)!)) });
+  }
+  const out = tensors.get(steps[steps.length - 1]!.output)!;
+  return new ChainPrepared(rt, c, linked, owned, out);
+}
+
+/** The chain cases' ops compiled as separate programs (default params), run one after another. */
+export function tesseraUnfusedImpl(ctx: ImplContext, opts: CompileOptions = {}): Impl {
+  return {
+    name: 'tessera-unfused',
+    kind: 'tessera',
+    supports: (c) => ((c as TesseraCase).steps ? null : 'not a chain case'),
+    async prepare(c) {
+      const tc = c as TesseraCase;
+      const p = linkChain(ctx.rt, tc, tc.steps!, opts);
+      for (const s of p.steps) for (const k of s.cp.kernels) await ctx.rt.compile(k.kernel);
+      return p;
+    },
+  };
+}
+
+// -------------------------------------------------------------------------------------------------
+// The tuning hook.
+
+/**
+ * What `src/tune/index.ts` may export for the side-by-side benchmark (both optional):
+ *
+ *   export async function tuneForBench(program: Program, ctx: TuneHookContext): Promise<CompiledProgram | CompileOptions>
+ *     -> adds 'tessera-tuned': the case's program compiled as the hook says, run and timed like 'tessera'.
+ *   export async function sideBySideImpls(ctx: ImplContext): Promise<Impl[]>
+ *     -> adds any implementations of the bench/peers/types.ts interface.
+ */
+export interface TuneHookContext {
+  readonly rt: WebGPURuntime;
+  readonly dims: Readonly<Record<string, number>>;
+  readonly caseId: string;
+}
+
+interface TuneModule {
+  tuneForBench?: (program: CompiledProgram['program'], ctx: TuneHookContext) => Promise<CompiledProgram | CompileOptions> | CompiledProgram | CompileOptions;
+  sideBySideImpls?: (ctx: ImplContext) => Promise<readonly Impl[]> | readonly Impl[];
+}
+
+function isCompiled(x: CompiledProgram | CompileOptions): x is CompiledProgram {
+  return Array.isArray((x as CompiledProgram).kernels) && Array.isArray((x as CompiledProgram).buffers);
+}
+
+/** Implementations the tuning module offers, if `tuneModuleUrl` exists and exports the hooks. */
+export async function tunedImpls(ctx: ImplContext, tuneModuleUrl: string | undefined): Promise<Impl[]> {
+  if (!tuneModuleUrl) return [];
+  const mod = (await import(tuneModuleUrl)) as TuneModule;
+  const out: Impl[] = [];
+  const hook = mod.tuneForBench;
+  if (typeof hook === 'function') {
+    out.push(
+      tesseraImpl(ctx, 'tessera-tuned', async (c, rt) => {
+        const r = await hook(c.def.program, { rt, dims: c.dims, caseId: c.id });
+        return isCompiled(r) ? r : compile(c.def.program, r);
+      }),
+    );
+  }
+  if (typeof mod.sideBySideImpls === 'function') out.push(...(await mod.sideBySideImpls(ctx)));
+  if (out.length === 0) ctx.log(`note: ${tuneModuleUrl} exports neither tuneForBench nor sideBySideImpls; no tuned implementation`);
+  return out;
+}
