@@ -127,9 +127,12 @@ const METHOD =
   'GFLOP/s and GB/s use the headline time (device where available, else wall) and the ideal flops and bytes (inputs read once, output written once). ' +
   'vsHand compares device times with the fastest hand-written variant; vsTfjs and vsOrt compare wall times.';
 
+/** The commit measured, with '+dirty' when the compiler's sources differ from it. */
 function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'ops', 'bench'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${sha}+dirty` : sha;
   } catch {
     return 'unknown';
   }
