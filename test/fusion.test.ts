@@ -62,9 +62,9 @@ describe('fusion', () => {
     expect(kinds(def)).toEqual(['elementwise', 'reduce', 'reduce']);
   });
 
-  it('a reduction shared by two outputs is computed where each needs it', () => {
+  it('a row statistic returned beside a row kernel is written by that kernel (multi-output)', () => {
     const def = D.kernel('k', { x: D.tensor('f32', [M, N]) }, ({ x }) => ({ s: x.sum(1), y: x.sub(x.mean(1, true)) }));
-    expect(compile(def.program).kernels.length).toBe(2);
+    expect(compile(def.program).kernels.length).toBe(1);
   });
 
   it('simplify removes identities and folds constants, interning makes equal subgraphs one node', () => {
@@ -92,5 +92,36 @@ describe('fusion', () => {
     expect(dumps[3]).toContain('for j0 in 0..$N');
     expect(() => compile(def.program, { dumpAfter: ['nope'] })).toThrow(/E_ARG/);
     expect(fuse(def.program).groups.length).toBe(1);
+  });
+});
+
+describe('multi-output fusion', () => {
+  it('independent results over one iteration space come from one kernel', () => {
+    const ew = D.kernel('k', { x: D.tensor('f32', [M, N]) }, ({ x }) => ({ a: x.exp(), b: x.mul(2).add(1) }));
+    expect(compile(ew.program).kernels.length).toBe(1);
+    const rows = D.kernel('k', { x: D.tensor('f32', [M, N]) }, ({ x }) => ({ m: x.max(1), p: D.softmax(x), s: x.sum(1, true) }));
+    const cp = compile(rows.program);
+    expect(cp.kernels.map((k) => k.kernel.schedule.kind)).toEqual(['row']);
+    expect(cp.kernels[0]!.kernel.buffers.filter((b) => b.access === 'read_write').length).toBe(3);
+  });
+
+  it('a result that depends on another is not merged with it', () => {
+    const def = D.kernel('k', { x: D.tensor('f32', [M, N]) }, ({ x }) => {
+      const s = x.sum(0);
+      return { s, y: x.add(s) };
+    });
+    expect(compile(def.program).kernels.length).toBe(2);
+  });
+});
+
+describe('epilogue regressions', () => {
+  it('an epilogue over a one-row matmul (every clamped row index the same) reads the right accumulator', async () => {
+    const { testBackends } = await import('./helpers/backends.js');
+    const { checkOnBackend } = await import('./helpers/compare.js');
+    const def = D.kernel('gemv', { x: D.tensor('f32', [1, 5]), w: D.tensor('f32', [3, 5]), b: D.tensor('f32', [3]) }, ({ x, w, b }) => D.matmul(x, w.T).add(b).silu());
+    const cp = compile(def.program);
+    expect(cp.kernels.length).toBe(1);
+    const inputs = { x: { shape: [1, 5], data: Float32Array.from([1, 2, 3, 4, 5]) }, w: { shape: [3, 5], data: Float32Array.from({ length: 15 }, (_, i) => (i % 4) - 1.5) }, b: { shape: [3], data: Float32Array.from([0.5, -1, 2]) } };
+    for (const { name, rt } of await testBackends()) expect(await checkOnBackend(cp, rt, inputs, { rtol: 1e-5, atol: 1e-6 }), name).toBeNull();
   });
 });

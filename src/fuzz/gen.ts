@@ -142,7 +142,12 @@ export function generateProgram(seed: number, maxOps = 8): GeneratedProgram {
             if (x.rank < 1) break;
             // matmul against a transposed operand or itself: x [.., m, k] @ y [.., k, n]
             const y = x.rank >= 2 ? T.transpose(x) : x;
-            push('matmul', x.rank >= 2 ? T.matmul(x, y) : T.matmul(x, T.reshape(x, [x.shape[0]!, 1])));
+            const mm = x.rank >= 2 ? T.matmul(x, y) : T.matmul(x, T.reshape(x, [x.shape[0]!, 1]));
+            // half the time an epilogue: a bias along the last axis and an activation
+            if (rng.chance(0.5) && mm.rank >= 1) {
+              const bias = T.tanh(T.slice(T.reshape(x, [-1]), [{ end: mm.shape[mm.rank - 1]! }]));
+              push('matmul+epilogue', rng.chance(0.5) ? T.silu(T.add(mm, bias)) : T.relu(T.mul(T.add(mm, bias), 0.5)));
+            } else push('matmul', mm);
             break;
           }
           case 14: {
@@ -173,6 +178,11 @@ export function generateProgram(seed: number, maxOps = 8): GeneratedProgram {
     const last = pool[pool.length - 1]!.t;
     const outs: Record<string, Tensor> = { y: last };
     if (pool.length > 2 && rng.chance(0.4)) outs.z = rng.pick(pool.slice(0, -1)).t;
+    // siblings over the same iteration space as another result: candidates for multi-output fusion
+    if (rng.chance(0.35)) {
+      const src = rng.pick(floats()).t;
+      outs.w = rng.chance(0.5) || src.rank === 0 ? T.sigmoid(src) : T.max(src, src.rank - 1, rng.chance(0.5));
+    }
     return outs;
   });
   return { seed, def, dims: symbolic ? dims : {}, ops: used };

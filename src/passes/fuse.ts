@@ -27,6 +27,8 @@ export interface FusedGroup {
   readonly inlined: readonly Node[];
   /** For 'matmul': the matmul node; the root is it, or an elementwise epilogue applied to it. */
   readonly contraction?: Node;
+  /** Further nodes the same kernel writes (multi-output fusion of siblings over one iteration space). */
+  readonly extra?: readonly Node[];
 }
 
 export interface Fusion {
@@ -91,6 +93,8 @@ export interface FuseOptions {
   readonly maxBuffers?: number;
   /** Fuse a matmul's elementwise consumers into it (epilogue) and cheap producers into its loads (prologue). */
   readonly matmulFusion?: boolean;
+  /** Write independent sibling results over one iteration space from one kernel. */
+  readonly multiOutput?: boolean;
 }
 
 /** Relative cost of computing a node once per element: what recomputing it in a consumer costs. */
@@ -219,5 +223,60 @@ export function fuse(p: Program, opts: FuseOptions = {}): Fusion {
     const kind: GroupKind = mm ? 'matmul' : rowAxes > 0 ? 'row' : isReduce(root.op) || root.op === 'compute' ? 'reduce' : 'elementwise';
     return { root, kind, rowAxes, reads, inlined, ...(mm ? { contraction: mm } : {}) };
   });
-  return { groups, materialized };
+  return { groups: opts.multiOutput === false ? groups : mergeSiblings(groups, maxBuffers), materialized };
+}
+
+/** How `extra` can be written by `host`'s kernel: at each element, once per row, or not at all. */
+function siblingMode(host: FusedGroup, extra: FusedGroup): 'element' | 'row' | undefined {
+  if (host.kind === 'elementwise' && extra.kind === 'elementwise' && shapeEq(host.root.shape, extra.root.shape)) return 'element';
+  if (host.kind !== 'row') return undefined;
+  if (extra.kind === 'row' && extra.rowAxes === host.rowAxes && shapeEq(host.root.shape, extra.root.shape)) return 'element';
+  // a reduction of the trailing axes of a tensor shaped like the host's rows: one value per row
+  if (extra.kind === 'reduce' && isReduce(extra.root.op) && extra.root.op !== 'argmax' && extra.root.op !== 'argmin') {
+    const k = rowFusable(extra.root, host.root);
+    if (k === host.rowAxes) return 'row';
+  }
+  return undefined;
+}
+
+/**
+ * Multi-output fusion: a group that can be computed in the same loops as an earlier, independent
+ * group joins its kernel, so shared producers are loaded once and one launch writes both. Only
+ * when every group the joiner depends on already ran before the host, and the kernel's buffers fit.
+ */
+function mergeSiblings(groups: readonly FusedGroup[], maxBuffers: number): FusedGroup[] {
+  const out: FusedGroup[] = [...groups];
+  const producer = new Map<Node, number>();
+  const deps = (g: FusedGroup, pos: ReadonlyMap<Node, number>): Set<number> => {
+    const seen = new Set<number>();
+    const stack = [...g.reads];
+    while (stack.length) {
+      const n = stack.pop()!;
+      const i = pos.get(n);
+      if (i === undefined || seen.has(i)) continue;
+      seen.add(i);
+      stack.push(...out[i]!.reads);
+    }
+    return seen;
+  };
+  for (let i = 0; i < out.length; i++) {
+    for (let j = i + 1; j < out.length; j++) {
+      const first = out[i]!;
+      const second = out[j]!;
+      if (second.extra?.length) continue;
+      // the kernel is built around whichever of the two can host the other
+      const [host, cand] = siblingMode(first, second) ? [first, second] : siblingMode(second, first) && !first.extra?.length ? [second, first] : [undefined, undefined];
+      if (!host || !cand) continue;
+      producer.clear();
+      out.forEach((g, gi) => [g.root, ...(g.extra ?? [])].forEach((n) => producer.set(n, gi)));
+      // the merged kernel runs at position i: everything the later group needs must run before it
+      if ([...deps(second, producer)].some((d) => d >= i)) continue;
+      const reads = [...new Set([...host.reads, ...cand.reads])];
+      if (reads.length + 2 + (host.extra?.length ?? 0) > maxBuffers) continue;
+      out[i] = { ...host, reads, inlined: [...new Set([...host.inlined, ...cand.inlined])], extra: [...(host.extra ?? []), cand.root] };
+      out.splice(j, 1);
+      j--;
+    }
+  }
+  return out;
 }

@@ -63,6 +63,11 @@ export class NodeLowering {
     return out;
   }
 
+  /** Forget memoized values: needed when the context's override changes what a node evaluates to. */
+  forget(): void {
+    this.memo.clear();
+  }
+
   /** Reads a materialized node. */
   loadNode(node: Node, idx: readonly LExpr[]): LExpr {
     const buf = this.ctx.bufferOf(node);

@@ -58,18 +58,19 @@ export function planBuffers(p: Program, groups: readonly FusedGroup[]): BufferPl
   groups.forEach((g, i) => g.reads.forEach((n) => lastUse.set(n, i)));
   const free: PlannedBuffer[] = [];
   groups.forEach((g, i) => {
-    if (!writes.has(g.root)) {
-      const size = `${g.root.dtype}:${dimKey(dimProduct(g.root.shape))}`;
+    for (const root of [g.root, ...(g.extra ?? [])]) {
+      if (writes.has(root)) continue;
+      const size = `${root.dtype}:${dimKey(dimProduct(root.shape))}`;
       const k = free.findIndex((b) => `${b.dtype}:${dimKey(dimProduct(b.shape))}` === size);
       if (k >= 0) {
-        of.set(g.root, free[k]!.name);
-        writes.set(g.root, free[k]!.name);
+        of.set(root, free[k]!.name);
+        writes.set(root, free[k]!.name);
         free.splice(k, 1);
       } else {
-        const b: PlannedBuffer = { name: `t${buffers.filter((x) => x.role === 'temp').length}`, dtype: g.root.dtype, shape: g.root.shape, role: 'temp' };
+        const b: PlannedBuffer = { name: `t${buffers.filter((x) => x.role === 'temp').length}`, dtype: root.dtype, shape: root.shape, role: 'temp' };
         buffers.push(b);
-        of.set(g.root, b.name);
-        writes.set(g.root, b.name);
+        of.set(root, b.name);
+        writes.set(root, b.name);
       }
     }
     // Release temps whose last reader is this group (never inputs or outputs).

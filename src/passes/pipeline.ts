@@ -47,7 +47,7 @@ export type Stage = (typeof STAGES)[number];
 
 function printGroups(groups: readonly FusedGroup[]): string {
   return groups
-    .map((g, i) => `group ${i} ${g.kind}${g.kind === 'row' ? `(${g.rowAxes})` : ''}: writes %${g.root.id} (${g.root.op}), inlines [${g.inlined.map((n) => `%${n.id} ${n.op}`).join(', ')}], reads [${g.reads.map((n) => `%${n.id}`).join(', ')}]`)
+    .map((g, i) => `group ${i} ${g.kind}${g.kind === 'row' ? `(${g.rowAxes})` : ''}: writes %${g.root.id} (${g.root.op})${(g.extra ?? []).map((x) => `, %${x.id} (${x.op})`).join('')}, inlines [${g.inlined.map((n) => `%${n.id} ${n.op}`).join(', ')}], reads [${g.reads.map((n) => `%${n.id}`).join(', ')}]`)
     .join('\n');
 }
 

@@ -11,7 +11,7 @@
  *   output over K, loading operands through their views (transposes and broadcasts cost nothing).
  */
 import { fail } from '../errors.js';
-import { dimCdiv, dimMul, dimProduct, dimSymbols, type Dim } from '../ir/dims.js';
+import { dimCdiv, dimMul, dimProduct, dimSymbols, shapeEq, type Dim } from '../ir/dims.js';
 import type { Node } from '../ir/graph.js';
 import type { Scalar } from '../ir/kernel.js';
 import { scalarOf, type KBuffer, type KExpr, type Kernel, type KShared, type KStmt } from '../ir/kernel.js';
@@ -71,6 +71,7 @@ function finish(group: FusedGroup, names: BufferNames, b: Build, threads: Dim, k
     buffers.push({ name, dtype: n.dtype, access: 'read', shape: n.shape });
   }
   buffers.push({ name: b.out, dtype: group.root.dtype, access: 'read_write', shape: group.root.shape });
+  for (const x of group.extra ?? []) buffers.push({ name: names.writeOf(x), dtype: x.dtype, access: 'read_write', shape: x.shape });
   for (const d of dimSymbols(threads)) b.lower.uniforms.add(d);
   return {
     name: `${kind}_${b.out}`.replace(/[^A-Za-z0-9_]/g, '_'),
@@ -88,12 +89,20 @@ function emitDim(b: Build, d: Dim): KExpr {
   return b.emitter.emit(b.lower.dim(d), [b.top]);
 }
 
-function store(b: Build, chain: Scope[], index: LExpr, value: LExpr, root: Node): void {
+function store(b: Build, chain: Scope[], index: LExpr, value: LExpr, root: Node, buf = b.out): void {
   const v = L.cast(scalarOf(root.dtype), value);
   b.emitter.countUses([index, v]);
   const idx = b.emitter.emit(index, chain);
   const val = b.emitter.emit(v, chain);
-  chain[chain.length - 1]!.stmts.push({ k: 'store', buf: b.out, index: idx, value: val });
+  chain[chain.length - 1]!.stmts.push({ k: 'store', buf, index: idx, value: val });
+}
+
+/** Stores every root of the group (the root and its multi-output siblings) at element `idx`. */
+function storeAll(b: Build, group: FusedGroup, names: BufferNames, chain: Scope[], idx: readonly LExpr[], lin: LExpr): void {
+  store(b, chain, lin, b.lower.compute(group.root, idx), group.root);
+  for (const x of group.extra ?? []) {
+    if (shapeEq(x.shape, group.root.shape)) store(b, chain, lin, b.lower.compute(x, idx), x, names.writeOf(x));
+  }
 }
 
 export function scheduleGroup(group: FusedGroup, names: BufferNames, params: ScheduleParams = DEFAULT_PARAMS): Kernel {
@@ -119,7 +128,7 @@ function elementwiseSchedule(group: FusedGroup, names: BufferNames, perThread: n
     lin = L.variable('i');
     chain = [b.top, b.thread, loop, inner];
     const idx = b.lower.delinearize(lin, root.shape);
-    store(b, chain, lin, b.lower.compute(root, idx), root);
+    storeAll(b, group, names, chain, idx, lin);
     const start = b.emitter.emit(L.add(L.mul(L.tid(), L.i32(perThread)), L.variable('e')), [b.top, b.thread, loop]);
     const nK = b.emitter.emit(n, [b.top]);
     const iRef: KExpr = { k: 'var', t: 'i32', name: 'i' };
@@ -129,7 +138,7 @@ function elementwiseSchedule(group: FusedGroup, names: BufferNames, perThread: n
     return finish(group, names, b, dimCdiv(total, perThread), 'elementwise', { perThread, workgroupSize: wg }, wg);
   }
   const idx = b.lower.delinearize(lin, root.shape);
-  store(b, chain, lin, b.lower.compute(root, idx), root);
+  storeAll(b, group, names, chain, idx, lin);
   return finish(group, names, b, total, group.kind, group.kind === 'elementwise' ? { perThread: 1, workgroupSize: wg } : { workgroupSize: wg }, wg);
 }
 
@@ -148,7 +157,14 @@ function rowSchedule(group: FusedGroup, names: BufferNames, params: SchedulePara
   });
   const idx = [...rowIdx, ...innerIdx];
   const chain = [b.top, b.thread, ...loops];
-  store(b, chain, b.lower.linearize(idx, root.shape), b.lower.compute(root, idx), root);
+  storeAll(b, group, names, chain, idx, b.lower.linearize(idx, root.shape));
+  // siblings with one value per row (a row statistic) are stored once per row
+  for (const x of group.extra ?? []) {
+    if (shapeEq(x.shape, root.shape)) continue;
+    const keep = x.shape.length === root.shape.length;
+    const xIdx = keep ? [...rowIdx, ...innerIdx.map(() => L.i32(0))] : rowIdx;
+    store(b, [b.top, b.thread], b.lower.linearize(xIdx, x.shape), b.lower.compute(x, xIdx), x, names.writeOf(x));
+  }
   for (let i = loops.length - 1; i >= 0; i--) {
     const parent = i === 0 ? b.thread : loops[i - 1]!;
     parent.stmts.push({ k: 'for', v: `j${i}`, from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(b.lower.dim(inner[i]!), chain.slice(0, 2 + i)), step: 1, body: loops[i]!.stmts });
@@ -198,6 +214,7 @@ function storeTile(b: Build, group: FusedGroup, epi: Epilogue, tile: Tile): void
       const idx = [...batch, ms[i]!, ns[j]!];
       const clamped = [...batch, mc[i]!, nc[j]!];
       epi.held = { idx: clamped, acc: L.variable(name, t) };
+      lo.forget(); // the epilogue's value at these indices now means this accumulator
       // A scope per element: the epilogue of one accumulator is not shared with the next.
       const elem = new Scope(new Set([name]));
       const tchain = [b.top, b.thread, elem];
