@@ -46,6 +46,9 @@ export interface WebGPURuntimeOptions extends WebGPUOptions {
 
 let nextBufferId = 1;
 
+/** Most bytes of freed buffers a runtime keeps for reuse. */
+const POOL_BYTES = 256 * 1024 * 1024;
+
 export class WebGPUBuffer implements DeviceBuffer {
   freed = false;
   constructor(
@@ -119,6 +122,9 @@ export class WebGPURuntime implements BackendRuntime {
 
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
+  /** Freed device buffers by size, reused by alloc (bounded by POOL_BYTES). */
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private pooledBytes = 0;
   private batched = 0;
   private passTimestamps: GPUComputePassTimestampWrites | undefined;
 
@@ -183,6 +189,15 @@ export class WebGPURuntime implements BackendRuntime {
     if (bytes > this.limit.bufferSize) {
       fail('E_DEVICE_LIMIT', `alloc: ${length} x ${dtype} needs ${bytes} bytes, over the device's maxBufferSize ${this.limit.bufferSize}`);
     }
+    // One allocation pool per device: freed buffers of the same size are reused (cleared first).
+    const pooled = this.pool.get(bytes)?.pop();
+    if (pooled) {
+      this.pooledBytes -= bytes;
+      this.openEncoder();
+      this.endPass();
+      this.encoder!.clearBuffer(pooled);
+      return new WebGPUBuffer(dtype, length, bytes, pooled, this, nextBufferId++);
+    }
     const gpu = this.device.createBuffer({ size: bytes, usage: USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST });
     return new WebGPUBuffer(dtype, length, bytes, gpu, this, nextBufferId++);
   }
@@ -233,7 +248,12 @@ export class WebGPURuntime implements BackendRuntime {
     b.freed = true;
     for (const key of this.bindGroupsOf.get(b.id) ?? []) this.bindGroups.delete(key);
     this.bindGroupsOf.delete(b.id);
-    b.gpu.destroy();
+    if (this.pooledBytes + b.bytes <= POOL_BYTES) {
+      const list = this.pool.get(b.bytes) ?? [];
+      list.push(b.gpu);
+      this.pool.set(b.bytes, list);
+      this.pooledBytes += b.bytes;
+    } else b.gpu.destroy();
   }
 
   private own(buf: DeviceBuffer, what: string): WebGPUBuffer {
@@ -625,6 +645,8 @@ export class WebGPURuntime implements BackendRuntime {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    for (const list of this.pool.values()) for (const g of list) g.destroy();
+    this.pool.clear();
     this.encoder = undefined;
     this.pass = undefined;
     this.uniforms.clear();
