@@ -94,7 +94,7 @@ describe('golden codegen', () => {
     const def = D.kernel('softmax', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.softmax(x));
     const [k] = compile(def.program).kernels;
     expect(printWGSL(k!.kernel, { f16: false })).toMatchInlineSnapshot(`
-      "// tessera kernel softmax_row_out: schedule row rowAxes=1 workgroupSize=64
+      "// tessera kernel softmax_row_out: schedule row coop=0 rowAxes=1 workgroupSize=64
 
       @group(0) @binding(0) var<storage, read> x: array<f32>; // f32
       @group(0) @binding(1) var<storage, read_write> out: array<f32>; // f32
@@ -150,7 +150,7 @@ describe('golden codegen', () => {
       "
     `);
     expect(printJS(k!.kernel)).toMatchInlineSnapshot(`
-      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"workgroupSize":64}
+      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"coop":0,"workgroupSize":64}
       const b_x = bufs[0];
       const b_out = bufs[1];
       for (let tid = 0; tid < nThreads; tid++) {
@@ -174,7 +174,7 @@ describe('golden codegen', () => {
       }"
     `);
     expect(printCudaKernel(k!.kernel)).toMatchInlineSnapshot(`
-      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"workgroupSize":64}
+      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"coop":0,"workgroupSize":64}
       extern "C" __global__ void __launch_bounds__(64) softmax_row_out(const float* __restrict__ b_x, float* __restrict__ b_out, int d_M, int d_N) {
         const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * 64u + threadIdx.x);
         if ((tid < d_M)) {

@@ -60,6 +60,8 @@ describe('every schedule variant the tuner may pick matches the reference', () =
     D.kernel('ew', { x: D.tensor('f32', [M, N]), a: D.tensor('f32', [N]) }, ({ x, a }) => x.mul(a).add(1).silu()),
     D.kernel('row', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.layernorm(D.softmax(x))),
     D.kernel('red', { x: D.tensor('f32', [M, N]) }, ({ x }) => x.exp().sum(0)),
+    D.kernel('arg', { x: D.tensor('f32', [M, N]) }, ({ x }) => ({ a: D.cast(D.floor(x.mul(3)).argmax(1), 'f32'), b: D.cast(x.argmin(0), 'f32'), m: x.min(1) })),
+    D.kernel('stats', { x: D.tensor('f32', [M, N]) }, ({ x }) => ({ p: D.logSoftmax(x), s: x.sum(1), mx: x.max(1, true) })),
     D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]), c: D.tensor('f32', [N]) }, ({ a, b, c }) => D.matmul(a, b).add(c).relu()),
     D.kernel('bmm', { a: D.tensor('f32', [3, M, K]), b: D.tensor('f32', [N, K]) }, ({ a, b }) => D.matmul(a, b.T)),
   ];

@@ -4,7 +4,7 @@
  * subexpressions are bound once with `let`, and each `red` becomes an accumulator and a loop.
  */
 import { fail } from '../errors.js';
-import type { KExpr, KStmt, Scalar } from '../ir/kernel.js';
+import type { KExpr, KShared, KStmt, Scalar } from '../ir/kernel.js';
 import { children, substVar, variable, type LExpr } from './lexpr.js';
 
 export class Scope {
@@ -15,8 +15,21 @@ export class Scope {
 
 const NEG_INF = -Infinity;
 
+/**
+ * Cooperative reductions: a reduction placed in `scope` is split across the `wg` invocations of a
+ * workgroup (strided loop) and combined through workgroup memory in a barrier-separated tree.
+ */
+export interface Cooperative {
+  readonly scope: Scope;
+  readonly wg: number; // a power of two
+  readonly shared: KShared[];
+}
+
+type Combine = (a: readonly KExpr[], b: readonly KExpr[]) => { stmts: KStmt[]; out: KExpr[] };
+
 export class Emitter {
   private counter = 0;
+  coop: Cooperative | undefined;
   private uses = new Map<LExpr, number>();
   /** Reduction variables get short names in emission order, so output does not depend on node ids. */
   private names = new Map<string, string>();
@@ -133,9 +146,87 @@ export class Emitter {
     const term: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(xv)), a: lit(0), b: exp(sub(f(xv), f(mn))) };
     loop.stmts.push({ k: 'set', name: s, value: { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: scale }, b: term } });
     loop.stmts.push({ k: 'set', name: m, value: f(mn) });
-    scope.stmts.push({ k: 'for', v: vname, from: { k: 'lit', t: 'i32', v: 0 }, to: extent, step: 1, body: loop.stmts });
+    const coop = this.coop?.scope === scope ? this.coop : undefined;
+    scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : { k: 'lit', t: 'i32', v: 0 }, to: extent, step: coop?.wg ?? 1, body: loop.stmts });
+    if (coop) {
+      // merge (m1, s1) and (m2, s2): m = max(m1, m2); s = s1 * exp(m1 - m) + s2 * exp(m2 - m)
+      const [rm, rs] = this.combineAcross(coop, scope, [f(m), f(s)], ['f32', 'f32'], (a, b) => {
+        const mm = this.fresh('m');
+        const w = (x: KExpr): KExpr => ({ k: 'select', t: 'f32', c: isNegInf(x), a: lit(0), b: exp(sub(x, f(mm))) });
+        return {
+          stmts: [{ k: 'let', name: mm, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: a[0]!, b: b[0]! }, mut: false }],
+          out: [f(mm), { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: a[1]!, b: w(a[0]!) }, b: { k: 'bin', t: 'f32', op: 'mul', a: b[1]!, b: w(b[0]!) } }],
+        };
+      });
+      scope.cache.set(mx, rm!);
+      scope.cache.set(sum, rs!);
+      return;
+    }
     scope.cache.set(mx, f(m));
     scope.cache.set(sum, f(s));
+  }
+
+  /**
+   * Combines per-invocation partial values across the workgroup: each goes to workgroup memory,
+   * then log2(wg) barrier-separated steps halve the live lanes; every invocation reads the result.
+   */
+  private combineAcross(coop: Cooperative, scope: Scope, parts: readonly KExpr[], types: readonly Scalar[], combine: Combine): KExpr[] {
+    const lid: KExpr = { k: 'lid' };
+    const i32 = (v: number): KExpr => ({ k: 'lit', t: 'i32', v });
+    const arrs = types.map((t) => {
+      const name = this.fresh('red');
+      coop.shared.push({ name, t, size: coop.wg });
+      return name;
+    });
+    arrs.forEach((arr, i) => scope.stmts.push({ k: 'sstore', arr, index: lid, value: parts[i]! }));
+    scope.stmts.push({ k: 'barrier' });
+    for (let s = coop.wg >> 1; s >= 1; s >>= 1) {
+      const other: KExpr = { k: 'bin', t: 'i32', op: 'add', a: lid, b: i32(s) };
+      const mine = arrs.map((arr, i): KExpr => ({ k: 'sload', t: types[i]!, arr, index: lid }));
+      const theirs = arrs.map((arr, i): KExpr => ({ k: 'sload', t: types[i]!, arr, index: other }));
+      const c = combine(mine, theirs);
+      const tmp = arrs.map(() => this.fresh('t'));
+      const body: KStmt[] = [...c.stmts, ...c.out.map((v, i): KStmt => ({ k: 'let', name: tmp[i]!, t: types[i]!, init: v, mut: false }))];
+      arrs.forEach((arr, i) => body.push({ k: 'sstore', arr, index: lid, value: { k: 'var', t: types[i]!, name: tmp[i]! } }));
+      scope.stmts.push({ k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: lid, b: i32(s) }, then: body, else: [] });
+      scope.stmts.push({ k: 'barrier' });
+    }
+    return arrs.map((arr, i) => {
+      const name = this.fresh('v');
+      scope.stmts.push({ k: 'let', name, t: types[i]!, init: { k: 'sload', t: types[i]!, arr, index: i32(0) }, mut: false });
+      return { k: 'var', t: types[i]!, name };
+    });
+  }
+
+  /** The workgroup-wide value of a reduction from each invocation's partial accumulator(s). */
+  private combineReduction(coop: Cooperative, scope: Scope, fn: string, bt: Scalar, acc: KExpr, result: KExpr): KExpr {
+    const bin = (op: 'add' | 'max' | 'min', a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: bt, op, a, b });
+    if (fn === 'sum' || fn === 'max' || fn === 'min') {
+      const op = fn === 'sum' ? 'add' : fn;
+      return this.combineAcross(coop, scope, [acc], [bt], (a, b) => ({ stmts: [], out: [bin(op, a[0]!, b[0]!)] }))[0]!;
+    }
+    // argmax/argmin: (value, index) pairs; the better value wins, a NaN beats a number, ties keep the first index
+    const argmax = fn === 'argmax';
+    const [, idx] = this.combineAcross(coop, scope, [acc, result], [bt, 'i32'], (a, b) => {
+      const nan = (x: KExpr): KExpr => ({ k: 'un', t: 'bool', op: 'isnan', a: x });
+      const and = (x: KExpr, y: KExpr): KExpr => ({ k: 'bin', t: 'bool', op: 'and', a: x, b: y });
+      const or = (x: KExpr, y: KExpr): KExpr => ({ k: 'bin', t: 'bool', op: 'or', a: x, b: y });
+      const not = (x: KExpr): KExpr => ({ k: 'un', t: 'bool', op: 'not', a: x });
+      let better: KExpr = { k: 'bin', t: 'bool', op: argmax ? 'gt' : 'lt', a: b[0]!, b: a[0]! };
+      let same: KExpr = { k: 'bin', t: 'bool', op: 'eq', a: b[0]!, b: a[0]! };
+      if (bt === 'f32') {
+        better = or(better, and(nan(b[0]!), not(nan(a[0]!))));
+        same = or(same, and(nan(b[0]!), nan(a[0]!)));
+      }
+      const take = this.fresh('take');
+      const useB = or(better, and(same, { k: 'bin', t: 'bool', op: 'lt', a: b[1]!, b: a[1]! }));
+      const tk: KExpr = { k: 'var', t: 'bool', name: take };
+      return {
+        stmts: [{ k: 'let', name: take, t: 'bool', init: useB, mut: false }],
+        out: [{ k: 'select', t: bt, c: tk, a: b[0]!, b: a[0]! }, { k: 'select', t: 'i32', c: tk, a: b[1]!, b: a[1]! }],
+      };
+    });
+    return idx!;
   }
 
   /** acc = init; for (v = 0; v < extent; v++) acc = combine(acc, body) — placed in chain's last scope. */
@@ -182,7 +273,9 @@ export class Emitter {
         break;
       }
     }
-    scope.stmts.push({ k: 'for', v: vname, from: { k: 'lit', t: 'i32', v: 0 }, to: extent, step: 1, body: loop.stmts });
+    const coop = this.coop?.scope === scope ? this.coop : undefined;
+    scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : { k: 'lit', t: 'i32', v: 0 }, to: extent, step: coop?.wg ?? 1, body: loop.stmts });
+    if (coop) result = this.combineReduction(coop, scope, e.fn, bt, accRef, result);
     scope.cache.set(e, result);
     return result;
   }

@@ -31,9 +31,11 @@ export interface ScheduleParams {
   wm: number;
   wn: number;
   bk: number;
+  /** row and reduce: 0 = one invocation per row (or output); 1 = one workgroup per row, reductions as a tree. */
+  coop: number;
 }
 
-export const DEFAULT_PARAMS: ScheduleParams = { workgroupSize: 64, perThread: 4, tm: 4, tn: 4, tiled: 0, wm: 8, wn: 8, bk: 8 };
+export const DEFAULT_PARAMS: ScheduleParams = { workgroupSize: 64, perThread: 4, tm: 4, tn: 4, tiled: 0, wm: 8, wn: 8, bk: 8, coop: 0 };
 
 export interface BufferNames {
   /** Buffer a materialized node (input, temp or output) is read from. */
@@ -108,7 +110,8 @@ function storeAll(b: Build, group: FusedGroup, names: BufferNames, chain: Scope[
 export function scheduleGroup(group: FusedGroup, names: BufferNames, params: ScheduleParams = DEFAULT_PARAMS): Kernel {
   switch (group.kind) {
     case 'matmul': return params.tiled ? tiledMatmulSchedule(group, names, params) : matmulSchedule(group, names, params);
-    case 'row': return rowSchedule(group, names, params);
+    case 'row': return params.coop && group.rowAxes === 1 ? cooperativeSchedule(group, names, params) : rowSchedule(group, names, params);
+    case 'reduce': return params.coop ? cooperativeSchedule(group, names, params) : elementwiseSchedule(group, names, 1, params.workgroupSize);
     default: return elementwiseSchedule(group, names, group.kind === 'elementwise' ? params.perThread : 1, params.workgroupSize);
   }
 }
@@ -139,7 +142,7 @@ function elementwiseSchedule(group: FusedGroup, names: BufferNames, perThread: n
   }
   const idx = b.lower.delinearize(lin, root.shape);
   storeAll(b, group, names, chain, idx, lin);
-  return finish(group, names, b, total, group.kind, group.kind === 'elementwise' ? { perThread: 1, workgroupSize: wg } : { workgroupSize: wg }, wg);
+  return finish(group, names, b, total, group.kind, group.kind === 'elementwise' ? { perThread: 1, workgroupSize: wg } : { coop: 0, workgroupSize: wg }, wg);
 }
 
 function rowSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
@@ -169,7 +172,7 @@ function rowSchedule(group: FusedGroup, names: BufferNames, params: SchedulePara
     const parent = i === 0 ? b.thread : loops[i - 1]!;
     parent.stmts.push({ k: 'for', v: `j${i}`, from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(b.lower.dim(inner[i]!), chain.slice(0, 2 + i)), step: 1, body: loops[i]!.stmts });
   }
-  return finish(group, names, b, dimProduct(outer), 'row', { rowAxes: group.rowAxes, workgroupSize: params.workgroupSize }, params.workgroupSize);
+  return finish(group, names, b, dimProduct(outer), 'row', { rowAxes: group.rowAxes, coop: 0, workgroupSize: params.workgroupSize }, params.workgroupSize);
 }
 
 /** The epilogue reads the matmul at the element being stored: that is the accumulator `held`. */
@@ -384,4 +387,47 @@ function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sche
   storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, accs, t });
   const threads = dimMul(dimMul(dimProduct(batchShape), dimMul(groupsM, groupsN)), wg);
   return finish(group, names, b, threads, 'matmul_tiled', { tm, tn, wm, wn, bk, workgroupSize: wg }, wg, true);
+}
+
+/**
+ * Cooperative rows: one workgroup per row (for 'reduce', per output element). Reductions of the row
+ * are split across the workgroup and combined through workgroup memory (Emitter.coop), and the
+ * row's elements are written by the invocations in turn. Guards use the workgroup index, so every
+ * barrier is in uniform control flow. Per-row results are written by invocation 0.
+ */
+function cooperativeSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
+  const wg = params.workgroupSize;
+  if (wg & (wg - 1)) fail('E_ARG', `a cooperative schedule needs a power-of-two workgroup size, got ${wg}`);
+  const b = start(group, names);
+  b.emitter.coop = { scope: b.thread, wg, shared: b.shared };
+  const root = group.root;
+  const isRow = group.kind === 'row';
+  const r = root.shape.length;
+  const outer = isRow ? root.shape.slice(0, r - 1) : root.shape;
+  const rowIdx = b.lower.delinearize(L.wid(), outer);
+  const first: KExpr = { k: 'bin', t: 'bool', op: 'eq', a: { k: 'lid' }, b: { k: 'lit', t: 'i32', v: 0 } };
+  const perRow = (x: Node, xIdx: LExpr[]) => {
+    // computed by every invocation (its reductions are cooperative), written by one
+    const v = L.cast(scalarOf(x.dtype), b.lower.compute(x, xIdx));
+    const index = b.lower.linearize(xIdx, x.shape);
+    b.emitter.countUses([v, index]);
+    const val = b.emitter.emit(v, [b.top, b.thread]);
+    const idx = b.emitter.emit(index, [b.top, b.thread]);
+    b.thread.stmts.push({ k: 'if', cond: first, then: [{ k: 'store', buf: names.writeOf(x), index: idx, value: val }], else: [] });
+  };
+  if (!isRow) {
+    perRow(root, rowIdx);
+  } else {
+    const loop = new Scope(new Set(['j0']));
+    const j = L.variable('j0');
+    const idx = [...rowIdx, j];
+    storeAll(b, group, names, [b.top, b.thread, loop], idx, b.lower.linearize(idx, root.shape));
+    b.thread.stmts.push({ k: 'for', v: 'j0', from: { k: 'lid' }, to: b.emitter.emit(b.lower.dim(root.shape[r - 1]!), [b.top, b.thread]), step: wg, body: loop.stmts });
+    for (const x of group.extra ?? []) {
+      if (shapeEq(x.shape, root.shape)) continue;
+      perRow(x, x.shape.length === r ? [...rowIdx, L.i32(0)] : rowIdx);
+    }
+  }
+  const threads = dimMul(dimProduct(outer), wg);
+  return finish(group, names, b, threads, isRow ? 'row_coop' : 'reduce_coop', { coop: 1, workgroupSize: wg }, wg, true);
 }

@@ -14,8 +14,12 @@ export function candidatesFor(group: FusedGroup): Candidate[] {
     case 'elementwise':
       return [1, 2, 4, 8].flatMap((perThread) => [64, 128, 256].map((workgroupSize) => ({ perThread, workgroupSize })));
     case 'row':
-    case 'reduce':
-      return WG.map((workgroupSize) => ({ workgroupSize }));
+    case 'reduce': {
+      const perRow = WG.map((workgroupSize) => ({ coop: 0, workgroupSize }));
+      // one workgroup per row with tree reductions: what a real GPU wants for long rows
+      const coop = group.kind === 'reduce' || group.rowAxes === 1 ? WG.map((workgroupSize) => ({ coop: 1, workgroupSize })) : [];
+      return [...perRow, ...coop];
+    }
     case 'matmul': {
       const tiles: [number, number][] = [[1, 4], [1, 8], [2, 2], [2, 4], [4, 4], [4, 8], [8, 4], [8, 8]];
       const registerBlocked = tiles.flatMap(([tm, tn]) => [32, 64, 128].map((workgroupSize) => ({ tiled: 0, tm, tn, workgroupSize })));
