@@ -4,14 +4,14 @@
  * against the reference; bad input gives the right exit code and error code.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { Project, ts } from 'ts-morph';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main, type CliIO } from '../src/cli/main.js';
+import { COMMANDS, main, type CliIO } from '../src/cli/main.js';
 import type { Manifest } from '../src/cli/manifest.js';
 import { runAndCheck } from '../src/cli/run-cmd.js';
 import { demoPrograms } from '../src/cli/demo-programs.js';
@@ -19,6 +19,7 @@ import { JSRuntime } from '../src/backends/js/runtime.js';
 import { evalDim } from '../src/ir/dims.js';
 import { parseDim } from '../src/ir/text/index.js';
 import { compile } from '../src/passes/pipeline.js';
+import { printCudaUnit } from '../src/backends/cuda/print.js';
 import { evalProgram, refFromHost, refMismatch } from '../src/ref/index.js';
 import type { BackendRuntime, DeviceBuffer, HostArray } from '../src/runtime/backend.js';
 import { fixedShape } from './fixtures/cli-edge.js';
@@ -217,6 +218,78 @@ describe('tessera compile', () => {
   });
 });
 
+describe('tessera compile --target cuda', () => {
+  const out = join(tmp, 'cuda');
+
+  it('writes the .cu, the fatbin (each arch plus PTX) and the PTX, and launch facts in the manifest', async () => {
+    const r = await cli('compile', SAMPLE, '--target', 'cuda', '--archs', 'sm_90,sm_80', '--out', out);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const cu = readFileSync(join(out, 'mixed', 'mixed.cu'), 'utf8');
+    const m = manifestOf(out, 'mixed');
+    expect(cu).toBe(`${printCudaUnit(compile(mixed.program).kernels.map((k) => k.kernel))}\n`);
+    expect(readFileSync(join(out, 'mixed', 'mixed.fatbin')).readUInt32LE(0)).toBe(0xba55ed50);
+    const ptx = readFileSync(join(out, 'mixed', 'mixed.ptx'), 'utf8');
+    expect(ptx).toMatch(/\.target sm_80/);
+    expect(m.targets).toEqual(['cuda']);
+    expect(m.cuda).toEqual({ source: 'mixed.cu', fatbin: 'mixed.fatbin', ptx: 'mixed.ptx', archs: ['sm_80', 'sm_90'], nvccFlags: ['-std=c++17', '-ftz=false', '-prec-div=true', '-prec-sqrt=true'] });
+    expect(m.conventions['cuda']).toMatch(/<<<grid, block, 0, stream>>>/);
+    expect(m.buffers.find((b) => b.name === 'h')!.cuda).toEqual({ type: '__half', bytes: '2*M*N' });
+    expect(m.buffers.find((b) => b.name === 'keep')!.cuda).toEqual({ type: 'unsigned char', bytes: 'M*N' });
+    for (const k of m.kernels) {
+      const c = k.cuda!;
+      expect(k.files).toEqual({});
+      expect(ptx).toContain(`.visible .entry ${c.entry}(`);
+      expect(c.block).toEqual([k.workgroupSize, 1, 1]);
+      expect(c.blocks).toBe(k.workgroups);
+      expect(c.dynamicSharedBytes).toBe(0);
+      // The parameter list is the kernel's CUDA signature, in order.
+      const sig = new RegExp(`__global__ void __launch_bounds__\\(${k.workgroupSize}\\) ${c.entry}\\(([^)]*)\\)`).exec(cu)![1]!;
+      expect(sig.split(', ').map((p) => p.replace(' __restrict__', ''))).toEqual(c.params.map((p) => `${p.type.endsWith('*') ? `${p.type.slice(0, -1)}*` : p.type} ${p.name}`));
+      expect(c.params.filter((p) => 'buffer' in p).map((p) => (p as { buffer: string }).buffer)).toEqual(k.bindings.map((b) => b.buffer));
+      expect(c.params.filter((p) => 'dim' in p).map((p) => (p as { dim: string }).dim)).toEqual(k.uniforms?.fields.map((f) => f.name) ?? []);
+    }
+    expect(m.kernels[0]!.cuda!.params.slice(0, 3)).toEqual([
+      { name: 'b_keep', type: 'const unsigned char*', buffer: 'keep' },
+      { name: 'b_h', type: 'const __half*', buffer: 'h' },
+      { name: 'b_idx', type: 'int*', buffer: 'idx' },
+    ]);
+    // The grid formula evaluates like the runtime's cudaGrid.
+    expect(m.kernels[0]!.cuda!.grid).toBe('blocks <= 2147483647 ? (blocks, 1, 1) : (cdiv(blocks, y), y, 1) with y = cdiv(blocks, 2147483647)');
+  });
+
+  it('is deterministic, and --emit is --target', async () => {
+    const again = join(tmp, 'cuda2');
+    expect((await cli('compile', SAMPLE, '--emit', 'cuda', '--archs', 'sm_80', '--archs', 'sm_90', '--out', again)).code).toBe(0);
+    const first = tree(out);
+    const second = tree(again);
+    expect([...second.keys()]).toEqual([...first.keys()]);
+    expect(first.size).toBe(12);
+    for (const [name, bytes] of first) expect(second.get(name)!.equals(bytes), name).toBe(true);
+  });
+
+  it('without nvcc writes the .cu and says that no binary was produced', async () => {
+    const fake = join(tmp, 'no-nvcc');
+    mkdirSync(fake, { recursive: true });
+    writeFileSync(join(fake, 'nvcc'), '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    const dir = join(tmp, 'cuda-no-nvcc');
+    const r = await promisify(execFile)(process.execPath, [join(ROOT, 'bin/tessera.mjs'), 'compile', EDGE, '--target', 'cuda', '--out', dir], {
+      cwd: ROOT,
+      env: { ...process.env, TESSERA_NVCC: join(fake, 'nvcc') },
+    });
+    expect(r.stderr).toContain('warning: fixed_shape: nvcc not found, so no CUDA binary was produced: wrote fixed_shape.cu only, without fixed_shape.fatbin and fixed_shape.ptx');
+    expect([...tree(dir).keys()]).toEqual(['fixed_shape/fixed_shape.cu', 'fixed_shape/manifest.json', 'pass_through/manifest.json', 'pass_through/pass_through.cu']);
+    expect(manifestOf(dir, 'fixed_shape').cuda).toEqual({ source: 'fixed_shape.cu', archs: ['sm_80', 'sm_90'], nvccFlags: ['-std=c++17', '-ftz=false', '-prec-div=true', '-prec-sqrt=true'] });
+  });
+
+  it('leaves the default targets and their manifests without CUDA facts', () => {
+    const m = manifestOf(join(tmp, 'a'), 'silu_affine');
+    expect(m.cuda).toBeUndefined();
+    expect(m.kernels[0]!.cuda).toBeUndefined();
+    expect(m.conventions['cuda']).toBeUndefined();
+  });
+});
+
 describe('the generated wrapper on WebGPU', async () => {
   const rt = await getTestWebGPU();
   it.skipIf(!rt && !webgpuRequired())('runs each program with plain WebGPU calls and matches the reference', async () => {
@@ -308,7 +381,22 @@ describe('tessera devices, demo and help', () => {
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^js {6}available: JavaScript on the CPU/m);
     expect(r.out).toMatch(/^webgpu {2}(available: .+\n {8}features: .+\n {8}limits: maxComputeInvocationsPerWorkgroup \d+.*|not available: .+)$/m);
-    expect(r.out).toContain('cuda    not available in this build');
+    // Without a GPU: the addon's reason; with one, every device. Either way the nvcc that compiles for it.
+    expect(r.out).toMatch(/^cuda {4}(not available: .+|available: \d+ devices?, driver [\d.]+.*\n {8}device 0: .+)\n {8}(nvcc \d+\.\d+\S* at \S+|nvcc not found .+)$/m);
+  });
+
+  it('lists CUDA devices from the driver probe (through a fake libcuda), and run --backend cuda uses that device', async () => {
+    const dir = join(tmp, 'stub');
+    mkdirSync(dir, { recursive: true });
+    await promisify(execFile)('cc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libcuda.so.1'), join(ROOT, 'test/cuda-stub/libcuda_stub.c')]);
+    const env = { ...process.env, LD_LIBRARY_PATH: dir, TESSERA_STUB_LOG: join(dir, 'launches.log') };
+    const devices = await promisify(execFile)(process.execPath, [join(ROOT, 'bin/tessera.mjs'), 'devices'], { cwd: ROOT, env });
+    expect(devices.stdout).toMatch(/^cuda {4}available: 1 device, driver \d+\.\d+\n {8}device 0: Tessera Stub GPU \(sm_\d+, \d+ SMs, [\d.]+ GiB, \d+ threads per block, \d+ KiB shared per block\)$/m);
+    // The stub launches nothing, so the values do not match; what matters is that CUDA ran the program.
+    const run = await promisify(execFile)(process.execPath, [join(ROOT, 'bin/tessera.mjs'), 'run', EDGE, '--backend', 'cuda', '--repeat', '1'], { cwd: ROOT, env }).catch((e: { stdout: string; code: number }) => e);
+    expect(run.stdout).toContain('backend: cuda (requested with --backend cuda)\n  Tessera Stub GPU');
+    expect(run.stdout).toContain('fixed_shape: 1 kernel on cuda');
+    expect(readFileSync(join(dir, 'launches.log'), 'utf8')).toMatch(/fixed_shape_elementwise_out/);
   });
 
   it('demo compiles the op library and matches the reference on every program', async () => {
@@ -349,7 +437,8 @@ describe('bad input', () => {
   it('an unknown command or option is a usage error (exit 2)', async () => {
     const a = await cli('frobnicate');
     expect(a.code).toBe(2);
-    expect(a.err).toContain("error: unknown command 'frobnicate'; commands are compile, run, devices, demo");
+    expect(a.err).toContain(`error: unknown command 'frobnicate'; commands are ${COMMANDS.map((c) => c.name).join(', ')}`);
+    expect(COMMANDS.map((c) => c.name)).toEqual(expect.arrayContaining(['compile', 'run', 'devices', 'demo']));
     const b = await cli('compile', SAMPLE, '--bogus');
     expect(b.code).toBe(2);
     expect(b.err).toContain("error: unknown option '--bogus'\n  see 'tessera compile --help'");
@@ -380,13 +469,19 @@ describe('bad input', () => {
     expect(r.err).toMatch(/^error\[E_SHAPE\]: add operands have different shapes: \[M, N\] and \[N\]\n {2}--> \S*cli-bad\.tsr:5:8\n$/);
   });
 
-  it('a module without programs, and the CUDA target, are errors with codes', async () => {
+  it('a module without programs is an error with a code; bad archs and --backend cuda without a device are clear errors', async () => {
     const r = await cli('compile', join(ROOT, 'test/helpers/webgpu.ts'), '--out', join(tmp, 'x'));
     expect(r.code).toBe(1);
     expect(r.err).toContain('error[E_ARG]:');
     expect(r.err).toContain('exports no programs');
-    const c = await cli('compile', SAMPLE, '--target', 'cuda', '--out', join(tmp, 'x'));
-    expect(c.code).toBe(1);
-    expect(c.err).toContain('error[E_BACKEND]: the cuda target is not available in this build');
+    const a = await cli('compile', SAMPLE, '--target', 'cuda', '--archs', '90', '--out', join(tmp, 'x'));
+    expect(a.code).toBe(2);
+    expect(a.err).toContain("--archs expects GPU architectures like sm_80,sm_90, got '90'");
+    expect((await cli('compile', SAMPLE, '--target', 'js', '--archs', 'sm_90', '--out', join(tmp, 'x'))).err).toContain('--archs applies to --target cuda');
+    if (!existsSync('/proc/driver/nvidia/version')) {
+      const c = await cli('run', SAMPLE, '--backend', 'cuda');
+      expect(c.code).toBe(1);
+      expect(c.err).toMatch(/^error\[E_BACKEND\]: --backend cuda: no CUDA device: .+\n$/);
+    }
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The CLI's view of the backends: the WGSL printer and WebGPU runtime are loaded lazily (Dawn is
  * heavy, and a build may lack them), and the default runtime is WebGPU when an adapter exists, else
- * the JS runtime, with the reason said out loud.
+ * the JS runtime, with the reason said out loud. CUDA runs only when asked for (`--backend cuda`).
  */
 import { TesseraError } from '../errors.js';
 import type { DType } from '../ir/dtype.js';
@@ -9,7 +9,8 @@ import type { Kernel } from '../ir/kernel.js';
 import { JSRuntime } from '../backends/js/runtime.js';
 import type { BackendRuntime } from '../runtime/backend.js';
 
-export type BackendChoice = 'js' | 'webgpu';
+export type BackendChoice = 'js' | 'webgpu' | 'cuda';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['js', 'webgpu', 'cuda'];
 
 /** The WGSL features `tessera compile` prints for: no shader-f16, so the output runs on every device. */
 export const WGSL_CAPS = { f16: false } as const;
@@ -62,9 +63,27 @@ export async function tryWebGPU(): Promise<{ rt: BackendRuntime } | { reason: st
   }
 }
 
+/** A CUDA runtime on device 0 (the driver addon, a GPU and nvcc), or the reason there is none. */
+export async function tryCuda(): Promise<{ rt: BackendRuntime } | { reason: string }> {
+  let m: typeof import('../backends/cuda/runtime.js');
+  try {
+    m = await import('../backends/cuda/runtime.js');
+  } catch (e) {
+    if (isModuleNotFound(e)) return { reason: 'the CUDA runtime (src/backends/cuda) is not in this build' };
+    throw e;
+  }
+  const rt = m.createCudaRuntime();
+  return rt ? { rt } : { reason: m.cudaUnavailableReason() ?? 'CUDA is not usable' };
+}
+
 /** The runtime `run` and `demo` use, and a sentence saying why it was picked. */
 export async function pickRuntime(choice: BackendChoice | undefined): Promise<{ rt: BackendRuntime; why: string }> {
   if (choice === 'js') return { rt: new JSRuntime(), why: 'requested with --backend js' };
+  if (choice === 'cuda') {
+    const cuda = await tryCuda();
+    if ('rt' in cuda) return { rt: cuda.rt, why: 'requested with --backend cuda' };
+    throw new TesseraError('E_BACKEND', `--backend cuda: no CUDA device: ${cuda.reason}`);
+  }
   const gpu = await tryWebGPU();
   if ('rt' in gpu) return { rt: gpu.rt, why: choice === 'webgpu' ? 'requested with --backend webgpu' : 'default: a WebGPU adapter was found' };
   if (choice === 'webgpu') throw new TesseraError('E_BACKEND', `--backend webgpu: no WebGPU adapter: ${gpu.reason}`);

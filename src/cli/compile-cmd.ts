@@ -5,16 +5,18 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { TesseraError } from '../errors.js';
 import type { Program } from '../ir/graph.js';
 import { printProgram } from '../ir/text/index.js';
 import { compile, STAGES, type CompiledProgram } from '../passes/pipeline.js';
 import { DEFAULT_PARAMS, type ScheduleParams } from '../passes/schedule.js';
 import { printJS } from '../backends/js/print.js';
+import { printCudaUnit } from '../backends/cuda/print.js';
+import { compileCuda, DEFAULT_ARCHS, NVCC_FLAGS, nvccAvailable } from '../backends/cuda/nvcc.js';
 import { flag, keyValues, list, UsageError, type CliIO, type Command, type FlagSpec, type Parsed } from './args.js';
 import { loadWGSLPrinter } from './backends.js';
 import { loadPrograms } from './load.js';
-import { buildManifest, manifestText, TARGETS, type Target } from './manifest.js';
+import { ALL_TARGETS, buildManifest, manifestText, TARGETS, type Target } from './manifest.js';
+import { generateTorchModule } from './torch-emit.js';
 import { generateWrapper } from './wrapper.js';
 
 export interface CompileFlags {
@@ -54,24 +56,42 @@ export function compileProgram(program: Program, flags: CompileFlags, io: CliIO)
 }
 
 export function parseTargets(p: Parsed, command: string): Target[] {
-  const given = list(p, 'target');
+  // --emit is an alias of --target (`--emit torch`).
+  const given = [...list(p, 'target'), ...list(p, 'emit')];
   const targets: Target[] = [];
   for (const t of given.length > 0 ? given : [...TARGETS]) {
-    if (t === 'cuda') throw new TesseraError('E_BACKEND', 'the cuda target is not available in this build');
-    if (!(TARGETS as readonly string[]).includes(t)) throw new UsageError(`unknown target '${t}'; targets are ${TARGETS.join(', ')}`, command);
+    if (!(ALL_TARGETS as readonly string[]).includes(t)) throw new UsageError(`unknown target '${t}'; targets are ${ALL_TARGETS.join(', ')}`, command);
     if (!targets.includes(t as Target)) targets.push(t as Target);
   }
   // A fixed order keeps the manifest byte-stable whatever order the flags came in.
-  return TARGETS.filter((t) => targets.includes(t));
+  return ALL_TARGETS.filter((t) => targets.includes(t));
+}
+
+const ARCH = /^sm_\d{2,3}[a-z]?$/;
+
+/** `--archs sm_80,sm_90`: the GPUs the CUDA binaries are built for (default DEFAULT_ARCHS). */
+export function parseArchs(p: Parsed, command: string): string[] {
+  const given = list(p, 'archs');
+  for (const a of given) if (!ARCH.test(a)) throw new UsageError(`--archs expects GPU architectures like sm_80,sm_90, got '${a}'`, command);
+  const archs = [...new Set(given.length > 0 ? given : DEFAULT_ARCHS)];
+  // Sorted by number, so the order of the flag does not change the output.
+  return archs.sort((a, b) => Number(/\d+/.exec(a)![0]) - Number(/\d+/.exec(b)![0]) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+export interface WriteOptions {
+  /** GPUs for the CUDA binaries (default DEFAULT_ARCHS). */
+  readonly archs?: readonly string[];
+  /** Called with a sentence worth telling the user (nvcc missing). */
+  readonly onNote?: (text: string) => void;
 }
 
 /** Writes one program's files under outDir/<program>/ and returns their paths. */
-export async function writeProgram(cp: CompiledProgram, targets: readonly Target[], outDir: string): Promise<string[]> {
+export async function writeProgram(cp: CompiledProgram, targets: readonly Target[], outDir: string, opts: WriteOptions = {}): Promise<string[]> {
   const wgsl = await loadWGSLPrinter();
   const dir = join(outDir, cp.name);
   mkdirSync(dir, { recursive: true });
   const written: string[] = [];
-  const write = (name: string, text: string) => {
+  const write = (name: string, text: string | Buffer) => {
     const path = join(dir, name);
     writeFileSync(path, text);
     written.push(path);
@@ -80,9 +100,26 @@ export async function writeProgram(cp: CompiledProgram, targets: readonly Target
     if (targets.includes('wgsl')) write(`${kernel.name}.wgsl`, wgsl.print(kernel));
     if (targets.includes('js')) write(`${kernel.name}.js`, printJS(kernel));
   }
-  const manifest = buildManifest(cp, targets, wgsl);
+  const archs = opts.archs ?? DEFAULT_ARCHS;
+  const withCuda = targets.includes('cuda') || targets.includes('torch');
+  const cudaUnit = withCuda ? `${printCudaUnit(cp.kernels.map((k) => k.kernel))}\n` : '';
+  let binaries: { fatbin?: string; ptx?: string } = {};
+  if (targets.includes('cuda')) {
+    write(`${cp.name}.cu`, cudaUnit);
+    if (nvccAvailable()) {
+      const fat = compileCuda(cudaUnit, { archs, output: 'fatbin' });
+      const ptx = compileCuda(cudaUnit, { archs, output: 'ptx' });
+      write(`${cp.name}.fatbin`, fat.bytes);
+      write(`${cp.name}.ptx`, ptx.bytes);
+      binaries = { fatbin: `${cp.name}.fatbin`, ptx: `${cp.name}.ptx` };
+    } else {
+      opts.onNote?.(`${cp.name}: nvcc not found, so no CUDA binary was produced: wrote ${cp.name}.cu only, without ${cp.name}.fatbin and ${cp.name}.ptx (install the CUDA toolkit, or set $TESSERA_NVCC)`);
+    }
+  }
+  const manifest = buildManifest(cp, targets, wgsl, withCuda ? { archs, nvccFlags: NVCC_FLAGS, ...binaries } : undefined);
   write('manifest.json', manifestText(manifest));
   if (targets.includes('wgsl')) write(`${cp.name}.ts`, await generateWrapper(cp, manifest, wgsl));
+  if (targets.includes('torch')) write(`${cp.name}_torch.py`, generateTorchModule(cp, manifest, cudaUnit).python);
   return written;
 }
 
@@ -97,9 +134,11 @@ const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 export const compileCommand: Command = {
   name: 'compile',
   summary: 'compile the programs a file defines into kernel sources, a manifest and a typed wrapper',
-  usage: ['compile <file.ts|file.tsr> [--target wgsl,js] [--out DIR] [--dump-after STAGE]... [--params k=v,..]'],
+  usage: ['compile <file.ts|file.tsr> [--target wgsl,js,cuda,torch] [--archs sm_80,sm_90] [--out DIR] [--dump-after STAGE]... [--params k=v,..]'],
   flags: [
-    { name: 'target', value: 'wgsl,js', repeat: true, help: `targets to write (default: ${TARGETS.join(',')})` },
+    { name: 'target', value: ALL_TARGETS.join(','), repeat: true, help: `targets to write (default: ${TARGETS.join(',')})` },
+    { name: 'emit', value: 'TARGET', repeat: true, help: 'the same as --target (`--emit torch`)' },
+    { name: 'archs', value: 'sm_80,..', repeat: true, help: `GPU architectures of the CUDA binaries (default: ${DEFAULT_ARCHS.join(',')})` },
     { name: 'out', value: 'DIR', help: 'output folder (default: gen)' },
     ...COMPILE_FLAGS,
   ],
@@ -108,23 +147,34 @@ export const compileCommand: Command = {
     'a .tsr file holds one program in the graph IR text form. For each program P it writes DIR/P/:',
     '  <kernel>.wgsl     WGSL compute shader (entry point main), per kernel, for --target wgsl',
     '  <kernel>.js       JS kernel body for the CPU runtime, per kernel, for --target js',
+    '  P.cu              CUDA C++: every kernel as an extern "C" __global__ function, for --target cuda;',
+    '  P.fatbin, P.ptx   with nvcc: machine code for each --archs plus PTX of the highest, and PTX of the',
+    '                    lowest (without nvcc only P.cu is written, and compile says so)',
+    '  P_torch.py        PyTorch module: P(inputs...) -> {output: tensor}, compiled with load_inline, for',
+    '                    --target torch (needs PyTorch and nvcc where it runs, not here)',
     '  manifest.json     buffers, bindings, uniforms, launch grid, costs: how to launch without Tessera',
+    '                    (with cuda or torch also kernels[].cuda: entry, parameters, block and grid)',
     '  P.ts              typed WebGPU wrapper: runP(device, inputs), self-contained (with --target wgsl)',
     '',
-    'Example: tessera compile ops/norm.ts --target wgsl --out gen/',
+    'Examples: tessera compile ops/norm.ts --target wgsl --out gen/',
+    '          tessera compile examples/torch/rmsnorm_silu.ts --target cuda,torch --archs sm_90',
   ].join('\n'),
   async run(args, io) {
     if (args.positionals.length !== 1) throw new UsageError(args.positionals.length === 0 ? 'missing <file>' : `expected one file, got ${args.positionals.length}`, 'compile');
     const file = args.positionals[0]!;
     const targets = parseTargets(args, 'compile');
+    const archs = parseArchs(args, 'compile');
+    if (args.flags.has('archs') && !targets.includes('cuda')) throw new UsageError('--archs applies to --target cuda (add cuda to the targets)', 'compile');
     const flags = compileFlags(args, 'compile');
     const out = flag(args, 'out') ?? 'gen';
     const programs = await loadPrograms(file);
     for (const { program } of programs) {
       const { cp, ms } = compileProgram(program, flags, io);
-      const files = await writeProgram(cp, targets, out);
+      const notes: string[] = [];
+      const files = await writeProgram(cp, targets, out, { archs, onNote: (n) => notes.push(n) });
       io.out(`${cp.name}: ${plural(cp.kernels.length, 'kernel')} (${cp.kernels.map((k) => k.kernel.schedule.kind).join(', ')}) compiled in ${ms.toFixed(1)} ms\n`);
       for (const f of files) io.out(`  wrote ${displayPath(f)}\n`);
+      for (const n of notes) io.err(`warning: ${n}\n`);
     }
     return 0;
   },

@@ -1,6 +1,12 @@
-/** `tessera devices`: which backends this machine can run, and for WebGPU the adapter's features and key limits. */
+/**
+ * `tessera devices`: which backends this machine can run: for WebGPU the adapter's features and key
+ * limits, for CUDA every device the driver addon's probe reports (or the reason there is none) and
+ * the nvcc that compiles the kernels.
+ */
 import { JSRuntime } from '../backends/js/runtime.js';
-import { UsageError, type Command } from './args.js';
+import { cudaAddonUnavailableReason, loadCudaAddon, type CudaProbe } from '../backends/cuda/native.js';
+import { nvccPath, nvccVersion } from '../backends/cuda/nvcc.js';
+import { UsageError, type CliIO, type Command } from './args.js';
 import { tryWebGPU } from './backends.js';
 
 /** The limits that decide whether a kernel fits: shown by `devices`, checked by the runtime before dispatch. */
@@ -36,7 +42,41 @@ export const devicesCommand: Command = {
     } else {
       io.out(`webgpu  not available: ${gpu.reason}\n`);
     }
-    io.out('cuda    not available in this build\n');
+    describeCuda(io);
     return 0;
   },
 };
+
+/** `12040` -> `12.4`. */
+function driverText(v: number | undefined): string {
+  return v === undefined ? 'unknown' : `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}`;
+}
+
+function describeCuda(io: CliIO): void {
+  const nvcc = nvccVersion();
+  const nvccLine = nvcc ? `nvcc ${nvcc} at ${nvccPath()}` : 'nvcc not found (compile --target cuda writes .cu without binaries; the runtime needs it)';
+  const addon = loadCudaAddon();
+  let probe: CudaProbe | undefined;
+  let reason: string | undefined;
+  if (!addon) reason = cudaAddonUnavailableReason() ?? 'the CUDA addon did not load';
+  else {
+    try {
+      probe = addon.probe();
+      if (!probe.available) reason = probe.reason ?? 'the CUDA driver is not available';
+      else if (probe.devices.length === 0) reason = 'the CUDA driver reports no devices';
+    } catch (e) {
+      reason = `probing the CUDA driver failed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  if (reason !== undefined || !probe) {
+    io.out(`cuda    not available: ${reason}\n`);
+    io.out(`        ${nvccLine}\n`);
+    return;
+  }
+  io.out(`cuda    available: ${probe.devices.length} device${probe.devices.length === 1 ? '' : 's'}, driver ${driverText(probe.driverVersion)}${nvcc ? '' : ' (no nvcc: --backend cuda cannot compile kernels)'}\n`);
+  for (const d of probe.devices) {
+    const [major, minor] = d.computeCapability;
+    io.out(`        device ${d.index}: ${d.name} (sm_${major}${minor}, ${d.smCount} SMs, ${(d.totalMem / 2 ** 30).toFixed(1)} GiB, ${d.maxThreadsPerBlock} threads per block, ${d.maxSharedMemPerBlock / 1024} KiB shared per block)\n`);
+  }
+  io.out(`        ${nvccLine}\n`);
+}

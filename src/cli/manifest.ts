@@ -7,12 +7,23 @@
 import { readFileSync } from 'node:fs';
 import { dimCdiv, dimKey, dimSymbols, dimToString, shapeSymbols, type Dim, type Shape } from '../ir/dims.js';
 import type { DType } from '../ir/dtype.js';
+import type { Kernel } from '../ir/kernel.js';
 import { isBinary, isReduce, isUnary } from '../ir/ops.js';
 import type { CompiledKernel, CompiledProgram } from '../passes/pipeline.js';
+import { cudaStorageType } from '../backends/cuda/print.js';
 import { WGSL_CAPS, type WGSLPrinter } from './backends.js';
 
-export const TARGETS = ['wgsl', 'js'] as const;
-export type Target = (typeof TARGETS)[number];
+/** Every target `compile` can write, in the fixed order the manifest lists them. */
+export const ALL_TARGETS = ['wgsl', 'js', 'cuda', 'torch'] as const;
+export type Target = (typeof ALL_TARGETS)[number];
+/** The targets written when none is named (and by `demo`). */
+export const TARGETS: readonly Target[] = ['wgsl', 'js'];
+/** Targets with one source file per kernel (the others write one file per program). */
+export const PER_KERNEL_TARGETS: readonly Target[] = ['wgsl', 'js'];
+
+/** A CUDA block can hold at most this many blocks in grid x; past it the launch folds into y. */
+export const CUDA_MAX_GRID_X = 2147483647;
+export const CUDA_MAX_GRID_Y = 65535;
 
 export interface TensorEntry {
   readonly name: string;
@@ -38,6 +49,8 @@ export interface BufferEntry {
   readonly storage: string;
   /** Device bytes: elements * bytes per storage element (allocate at least 4, rounded up to 4). */
   readonly bytes: string;
+  /** With --target cuda or torch: the CUDA element type and bytes (f16 2, bool 1: native storage). */
+  readonly cuda?: { readonly type: string; readonly bytes: string };
 }
 
 export interface BindingEntry {
@@ -58,6 +71,28 @@ export interface UniformEntry {
   readonly fields: readonly { readonly name: string; readonly type: 'i32'; readonly offset: number }[];
 }
 
+/** One parameter of a CUDA kernel, in the order the kernel takes them. */
+export type CudaParamEntry =
+  | { readonly name: string; readonly type: string; readonly buffer: string }
+  | { readonly name: string; readonly type: 'int'; readonly dim: string };
+
+/** How to launch one kernel from the CUDA translation unit (with --target cuda or torch). */
+export interface CudaKernelEntry {
+  /** The `extern "C" __global__` function's name. */
+  readonly entry: string;
+  /** Buffer pointers in binding order, then one int per uniform dim. */
+  readonly params: readonly CudaParamEntry[];
+  /** Threads per block: [workgroupSize, 1, 1]. */
+  readonly block: readonly [number, number, number];
+  /** Blocks to launch: cdiv(threads, workgroupSize) (no launch when threads is 0). */
+  readonly blocks: string;
+  /** How blocks become the grid (folded into y past the x limit). */
+  readonly grid: string;
+  readonly dynamicSharedBytes: 0;
+  /** `__shared__` arrays the kernel declares (bytes per block), when any. */
+  readonly staticSharedBytes?: number;
+}
+
 export interface KernelEntry {
   readonly name: string;
   readonly files: Partial<Record<Target, string>>;
@@ -72,6 +107,20 @@ export interface KernelEntry {
   readonly flops?: string;
   readonly bytesRead?: string;
   readonly bytesWritten?: string;
+  readonly cuda?: CudaKernelEntry;
+}
+
+/** Program-level CUDA facts: where the source and binaries are. */
+export interface CudaProgramEntry {
+  /** The translation unit (`--target cuda`), or null when only the torch module embeds it. */
+  readonly source: string | null;
+  /** nvcc outputs written next to it; absent when nvcc was not available. */
+  readonly fatbin?: string;
+  readonly ptx?: string;
+  readonly archs: readonly string[];
+  readonly nvccFlags: readonly string[];
+  /** The PyTorch module (`--target torch`). */
+  readonly torch?: string;
 }
 
 export interface Manifest {
@@ -84,7 +133,17 @@ export interface Manifest {
   readonly dims: readonly DimEntry[];
   readonly buffers: readonly BufferEntry[];
   readonly kernels: readonly KernelEntry[];
+  readonly cuda?: CudaProgramEntry;
   readonly conventions: Readonly<Record<string, string>>;
+}
+
+/** What `compile` knows about the CUDA outputs when it builds the manifest. */
+export interface CudaManifestOptions {
+  readonly archs: readonly string[];
+  readonly nvccFlags: readonly string[];
+  /** Written binaries (file names relative to the program folder). */
+  readonly fatbin?: string;
+  readonly ptx?: string;
 }
 
 let version: string | undefined;
@@ -96,13 +155,21 @@ export function tesseraVersion(): string {
 const shapeStrings = (s: Shape): string[] => s.map(dimToString);
 
 /** What the manifest's words mean; written into it so the file explains itself. */
-const CONVENTIONS: Record<string, string> = {
+const BASE_CONVENTIONS: Record<string, string> = {
   dims: 'Dims are written as in the text form: M, 4, M*N, (M+1), cdiv(M, 4) = ceil(M / 4); a / b is floor division. Bind each dim from the input axis named in `dims[].from` (or pass it).',
   launch: 'Launch the kernels in the listed order, each after the previous one (one compute pass in order is enough). For each: workgroups = ceil(threads / workgroupSize); when that exceeds maxComputeWorkgroupsPerDimension, dispatch (x, y, 1) with y = ceil(workgroups / max) and x = ceil(workgroups / y), else (workgroups, 1, 1).',
   threadId: 'The WGSL computes its linear id as (workgroup_id.y * num_workgroups.x + workgroup_id.x) * workgroupSize + local_invocation_index and returns when it is >= threads, so the padding of a folded grid is harmless.',
   bindings: 'Bind group 0: the storage buffers at the listed binding indices, then the uniform struct Dims (one i32 per field, in order, padded to 16 bytes) at binding = number of storage buffers. A kernel without uniforms has no uniform binding.',
   storage: 'WGSL printed without shader-f16: f16 tensors are stored as f32 words holding f16-rounded values (round the inputs to f16 before upload); bool tensors are u32 0/1; i32/u32/f32 are themselves. Buffers are dense row-major; allocate max(4, ceil(bytes / 4) * 4) bytes.',
   js: 'A .js kernel is a function body: new Function("bufs", "u", "nThreads", "H", source), called with the host typed arrays in binding order, u = { dim: value } for the uniforms, nThreads = threads, H = the JS backend helpers (src/backends/js).',
+};
+
+/** Added to the conventions with --target cuda or torch. */
+const CUDA_CONVENTION: Record<string, string> = {
+  cuda: 'kernels[].cuda says how to launch each kernel of the CUDA translation unit: <<<grid, block, 0, stream>>> with the listed parameters in order (buffer pointers as device addresses of dense row-major storage, then each dim as int). grid: blocks = ceil(threads / workgroupSize); when blocks <= 2147483647 the grid is (blocks, 1, 1), else y = ceil(blocks / 2147483647) and x = ceil(blocks / y); skip the launch when threads is 0. A launch may cover at most 2^31 threads (the kernels compute an int linear id and guard tid < threads). Storage is native: f32 float, f16 __half, i32 int, u32 unsigned int, bool unsigned char 0/1 (buffers[].cuda). No dynamic shared memory.',
+};
+
+const MORE_CONVENTIONS: Record<string, string> = {
   costs: 'flops counts graph ops once per element computed (a transcendental counts 1, casts, selects and data movement 0; a reduction 1 per input element; a matmul 2*M*N*K); bytesRead/bytesWritten are compulsory traffic: every bound buffer once at its device size. Omitted where not exact: flops for index-expression (compute) kernels, bytesRead for kernels that may read only part of a buffer (slice, gather, compute).',
 };
 
@@ -165,12 +232,20 @@ function groupFlops(k: CompiledKernel): Poly | undefined {
 
 const PARTIAL_READS = new Set(['slice', 'gather', 'compute']);
 
-export function buildManifest(cp: CompiledProgram, targets: readonly Target[], wgsl: WGSLPrinter): Manifest {
+/** `cdiv(threads, wg)` and the grid rule as the manifest writes them. */
+function cudaLaunch(threads: Dim, wg: number): { blocks: string; grid: string } {
+  const blocks = dimToString(dimCdiv(threads, wg));
+  return { blocks, grid: `blocks <= ${CUDA_MAX_GRID_X} ? (blocks, 1, 1) : (cdiv(blocks, y), y, 1) with y = cdiv(blocks, ${CUDA_MAX_GRID_X})` };
+}
+
+export function buildManifest(cp: CompiledProgram, targets: readonly Target[], wgsl: WGSLPrinter, cudaOpts?: CudaManifestOptions): Manifest {
+  const withCuda = targets.includes('cuda') || targets.includes('torch');
   const bufferBytes = new Map<string, Poly>();
   const buffers: BufferEntry[] = cp.buffers.map((b) => {
     const bytes = new Poly().add(wgsl.bytes(b.dtype), b.shape);
     bufferBytes.set(b.name, bytes);
-    return { name: b.name, dtype: b.dtype, shape: shapeStrings(b.shape), role: b.role, elements: new Poly().add(1, b.shape).toString(), storage: wgsl.storage(b.dtype), bytes: bytes.toString() };
+    const cuda = withCuda ? { cuda: { type: cudaStorageType(b.dtype), bytes: new Poly().add(cudaElementBytes(b.dtype), b.shape).toString() } } : {};
+    return { name: b.name, dtype: b.dtype, shape: shapeStrings(b.shape), role: b.role, elements: new Poly().add(1, b.shape).toString(), storage: wgsl.storage(b.dtype), bytes: bytes.toString(), ...cuda };
   });
   const inputBuffer = (name: string) => cp.buffers.find((b) => b.role === 'input' && b.name === name.replace(/[^A-Za-z0-9_]/g, '_'))?.name ?? name;
   const inputs = cp.program.inputs.map((p) => ({ name: p.name, dtype: p.dtype, shape: shapeStrings(p.shape), buffer: inputBuffer(p.name) }));
@@ -201,7 +276,7 @@ export function buildManifest(cp: CompiledProgram, targets: readonly Target[], w
       type: b.access === 'read' ? 'read-only-storage' : 'storage',
     }));
     const files: Partial<Record<Target, string>> = {};
-    for (const t of targets) files[t] = `${k.name}.${t}`;
+    for (const t of targets) if (PER_KERNEL_TARGETS.includes(t)) files[t] = `${k.name}.${t}`;
     const flops = groupFlops(ck);
     const partial = ck.group.inlined.some((n) => PARTIAL_READS.has(n.op));
     const read = new Poly();
@@ -231,6 +306,7 @@ export function buildManifest(cp: CompiledProgram, targets: readonly Target[], w
       ...(flops !== undefined ? { flops: flops.toString() } : {}),
       ...(partial ? {} : { bytesRead: read.toString() }),
       bytesWritten: written.toString(),
+      ...(withCuda ? { cuda: cudaKernelEntry(k) } : {}),
     };
   });
 
@@ -244,7 +320,41 @@ export function buildManifest(cp: CompiledProgram, targets: readonly Target[], w
     dims,
     buffers,
     kernels,
-    conventions: { ...CONVENTIONS, wgslCaps: `printed with ${JSON.stringify(WGSL_CAPS)}` },
+    ...(withCuda
+      ? {
+          cuda: {
+            source: targets.includes('cuda') ? `${cp.name}.cu` : null,
+            ...(cudaOpts?.fatbin ? { fatbin: cudaOpts.fatbin } : {}),
+            ...(cudaOpts?.ptx ? { ptx: cudaOpts.ptx } : {}),
+            archs: [...(cudaOpts?.archs ?? [])],
+            nvccFlags: [...(cudaOpts?.nvccFlags ?? [])],
+            ...(targets.includes('torch') ? { torch: `${cp.name}_torch.py` } : {}),
+          },
+        }
+      : {}),
+    conventions: { ...BASE_CONVENTIONS, ...(withCuda ? CUDA_CONVENTION : {}), ...MORE_CONVENTIONS, wgslCaps: `printed with ${JSON.stringify(WGSL_CAPS)}` },
+  };
+}
+
+/** Bytes per element in CUDA storage (native: f16 2, bool 1). */
+export function cudaElementBytes(d: DType): number {
+  return d === 'f16' ? 2 : d === 'bool' ? 1 : 4;
+}
+
+/** The launch facts of one kernel as printed by src/backends/cuda/print.ts. */
+export function cudaKernelEntry(k: Kernel): CudaKernelEntry {
+  const params: CudaParamEntry[] = [
+    ...k.buffers.map((b) => ({ name: `b_${b.name}`, type: `${b.access === 'read' ? 'const ' : ''}${cudaStorageType(b.dtype)}*`, buffer: b.name })),
+    ...k.uniforms.map((u) => ({ name: `d_${u}`, type: 'int' as const, dim: u })),
+  ];
+  const shared = k.shared.reduce((acc, s) => acc + s.size * (s.t === 'bool' ? 1 : 4), 0);
+  return {
+    entry: k.name,
+    params,
+    block: [k.workgroupSize, 1, 1],
+    ...cudaLaunch(k.threads, k.workgroupSize),
+    dynamicSharedBytes: 0,
+    ...(shared > 0 ? { staticSharedBytes: shared } : {}),
   };
 }
 

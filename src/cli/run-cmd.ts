@@ -6,7 +6,7 @@ import type { CompiledProgram } from '../passes/pipeline.js';
 import type { BackendRuntime } from '../runtime/backend.js';
 import { prepare } from '../runtime/execute.js';
 import { flag, intFlag, keyValues, UsageError, type CliIO, type Command, type Parsed } from './args.js';
-import { pickRuntime, type BackendChoice } from './backends.js';
+import { BACKEND_CHOICES, pickRuntime, type BackendChoice } from './backends.js';
 import { COMPILE_FLAGS, compileFlags, compileProgram } from './compile-cmd.js';
 import { loadPrograms } from './load.js';
 import { checkOutputs, chooseDims, fmtErr, randomInputs, type OutputCheck, type Tolerance } from './verify.js';
@@ -57,17 +57,16 @@ export function describeCheck(c: OutputCheck): string {
 
 export function backendFlag(p: Parsed, command: string): BackendChoice | undefined {
   const b = flag(p, 'backend');
-  if (b === undefined || b === 'js' || b === 'webgpu') return b;
-  if (b === 'cuda') throw new UsageError("backend 'cuda' is not available in this build; backends are js, webgpu", command);
-  throw new UsageError(`unknown backend '${b}'; backends are js, webgpu`, command);
+  if (b === undefined || (BACKEND_CHOICES as readonly string[]).includes(b)) return b as BackendChoice | undefined;
+  throw new UsageError(`unknown backend '${b}'; backends are ${BACKEND_CHOICES.join(', ')}`, command);
 }
 
 export const runCommand: Command = {
   name: 'run',
   summary: 'run the programs a file defines on a backend and check them against the reference',
-  usage: ['run <file.ts|file.tsr> [--backend js|webgpu] [--dims M=64,N=128] [--seed N] [--repeat N] [--dump-after STAGE]...'],
+  usage: ['run <file.ts|file.tsr> [--backend js|webgpu|cuda] [--dims M=64,N=128] [--seed N] [--repeat N] [--dump-after STAGE]...'],
   flags: [
-    { name: 'backend', value: 'js|webgpu', help: 'where to run (default: webgpu when an adapter exists, else js)' },
+    { name: 'backend', value: 'js|webgpu|cuda', help: 'where to run (default: webgpu when an adapter exists, else js; cuda only when named)' },
     { name: 'dims', value: 'M=64,..', repeat: true, help: "values of symbolic dims (default: a library op's sample dims, else 16)" },
     { name: 'seed', value: 'N', help: 'seed of the random inputs (default 1)' },
     { name: 'repeat', value: 'N', help: 'launches to time; the median is printed (default 10)' },

@@ -1,8 +1,12 @@
 /**
  * The backends every property suite runs on: the JS backend always, WebGPU when an adapter exists
- * (and required in CI, see webgpu.ts), so a test written once covers every backend that can run.
+ * (and required in CI, see webgpu.ts), and CUDA when a device is usable (the driver addon, a GPU and
+ * nvcc; required with TESSERA_CUDA_REQUIRED=1, left out with TESSERA_TEST_CUDA=0), so a test written
+ * once covers every backend that can run. Without a GPU nothing changes: createCudaRuntime() returns
+ * undefined and CUDA is not listed.
  */
 import { JSRuntime } from '../../src/backends/js/runtime.js';
+import { createCudaRuntime, cudaUnavailableReason } from '../../src/backends/cuda/runtime.js';
 import type { BackendRuntime } from '../../src/runtime/backend.js';
 import { getTestWebGPU } from './webgpu.js';
 
@@ -11,10 +15,26 @@ export interface NamedBackend {
   readonly rt: BackendRuntime;
 }
 
+/** One CUDA runtime per test worker, or undefined (created on first use). */
+let cuda: { rt: BackendRuntime | undefined } | undefined;
+
+function testCuda(): BackendRuntime | undefined {
+  if (process.env['TESSERA_TEST_CUDA'] === '0') return undefined;
+  if (!cuda) {
+    cuda = { rt: createCudaRuntime() };
+    if (!cuda.rt && process.env['TESSERA_CUDA_REQUIRED'] === '1') {
+      throw new Error(`TESSERA_CUDA_REQUIRED=1 but CUDA is not usable: ${cudaUnavailableReason()}`);
+    }
+  }
+  return cuda.rt;
+}
+
 export async function testBackends(): Promise<NamedBackend[]> {
   // The JS backend runs bounds-checked in tests: an out-of-range load or store fails the test.
   const out: NamedBackend[] = [{ name: 'js', rt: new JSRuntime({ boundsCheck: true }) }];
   const gpu = await getTestWebGPU();
   if (gpu) out.push({ name: 'webgpu', rt: gpu });
+  const cu = testCuda();
+  if (cu) out.push({ name: 'cuda', rt: cu });
   return out;
 }
