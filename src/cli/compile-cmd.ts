@@ -9,7 +9,7 @@ import type { Program } from '../ir/graph.js';
 import { printProgram } from '../ir/text/index.js';
 import { compile, STAGES, type CompiledProgram } from '../passes/pipeline.js';
 import { DEFAULT_PARAMS, type ScheduleParams } from '../passes/schedule.js';
-import { printJS } from '../backends/js/print.js';
+import { printJSModule } from '../backends/js/print.js';
 import { printCudaUnit } from '../backends/cuda/print.js';
 import { compileCuda, DEFAULT_ARCHS, NVCC_FLAGS, nvccAvailable } from '../backends/cuda/nvcc.js';
 import { flag, keyValues, list, UsageError, type CliIO, type Command, type FlagSpec, type Parsed } from './args.js';
@@ -98,7 +98,7 @@ export async function writeProgram(cp: CompiledProgram, targets: readonly Target
   };
   for (const { kernel } of cp.kernels) {
     if (targets.includes('wgsl')) write(`${kernel.name}.wgsl`, wgsl.print(kernel));
-    if (targets.includes('js')) write(`${kernel.name}.js`, printJS(kernel));
+    if (targets.includes('js')) write(`${kernel.name}.js`, printJSModule(kernel));
   }
   const archs = opts.archs ?? DEFAULT_ARCHS;
   const withCuda = targets.includes('cuda') || targets.includes('torch');

@@ -161,7 +161,7 @@ const BASE_CONVENTIONS: Record<string, string> = {
   threadId: 'The WGSL computes its linear id as (workgroup_id.y * num_workgroups.x + workgroup_id.x) * workgroupSize + local_invocation_index and returns when it is >= threads, so the padding of a folded grid is harmless.',
   bindings: 'Bind group 0: the storage buffers at the listed binding indices, then the uniform struct Dims (one i32 per field, in order, padded to 16 bytes) at binding = number of storage buffers. A kernel without uniforms has no uniform binding.',
   storage: 'WGSL printed without shader-f16: f16 tensors are stored as f32 words holding f16-rounded values (round the inputs to f16 before upload); bool tensors are u32 0/1; i32/u32/f32 are themselves. Buffers are dense row-major; allocate max(4, ceil(bytes / 4) * 4) bytes.',
-  js: 'A .js kernel is a function body: new Function("bufs", "u", "nThreads", "H", source), called with the host typed arrays in binding order, u = { dim: value } for the uniforms, nThreads = threads, H = the JS backend helpers (src/backends/js).',
+  js: 'A .js kernel is a standalone ES module: import { run, bindings } from it and call run(bufs, dims) with the typed arrays in binding order (Float32Array for f32 and f16, Int32Array, Uint32Array, Uint8Array for bool) and dims = { dim: value }; it imports nothing.',
 };
 
 /** Added to the conventions with --target cuda or torch. */

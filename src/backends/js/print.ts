@@ -8,15 +8,49 @@ import type { KExpr, Kernel, KStmt } from '../../ir/kernel.js';
 import type { Dim } from '../../ir/dims.js';
 
 /** Helpers every generated kernel can call (passed in as `H`). */
-export const JS_HELPERS = {
-  fmax: (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
-  fmin: (a: number, b: number) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
-  idiv: (a: number, b: number) => (b === 0 ? 0 : Math.trunc(a / b) | 0),
-  udiv: (a: number, b: number) => (b === 0 ? 0 : Math.trunc(a / b) >>> 0),
-  imod: (a: number, b: number) => (b === 0 ? 0 : a % b | 0),
-  umod: (a: number, b: number) => (b === 0 ? 0 : a % b >>> 0),
-  ftoi: (x: number) => (Number.isNaN(x) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(x)))),
-  ftou: (x: number) => (Number.isNaN(x) ? 0 : Math.max(0, Math.min(4294967295, Math.trunc(x)))),
+/**
+ * The math helpers generated kernels call as `H.name`, as source text: the standalone modules that
+ * `compile --target js` writes embed exactly this text, and the CPU runtime evaluates the same text,
+ * so the two cannot drift (and the output does not depend on how this file was transpiled).
+ */
+const HELPER_SOURCE: Readonly<Record<string, string>> = {
+  fmax: '(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b))',
+  fmin: '(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b))',
+  idiv: '(a, b) => (b === 0 ? 0 : Math.trunc(a / b) | 0)',
+  udiv: '(a, b) => (b === 0 ? 0 : Math.trunc(a / b) >>> 0)',
+  imod: '(a, b) => (b === 0 ? 0 : (a % b) | 0)',
+  umod: '(a, b) => (b === 0 ? 0 : (a % b) >>> 0)',
+  ftoi: '(x) => (Number.isNaN(x) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(x))))',
+  ftou: '(x) => (Number.isNaN(x) ? 0 : Math.max(0, Math.min(4294967295, Math.trunc(x))))',
+  // erfc by the Numerical Recipes Chebyshev fit (|error| < 1.2e-7): Abramowitz & Stegun 7.1.26 is too coarse for f32
+  erf: `(x) => {
+    const t = 1 / (1 + 0.5 * Math.abs(x));
+    const y = 1 - t * Math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+    return x >= 0 ? y : -y;
+  }`,
+  // round to the nearest f16 (ties to even), overflow to infinity
+  f16: `(x) => {
+    if (!Number.isFinite(x) || x === 0) return x;
+    const a = Math.abs(x);
+    if (a >= 65520) return x > 0 ? Infinity : -Infinity;
+    const e = Math.max(Math.floor(Math.log2(a)), -14);
+    const q = 2 ** (e - 10);
+    const r = a / q;
+    const f = Math.floor(r);
+    const rem = r - f;
+    return Math.sign(x) * (rem > 0.5 || (rem === 0.5 && f % 2 === 1) ? f + 1 : f) * q;
+  }`,
+};
+
+type Fn = (...args: number[]) => number;
+
+/** The helpers as functions, plus bounds-checked loads and stores for the sanitizer mode. */
+export const JS_HELPERS: {
+  readonly math: Readonly<Record<string, Fn>>;
+  ld(buf: ArrayLike<number>, i: number, name: string): number;
+  st(buf: { length: number; [i: number]: number }, i: number, v: number, name: string): void;
+} = {
+  math: new Function(`return {${Object.entries(HELPER_SOURCE).map(([k, v]) => `${k}: ${v}`).join(',\n')}};`)() as Record<string, Fn>,
   ld: (buf: ArrayLike<number>, i: number, name: string) => {
     if (!(i >= 0 && i < buf.length)) throw new TesseraError('E_INTERNAL', `out-of-bounds read of ${name}[${i}] (length ${buf.length})`);
     return buf[i]!;
@@ -24,17 +58,6 @@ export const JS_HELPERS = {
   st: (buf: { length: number; [i: number]: number }, i: number, v: number, name: string) => {
     if (!(i >= 0 && i < buf.length)) throw new TesseraError('E_INTERNAL', `out-of-bounds write of ${name}[${i}] (length ${buf.length})`);
     buf[i] = v;
-  },
-  erf: (x: number) => {
-    // Abramowitz & Stegun 7.1.26 is too coarse for f32; use the erfc continued-fraction-free series.
-    const t = 1 / (1 + 0.5 * Math.abs(x));
-    const y =
-      1 -
-      t *
-        Math.exp(
-          -x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-        );
-    return x >= 0 ? y : -y;
   },
 };
 
@@ -217,36 +240,19 @@ function dimJS(d: Dim): string {
   }
 }
 
-/** f16 rounding without typed-array scratch state, for standalone modules. */
-const F16_ROUND_SRC = `(x) => {
-    if (!Number.isFinite(x) || x === 0) return x;
-    const a = Math.abs(x);
-    if (a >= 65520) return x > 0 ? Infinity : -Infinity;
-    const e = Math.max(Math.floor(Math.log2(a)), -14);
-    const q = 2 ** (e - 10);
-    let r = a / q;
-    const f = Math.floor(r);
-    const rem = r - f;
-    r = rem > 0.5 || (rem === 0.5 && f % 2 === 1) ? f + 1 : f;
-    return Math.sign(x) * r * q;
-  }`;
-
 /**
  * The kernel as a standalone ES module (what `tessera compile --target js` writes): it imports
  * nothing, and exports `run(bufs, dims)` taking typed arrays in binding order (Float32Array for
  * f32 and f16, Int32Array, Uint32Array, Uint8Array for bool) and the symbolic dims by name.
  */
 export function printJSModule(k: Kernel): string {
-  const helpers = Object.entries(JS_HELPERS)
-    .filter(([name]) => name !== 'ld' && name !== 'st')
-    .map(([name, fn]) => `  ${name}: ${fn.toString()},`);
+  const helpers = Object.entries(HELPER_SOURCE).map(([name, src]) => `  ${name}: ${src},`);
   const body = printJS(k).split('\n').slice(1);
   return [
     `// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`,
     `// bindings: ${k.buffers.map((b) => `${b.name} (${b.dtype}, ${b.access})`).join(', ')}; dims: ${k.uniforms.join(', ') || 'none'}`,
     'const H = {',
     ...helpers,
-    `  f16: ${F16_ROUND_SRC},`,
     '};',
     `export const name = ${JSON.stringify(k.name)};`,
     `export const bindings = ${JSON.stringify(k.buffers.map((b) => b.name))};`,

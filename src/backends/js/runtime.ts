@@ -12,7 +12,8 @@ import { JS_HELPERS, printJS } from './print.js';
 
 type KernelFn = (bufs: HostArray[], u: Record<string, number>, nThreads: number, h: typeof HELPERS) => void;
 
-const HELPERS = { ...JS_HELPERS, f16: f16Round };
+// f16 in the CPU runtime rounds with the exact bit-level conversion the uploads use
+const HELPERS = { ...JS_HELPERS.math, ld: JS_HELPERS.ld, st: JS_HELPERS.st, f16: f16Round };
 
 class JSBuffer implements DeviceBuffer {
   constructor(readonly dtype: DType, readonly length: number, readonly data: HostArray) {}
