@@ -5,6 +5,7 @@
 import type { CompiledProgram } from '../passes/pipeline.js';
 import type { BackendRuntime } from '../runtime/backend.js';
 import { prepare } from '../runtime/execute.js';
+import { compileTuned } from '../tune/index.js';
 import { flag, intFlag, keyValues, UsageError, type CliIO, type Command, type Parsed } from './args.js';
 import { BACKEND_CHOICES, pickRuntime, type BackendChoice } from './backends.js';
 import { COMPILE_FLAGS, compileFlags, compileProgram } from './compile-cmd.js';
@@ -91,8 +92,14 @@ export const runCommand: Command = {
     try {
       io.out(`backend: ${rt.info.kind} (${why})\n  ${rt.info.description}\n`);
       for (const { program, sampleDims, tolerance } of programs) {
-        const { cp, ms } = compileProgram(program, flags, io);
+        const compiled = compileProgram(program, flags, io);
         const dims = chooseDims(program, { ...sampleDims, ...given });
+        // schedules `tessera tune` cached for this device, unless --params asks for others
+        const tuned = Object.keys(flags.params).length === 0 ? compileTuned(program, rt, { dims }) : compiled.cp;
+        const params = (c: CompiledProgram) => JSON.stringify(c.kernels.map((k) => k.kernel.schedule.params));
+        const cp = params(tuned) === params(compiled.cp) ? compiled.cp : tuned;
+        const ms = compiled.ms;
+        if (cp === tuned && tuned !== compiled.cp) io.out(`${program.name}: using tuned schedules from the tuning cache\n`);
         const report = await runAndCheck(cp, rt, dims, seed, repeat, tolerance);
         const dimText = Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
         io.out(`${cp.name}: ${cp.kernels.length} kernel${cp.kernels.length === 1 ? '' : 's'} on ${rt.info.kind}, dims ${dimText}, seed ${seed}\n`);
