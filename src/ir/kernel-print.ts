@@ -16,6 +16,7 @@ export function printKExpr(e: KExpr): string {
     case 'bin': return `${e.op}(${printKExpr(e.a)}, ${printKExpr(e.b)})`;
     case 'select': return `select(${printKExpr(e.c)}, ${printKExpr(e.a)}, ${printKExpr(e.b)})`;
     case 'cast': return `${e.t}(${printKExpr(e.a)})`;
+    case 'subgroup': return `subgroup_${e.op}(${printKExpr(e.a)})`;
   }
 }
 

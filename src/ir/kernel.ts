@@ -32,7 +32,9 @@ export type KExpr =
   | { readonly k: 'un'; readonly t: Scalar; readonly op: KUnary; readonly a: KExpr }
   | { readonly k: 'bin'; readonly t: Scalar; readonly op: KBinary; readonly a: KExpr; readonly b: KExpr }
   | { readonly k: 'select'; readonly t: Scalar; readonly c: KExpr; readonly a: KExpr; readonly b: KExpr } // c ? a : b
-  | { readonly k: 'cast'; readonly t: Scalar; readonly a: KExpr };
+  | { readonly k: 'cast'; readonly t: Scalar; readonly a: KExpr }
+  // a reduction across the invocations of the kernel's subgroup (see Kernel.subgroup); max/min propagate NaN
+  | { readonly k: 'subgroup'; readonly t: Scalar; readonly op: 'add' | 'max' | 'min'; readonly a: KExpr };
 
 export type KStmt =
   | { readonly k: 'let'; readonly name: string; readonly t: Scalar; readonly init: KExpr; readonly mut: boolean }
@@ -68,6 +70,11 @@ export interface Kernel {
   readonly threads: Dim;
   readonly shared: readonly KShared[];
   readonly body: readonly KStmt[];
+  /**
+   * Set when the kernel uses subgroup operations and assumes each workgroup is one subgroup: a
+   * runtime launches it only where every subgroup has at least `workgroupSize` invocations.
+   */
+  readonly subgroup?: boolean;
   /** Which schedule made it, with its parameters: for the manifest, dumps and the tuner. */
   readonly schedule: { readonly kind: string; readonly params: Readonly<Record<string, number>> };
 }

@@ -23,6 +23,8 @@ export interface Cooperative {
   readonly scope: Scope;
   readonly wg: number; // a power of two
   readonly shared: KShared[];
+  /** The workgroup is one subgroup: combine with subgroup operations instead of a memory tree. */
+  readonly subgroup?: boolean;
 }
 
 type Combine = (a: readonly KExpr[], b: readonly KExpr[]) => { stmts: KStmt[]; out: KExpr[] };
@@ -148,6 +150,17 @@ export class Emitter {
     loop.stmts.push({ k: 'set', name: m, value: f(mn) });
     const coop = this.coop?.scope === scope ? this.coop : undefined;
     scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : { k: 'lit', t: 'i32', v: 0 }, to: extent, step: coop?.wg ?? 1, body: loop.stmts });
+    if (coop?.subgroup) {
+      // the row max across the subgroup, then each lane's sum rescaled to it and added
+      const rm = this.fresh('v');
+      const rs = this.fresh('v');
+      scope.stmts.push({ k: 'let', name: rm, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'max', a: f(m) }, mut: false });
+      const mine: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(m)), a: lit(0), b: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: exp(sub(f(m), f(rm))) } };
+      scope.stmts.push({ k: 'let', name: rs, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'add', a: mine }, mut: false });
+      scope.cache.set(mx, f(rm));
+      scope.cache.set(sum, f(rs));
+      return;
+    }
     if (coop) {
       // merge (m1, s1) and (m2, s2): m = max(m1, m2); s = s1 * exp(m1 - m) + s2 * exp(m2 - m)
       const [rm, rs] = this.combineAcross(coop, scope, [f(m), f(s)], ['f32', 'f32'], (a, b) => {
@@ -201,6 +214,11 @@ export class Emitter {
   /** The workgroup-wide value of a reduction from each invocation's partial accumulator(s). */
   private combineReduction(coop: Cooperative, scope: Scope, fn: string, bt: Scalar, acc: KExpr, result: KExpr): KExpr {
     const bin = (op: 'add' | 'max' | 'min', a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: bt, op, a, b });
+    if ((fn === 'sum' || fn === 'max' || fn === 'min') && coop.subgroup) {
+      const name = this.fresh('v');
+      scope.stmts.push({ k: 'let', name, t: bt, init: { k: 'subgroup', t: bt, op: fn === 'sum' ? 'add' : fn, a: acc }, mut: false });
+      return { k: 'var', t: bt, name };
+    }
     if (fn === 'sum' || fn === 'max' || fn === 'min') {
       const op = fn === 'sum' ? 'add' : fn;
       return this.combineAcross(coop, scope, [acc], [bt], (a, b) => ({ stmts: [], out: [bin(op, a[0]!, b[0]!)] }))[0]!;

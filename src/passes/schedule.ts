@@ -31,7 +31,11 @@ export interface ScheduleParams {
   wm: number;
   wn: number;
   bk: number;
-  /** row and reduce: 0 = one invocation per row (or output); 1 = one workgroup per row, reductions as a tree. */
+  /**
+   * row and reduce: 0 = one invocation per row (or output); 1 = one workgroup per row, reductions as a
+   * tree in workgroup memory; 2 = the same with a workgroup of one subgroup, reductions by subgroup
+   * operations (the workgroup size must not exceed the device's subgroup size).
+   */
   coop: number;
 }
 
@@ -401,7 +405,8 @@ function cooperativeSchedule(group: FusedGroup, names: BufferNames, params: Sche
   const wg = params.workgroupSize;
   if (wg & (wg - 1)) fail('E_ARG', `a cooperative schedule needs a power-of-two workgroup size, got ${wg}`);
   const b = start(group, names);
-  b.emitter.coop = { scope: b.thread, wg, shared: b.shared };
+  const subgroup = params.coop === 2;
+  b.emitter.coop = { scope: b.thread, wg, shared: b.shared, subgroup };
   const root = group.root;
   const isRow = group.kind === 'row';
   const r = root.shape.length;
@@ -431,5 +436,6 @@ function cooperativeSchedule(group: FusedGroup, names: BufferNames, params: Sche
     }
   }
   const threads = dimMul(dimProduct(outer), wg);
-  return finish(group, names, b, threads, isRow ? 'row_coop' : 'reduce_coop', { coop: 1, workgroupSize: wg }, wg, true);
+  const k = finish(group, names, b, threads, isRow ? 'row_coop' : 'reduce_coop', { coop: params.coop, workgroupSize: wg }, wg, true);
+  return subgroup ? { ...k, subgroup: true } : k;
 }

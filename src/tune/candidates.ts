@@ -9,7 +9,19 @@ export type Candidate = Partial<ScheduleParams>;
 
 const WG = [32, 64, 128, 256];
 
-export function candidatesFor(group: FusedGroup): Candidate[] {
+/** What the device offers that changes the candidates. */
+export interface DeviceCaps {
+  /** The guaranteed subgroup size, when subgroup operations exist. */
+  readonly subgroupSize?: number;
+}
+
+/** The caps a runtime reports (subgroup sizes live in its limits). */
+export function deviceCaps(info: { features: readonly string[]; limits: Readonly<Record<string, number>> }): DeviceCaps {
+  const sg = info.limits['subgroupMinSize'];
+  return info.features.includes('subgroups') && sg ? { subgroupSize: Math.min(sg, 256) } : {};
+}
+
+export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}): Candidate[] {
   switch (group.kind) {
     case 'elementwise':
       return [1, 2, 4, 8].flatMap((perThread) => [64, 128, 256].map((workgroupSize) => ({ perThread, workgroupSize })));
@@ -17,8 +29,12 @@ export function candidatesFor(group: FusedGroup): Candidate[] {
     case 'reduce': {
       const perRow = WG.map((workgroupSize) => ({ coop: 0, workgroupSize }));
       // one workgroup per row with tree reductions: what a real GPU wants for long rows
-      const coop = group.kind === 'reduce' || group.rowAxes === 1 ? WG.map((workgroupSize) => ({ coop: 1, workgroupSize })) : [];
-      return [...perRow, ...coop];
+      const rowWise = group.kind === 'reduce' || group.rowAxes === 1;
+      const coop = rowWise ? WG.map((workgroupSize) => ({ coop: 1, workgroupSize })) : [];
+      // a workgroup of one subgroup, reductions by subgroup operations
+      const sg = caps.subgroupSize;
+      const subgroup = rowWise && sg && sg >= 2 && (sg & (sg - 1)) === 0 ? [{ coop: 2, workgroupSize: sg }] : [];
+      return [...perRow, ...coop, ...subgroup];
     }
     case 'matmul': {
       const tiles: [number, number][] = [[1, 4], [1, 8], [2, 2], [2, 4], [4, 4], [4, 8], [8, 4], [8, 8]];

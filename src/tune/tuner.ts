@@ -10,7 +10,7 @@ import { printKernel } from '../ir/kernel-print.js';
 import { compile, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
 import type { BackendRuntime, HostArray } from '../runtime/backend.js';
 import { prepare, type HostTensor } from '../runtime/execute.js';
-import { candidatesFor, type Candidate } from './candidates.js';
+import { candidatesFor, deviceCaps, type Candidate } from './candidates.js';
 import { cacheDir, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
 
 export const COMPILER_VERSION = 'tessera-0.1.0';
@@ -85,7 +85,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       let best: Candidate = {};
       let bestMs = def.medianMs;
       const rejected: string[] = [];
-      const cands = candidatesFor(ck.group);
+      const cands = candidatesFor(ck.group, deviceCaps(rt.info));
       for (const [ci, cand] of cands.entries()) {
         opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length });
         const variant = compile(program, { groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;

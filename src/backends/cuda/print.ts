@@ -42,6 +42,19 @@ __device__ __forceinline__ int tsr_imul(int a, int b) { return (int)((unsigned)a
 __device__ __forceinline__ int tsr_ineg(int a) { return (int)(0u - (unsigned)a); }
 __device__ __forceinline__ int tsr_iabs(int a) { return a < 0 ? tsr_ineg(a) : a; }
 __device__ __forceinline__ int tsr_ishl(int a, int b) { return (int)((unsigned)a << (b & 31)); }
+template <typename T, typename F> __device__ __forceinline__ T tsr_sg_reduce(T x, int width, F f) {
+  for (int o = width >> 1; o > 0; o >>= 1) x = f(x, __shfl_xor_sync(__activemask(), x, o, width));
+  return x;
+}
+__device__ __forceinline__ float tsr_sg_add_f(float x, int w) { return tsr_sg_reduce(x, w, [](float a, float b) { return a + b; }); }
+__device__ __forceinline__ float tsr_sg_max_f(float x, int w) { return tsr_sg_reduce(x, w, [](float a, float b) { return tsr_fmax(a, b); }); }
+__device__ __forceinline__ float tsr_sg_min_f(float x, int w) { return tsr_sg_reduce(x, w, [](float a, float b) { return tsr_fmin(a, b); }); }
+__device__ __forceinline__ int tsr_sg_add_i(int x, int w) { return tsr_sg_reduce(x, w, [](int a, int b) { return tsr_iadd(a, b); }); }
+__device__ __forceinline__ int tsr_sg_max_i(int x, int w) { return tsr_sg_reduce(x, w, [](int a, int b) { return max(a, b); }); }
+__device__ __forceinline__ int tsr_sg_min_i(int x, int w) { return tsr_sg_reduce(x, w, [](int a, int b) { return min(a, b); }); }
+__device__ __forceinline__ unsigned tsr_sg_add_u(unsigned x, int w) { return tsr_sg_reduce(x, w, [](unsigned a, unsigned b) { return a + b; }); }
+__device__ __forceinline__ unsigned tsr_sg_max_u(unsigned x, int w) { return tsr_sg_reduce(x, w, [](unsigned a, unsigned b) { return max(a, b); }); }
+__device__ __forceinline__ unsigned tsr_sg_min_u(unsigned x, int w) { return tsr_sg_reduce(x, w, [](unsigned a, unsigned b) { return min(a, b); }); }
 #endif
 `;
 
@@ -98,6 +111,11 @@ class Printer {
       case 'sload': return `s_${e.arr}[${this.expr(e.index)}]`;
       case 'select': return `(${this.expr(e.c)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
       case 'cast': return this.cast(e.t, e.a);
+      case 'subgroup': {
+        // the workgroup is one warp (<= 32 lanes): a butterfly over the block's lanes
+        const fn = `tsr_sg_${e.op}_${e.t === 'f32' ? 'f' : e.t === 'u32' ? 'u' : 'i'}`;
+        return `${fn}(${this.expr(e.a)}, ${this.k.workgroupSize})`;
+      }
       case 'un': return this.unary(e.op, e.t, e.a);
       case 'bin': return this.binary(e.op, e.a, e.b);
     }

@@ -113,8 +113,11 @@ export class CudaRuntime implements BackendRuntime {
     this.info = {
       kind: 'cuda',
       description: `${device.name} (${this.arch}, ${device.smCount} SMs, ${(device.totalMem / 2 ** 30).toFixed(1)} GiB, CUDA driver ${driver}, nvcc ${nvccVersion() ?? 'unknown'})`,
-      features: ['shader-f16'],
+      features: ['shader-f16', 'subgroups'],
       limits: {
+        // a warp is a subgroup; kernels with subgroup operations use one warp per block
+        subgroupMinSize: 32,
+        subgroupMaxSize: 32,
         computeCapability: major * 10 + minor,
         smCount: device.smCount,
         totalMem: device.totalMem,
@@ -263,6 +266,7 @@ export class CudaRuntime implements BackendRuntime {
     if (!Number.isInteger(wg) || wg < 1 || wg > d.maxThreadsPerBlock || wg > d.maxBlockDimX) {
       fail('E_DEVICE_LIMIT', `kernel '${k}': workgroup size ${wg} is outside the device's 1..${Math.min(d.maxThreadsPerBlock, d.maxBlockDimX)} threads per block`);
     }
+    if (kernel.subgroup && wg > 32) fail('E_DEVICE_LIMIT', `kernel '${k}': its subgroup operations assume one warp per block, but the block has ${wg} threads`);
     const shared = kernel.shared.reduce((s, a) => s + a.size * SHARED_BYTES[a.t], 0);
     if (shared > d.maxSharedMemPerBlock) fail('E_DEVICE_LIMIT', `kernel '${k}': ${shared} bytes of shared memory, the device allows ${d.maxSharedMemPerBlock} per block`);
     const grid = cudaGrid(threads, wg, d.maxGridDimX, d.maxGridDimY);

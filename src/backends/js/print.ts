@@ -88,6 +88,7 @@ function expr(e: KExpr): string {
     case 'sload': return `${e.arr}[${expr(e.index)}]`;
     case 'select': return `(${expr(e.c)} ? ${expr(e.a)} : ${expr(e.b)})`;
     case 'cast': return cast(e.t, e.a);
+    case 'subgroup': return `(yield ['${e.op}', ${expr(e.a)}, '${e.t}'])`; // the workgroup driver combines the lanes' values
     case 'un': return unary(e);
     case 'bin': return binary(e);
   }
@@ -187,8 +188,28 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
  * The kernel as the body of `function (bufs, u, nThreads, H)`: `bufs` are typed arrays in binding
  * order, `u` the dim values, `nThreads` the padded invocation count.
  */
+/** Whether invocations must run in lockstep: a barrier, or a subgroup operation. */
 export function hasBarrier(ss: readonly KStmt[]): boolean {
-  return ss.some((s) => s.k === 'barrier' || (s.k === 'for' && hasBarrier(s.body)) || (s.k === 'if' && (hasBarrier(s.then) || hasBarrier(s.else))));
+  const sync = (e: KExpr): boolean => {
+    switch (e.k) {
+      case 'subgroup': return true;
+      case 'load': case 'sload': return sync(e.index);
+      case 'un': case 'cast': return sync(e.a);
+      case 'bin': return sync(e.a) || sync(e.b);
+      case 'select': return sync(e.c) || sync(e.a) || sync(e.b);
+      default: return false;
+    }
+  };
+  return ss.some((s) => {
+    switch (s.k) {
+      case 'barrier': return true;
+      case 'for': return sync(s.from) || sync(s.to) || hasBarrier(s.body);
+      case 'if': return sync(s.cond) || hasBarrier(s.then) || hasBarrier(s.else);
+      case 'let': return sync(s.init);
+      case 'set': return sync(s.value);
+      case 'store': case 'sstore': return sync(s.index) || sync(s.value);
+    }
+  });
 }
 
 const sharedArray = (t: string) => (t === 'f32' ? 'Float32Array' : t === 'u32' ? 'Uint32Array' : 'Int32Array');
@@ -217,10 +238,19 @@ export function printJS(k: Kernel, opts: { boundsCheck?: boolean } = {}): string
   out.push('  };');
   out.push(`  const lanes = [];`);
   out.push(`  for (let lid = 0; lid < ${wg}; lid++) lanes.push(invocation(wid * ${wg} + lid, lid));`);
-  out.push('  let running = true;');
-  out.push('  while (running) {');
-  out.push('    running = false;');
-  out.push('    for (const lane of lanes) if (!lane.next().done) running = true;');
+  // A lane yields undefined at a barrier and [op, value] at a subgroup operation (the workgroup is
+  // the subgroup): once every lane has yielded, each gets the combined value back.
+  out.push('  let sent = lanes.map(() => undefined);');
+  out.push('  for (;;) {');
+  out.push('    const got = lanes.map((lane, i) => lane.next(sent[i]));');
+  out.push('    if (got.every((g) => g.done)) break;');
+  out.push('    const req = got[0].value;');
+  out.push('    if (Array.isArray(req)) {');
+  out.push("      const vals = got.map((g) => g.value[1]);");
+  out.push("      let r = req[0] === 'add' ? vals.reduce((a, b) => a + b) : vals.some((v) => Number.isNaN(v)) ? NaN : req[0] === 'max' ? Math.max(...vals) : Math.min(...vals);");
+  out.push("      r = req[2] === 'i32' ? r | 0 : req[2] === 'u32' ? r >>> 0 : req[2] === 'f32' ? Math.fround(r) : r;");
+  out.push('      sent = lanes.map(() => r);');
+  out.push('    } else sent = lanes.map(() => undefined);');
   out.push('  }');
   out.push('}');
   return out.join('\n');

@@ -30,7 +30,9 @@ export class JSRuntime implements BackendRuntime {
 
   constructor(private readonly opts: JSRuntimeOptions = {}) {
     const node = typeof process !== 'undefined' ? ` (Node ${process.version})` : '';
-    this.info = { kind: 'js', description: `JavaScript on the CPU${node}${opts.boundsCheck ? ', bounds-checked' : ''}`, features: opts.boundsCheck ? ['bounds-check'] : [], limits: {} };
+    // invocations of a workgroup run in lockstep when they synchronise, so a subgroup can be the whole workgroup
+    const features = ['subgroups', ...(opts.boundsCheck ? ['bounds-check'] : [])];
+    this.info = { kind: 'js', description: `JavaScript on the CPU${node}${opts.boundsCheck ? ', bounds-checked' : ''}`, features, limits: { subgroupMinSize: 256, subgroupMaxSize: 256 } };
   }
 
   print(kernel: Kernel): string {

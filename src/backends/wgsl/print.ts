@@ -145,6 +145,20 @@ fn t_bits_f32(b: u32) -> f32 {
 }`,
   },
   {
+    name: 't_sgmax',
+    deps: ['t_isnan', 't_bits_f32'],
+    src: `// Subgroup max/min that propagate NaN (subgroupMax leaves NaN unspecified); no branch, so the
+// subgroup operations stay in uniform control flow.
+fn t_sgmax(x: f32) -> f32 {
+  let nans = subgroupAdd(select(0u, 1u, t_isnan(x)));
+  return select(subgroupMax(x), t_bits_f32(0x7fc00000u), nans > 0u);
+}
+fn t_sgmin(x: f32) -> f32 {
+  let nans = subgroupAdd(select(0u, 1u, t_isnan(x)));
+  return select(subgroupMin(x), t_bits_f32(0x7fc00000u), nans > 0u);
+}`,
+  },
+  {
     name: 't_max',
     deps: ['t_isnan', 't_bits_f32'],
     src: `// max/min that propagate NaN, as the reference does.
@@ -453,6 +467,7 @@ class Printer {
     out.push(`// tessera kernel ${k.name.replace(/[\r\n]/g, ' ')}: schedule ${k.schedule.kind}${params ? ` ${params}` : ''}`);
     const anyF16 = k.buffers.some((b) => storageType(b.dtype, this.caps) === 'f16');
     if (anyF16) out.push('enable f16;');
+    if (k.subgroup) out.push('enable subgroups;');
     out.push('');
     k.buffers.forEach((b, i) => {
       const access = b.access === 'read' ? 'read' : 'read_write';
@@ -629,6 +644,15 @@ class Printer {
       case 'bin': return this.binary(e.op, e.t, e.a, e.b);
       case 'select': return `select(${this.expr(e.b)}, ${this.expr(e.a)}, ${this.expr(e.c)})`;
       case 'cast': return this.cast(e.t, e.a);
+      case 'subgroup': {
+        const x = this.expr(e.a);
+        if (e.op === 'add') return `subgroupAdd(${x})`;
+        if (e.t === 'f32') {
+          const max = this.helper('t_sgmax'); // the helper defines t_sgmax and t_sgmin
+          return `${e.op === 'max' ? max : 't_sgmin'}(${x})`;
+        }
+        return `subgroup${e.op === 'max' ? 'Max' : 'Min'}(${x})`;
+      }
     }
   }
 

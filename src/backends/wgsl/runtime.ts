@@ -49,6 +49,13 @@ let nextBufferId = 1;
 /** Most bytes of freed buffers a runtime keeps for reuse. */
 const POOL_BYTES = 256 * 1024 * 1024;
 
+/** The adapter's subgroup size range (GPUAdapterInfo), when the device has subgroups. */
+function subgroupSizes(handle: WebGPUDeviceHandle): Record<string, number> {
+  const info = handle.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+  if (!handle.features.includes('subgroups') || !info?.subgroupMinSize) return {};
+  return { subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize ?? info.subgroupMinSize };
+}
+
 export class WebGPUBuffer implements DeviceBuffer {
   freed = false;
   constructor(
@@ -165,7 +172,7 @@ export class WebGPURuntime implements BackendRuntime {
       kind: 'webgpu',
       description: handle.description,
       features: handle.features,
-      limits: handle.limits,
+      limits: { ...handle.limits, ...subgroupSizes(handle) },
     };
     this.device.onuncapturederror = (ev: GPUUncapturedErrorEvent): void => {
       this.asyncErrors.push(ev.error.message);
@@ -361,6 +368,11 @@ export class WebGPURuntime implements BackendRuntime {
     const wg = kernel.workgroupSize;
     if (wg > L.invocations || wg > L.sizeX) {
       fail('E_DEVICE_LIMIT', `kernel '${k}': workgroup size ${wg} exceeds the device's ${Math.min(L.invocations, L.sizeX)} invocations per workgroup`);
+    }
+    if (kernel.subgroup) {
+      const min = this.info.limits['subgroupMinSize'];
+      if (!this.info.features.includes('subgroups') || min === undefined) fail('E_DEVICE_LIMIT', `kernel '${k}' uses subgroup operations; this adapter has no subgroups feature`);
+      if (wg > min) fail('E_DEVICE_LIMIT', `kernel '${k}': its subgroup operations assume one subgroup per workgroup, but the workgroup has ${wg} invocations and subgroups may be as small as ${min}`);
     }
     const shared = sharedBytes(kernel);
     if (shared > L.sharedBytes) {
