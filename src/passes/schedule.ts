@@ -11,7 +11,7 @@
  *   output over K, loading operands through their views (transposes and broadcasts cost nothing).
  */
 import { fail } from '../errors.js';
-import { dimCdiv, dimMul, dimProduct, dimSymbols, shapeEq, type Dim } from '../ir/dims.js';
+import { dimCdiv, dimMul, dimProduct, dimSymbols, shapeEq, type Dim, type Shape } from '../ir/dims.js';
 import type { Node } from '../ir/graph.js';
 import type { Scalar } from '../ir/kernel.js';
 import { scalarOf, type KBuffer, type KExpr, type Kernel, type KShared, type KStmt } from '../ir/kernel.js';
@@ -237,13 +237,16 @@ function storeTile(b: Build, group: FusedGroup, epi: Epilogue, tile: Tile): void
   );
 }
 
-function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
-  const { b, epi, mm } = startMatmul(group, names);
+/** Operands and dims of a matmul [...batch, M, K] x [...batch, K, N]. */
+function matmulDims(mm: Node): { A: Node; B: Node; batchShape: Shape; M: Dim; N: Dim; K: Dim } {
   const [A, B] = mm.args as [Node, Node];
   const r = mm.shape.length;
-  const batchShape = mm.shape.slice(0, r - 2);
-  const [M, N] = [mm.shape[r - 2]!, mm.shape[r - 1]!];
-  const K = A.shape[r - 1]!;
+  return { A, B, batchShape: mm.shape.slice(0, r - 2), M: mm.shape[r - 2]!, N: mm.shape[r - 1]!, K: A.shape[r - 1]! };
+}
+
+function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
+  const { b, epi, mm } = startMatmul(group, names);
+  const { A, B, batchShape, M, N, K } = matmulDims(mm);
   const { tm, tn } = params;
   const tilesN = dimCdiv(N, tn);
   const tilesM = dimCdiv(M, tm);
@@ -294,11 +297,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
  */
 function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
   const { b, epi, mm } = startMatmul(group, names);
-  const [A, B] = mm.args as [Node, Node];
-  const r = mm.shape.length;
-  const batchShape = mm.shape.slice(0, r - 2);
-  const [M, N] = [mm.shape[r - 2]!, mm.shape[r - 1]!];
-  const K = A.shape[r - 1]!;
+  const { A, B, batchShape, M, N, K } = matmulDims(mm);
   const { tm, tn, wm, wn, bk } = params;
   const wg = wm * wn;
   const BM = tm * wm;

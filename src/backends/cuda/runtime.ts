@@ -27,7 +27,7 @@ import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
 import { compileCuda, nvccAvailable, nvccVersion, type CompileCudaOptions } from './nvcc.js';
 import { cudaEntryName, printCudaUnit } from './print.js';
-import { foldGrid, MAX_LINEAR_THREADS } from '../../runtime/grid.js';
+import { foldGrid, launchGrid } from '../../runtime/grid.js';
 
 export interface CudaRuntimeOptions {
   /** Device ordinal (default 0). */
@@ -269,10 +269,7 @@ export class CudaRuntime implements BackendRuntime {
     if (kernel.subgroup && wg > 32) fail('E_DEVICE_LIMIT', `kernel '${k}': its subgroup operations assume one warp per block, but the block has ${wg} threads`);
     const shared = kernel.shared.reduce((s, a) => s + a.size * SHARED_BYTES[a.t], 0);
     if (shared > d.maxSharedMemPerBlock) fail('E_DEVICE_LIMIT', `kernel '${k}': ${shared} bytes of shared memory, the device allows ${d.maxSharedMemPerBlock} per block`);
-    const grid = cudaGrid(threads, wg, d.maxGridDimX, d.maxGridDimY);
-    if (!grid || grid[0] * grid[1] * wg > MAX_LINEAR_THREADS) {
-      fail('E_DEVICE_LIMIT', `kernel '${k}': ${threads} threads exceed the 2^31 a linear i32 thread id can address`);
-    }
+    const grid = launchGrid(k, threads, wg, d.maxGridDimX, d.maxGridDimY);
     return { bufs, uniforms, threads, grid };
   }
 

@@ -14,7 +14,7 @@ import { evalDim, evalShape, numel, shapeToString } from '../../ir/dims.js';
 import { fail, TesseraError } from '../../errors.js';
 import { printWGSL, sharedBytes, storageBytes, storageType, type WGSLCaps } from './print.js';
 import { requestWebGPUDevice, waitFor, webgpuUnavailableReason, type WebGPUDeviceHandle, type WebGPUOptions } from './device.js';
-import { foldGrid, MAX_LINEAR_THREADS } from '../../runtime/grid.js';
+import { launchGrid } from '../../runtime/grid.js';
 import { f16BitsToF32, f32ToF16Bits, f16Round as roundToF16 } from '../../runtime/f16.js';
 
 export { webgpuUnavailableReason } from './device.js';
@@ -386,12 +386,7 @@ export class WebGPURuntime implements BackendRuntime {
     if (uniforms.length * 4 > L.uniformBindingSize) {
       fail('E_DEVICE_LIMIT', `kernel '${k}': ${uniforms.length} uniforms exceed maxUniformBufferBindingSize ${L.uniformBindingSize}`);
     }
-    const grid = foldGrid(threads, wg, L.groupsPerDim, L.groupsPerDim);
-    if (!grid) fail('E_DEVICE_LIMIT', `kernel '${k}': ${threads} threads need ${Math.ceil(threads / wg)} workgroups of ${wg}, over ${L.groupsPerDim}^2`);
-    // The shader's linear id is an i32 built in u32 arithmetic over the folded grid.
-    if (grid[0] * grid[1] * wg > MAX_LINEAR_THREADS) {
-      fail('E_DEVICE_LIMIT', `kernel '${k}': ${threads} threads exceed the 2^31 a linear i32 thread id can address`);
-    }
+    const grid = launchGrid(k, threads, wg, L.groupsPerDim, L.groupsPerDim);
     return { bufs, threads, uniforms, grid };
   }
 
