@@ -3,13 +3,15 @@
  * Used by binding.gyp at build time: finds the CUDA toolkit's <cuda.h> (CUDA >= 11).
  *
  *   node scripts/cuda-include.cjs --include   prints the include folder, or nothing
- *   node scripts/cuda-include.cjs --defines   prints TESSERA_HAVE_CUDA_H, or nothing
+ *   node scripts/cuda-include.cjs --defines   prints TESSERA_HAVE_CUDA_H, or nothing, and
+ *                                             TESSERA_HAVE_NVRTC_H when an <nvrtc.h> is next to it
  *
  * Nothing found is not an error: the addon then builds against its vendored
  * src/backends/cuda/native/cuda_min.h (a few driver API types; libcuda is dlopen'ed at run time
  * either way), so `npm ci` never fails for want of CUDA. TESSERA_CUDA_INCLUDE=<dir> picks a folder,
  * TESSERA_CUDA_INCLUDE=none forces the vendored header. Looks in $CUDA_HOME, $CUDA_PATH, $CUDA_ROOT,
- * next to the nvcc on PATH, /usr/local/cuda and /usr/include.
+ * next to the nvcc on PATH, /usr/local/cuda and /usr/include. The same folder's <nvrtc.h>, when
+ * there, checks the vendored nvrtc_min.h the same way (NVRTC is dlopen'ed at run time too).
  */
 'use strict';
 const fs = require('node:fs');
@@ -20,6 +22,15 @@ function usable(dir) {
     const text = fs.readFileSync(path.join(dir, 'cuda.h'), 'utf8');
     const m = /#define\s+CUDA_VERSION\s+(\d+)/.exec(text);
     return m !== null && Number(m[1]) >= 11000 && text.includes('cuDevicePrimaryCtxRetain');
+  } catch {
+    return false;
+  }
+}
+
+function nvrtcUsable(dir) {
+  try {
+    const text = fs.readFileSync(path.join(dir, 'nvrtc.h'), 'utf8');
+    return text.includes('nvrtcGetCUBINSize');
   } catch {
     return false;
   }
@@ -60,4 +71,7 @@ function find() {
 const dir = find();
 const mode = process.argv[2] || '--include';
 if (mode === '--include' && dir) process.stdout.write(dir + '\n');
-else if (mode === '--defines' && dir) process.stdout.write('TESSERA_HAVE_CUDA_H\n');
+else if (mode === '--defines' && dir) {
+  process.stdout.write('TESSERA_HAVE_CUDA_H\n');
+  if (nvrtcUsable(dir)) process.stdout.write('TESSERA_HAVE_NVRTC_H\n');
+}

@@ -8,6 +8,9 @@
  * reason. Every failing driver call throws an Error naming the call with cuGetErrorName /
  * cuGetErrorString (the runtime maps these to TesseraError('E_BACKEND')).
  *
+ * NVRTC (nvrtcProbe / nvrtcCompile) is dlopen'ed the same way, on first use; src/backends/cuda/nvrtc.ts
+ * wraps it.
+ *
  * Handles are BigInt values (the pointer bits); device pointers can be offset with BigInt arithmetic.
  * TESSERA_CUDA_ADDON=<path> loads another build of the addon.
  */
@@ -38,6 +41,35 @@ export interface CudaProbe {
   /** cuDriverGetVersion: 1000 * major + 10 * minor (12040 is 12.4). */
   readonly driverVersion?: number;
   readonly devices: readonly CudaDeviceInfo[];
+}
+
+/** What nvrtcProbe() found. */
+export interface NvrtcProbeResult {
+  readonly available: boolean;
+  /** Why not: every library tried and what dlopen / dlsym said. */
+  readonly reason?: string;
+  /** nvrtcVersion as 'major.minor', e.g. '12.4'. */
+  readonly version?: string;
+  readonly major?: number;
+  readonly minor?: number;
+  /** The file that was loaded. */
+  readonly path?: string;
+}
+
+export interface NvrtcCompileOutput {
+  /** When the options name a real arch (-arch=sm_XX). */
+  readonly cubin?: Buffer;
+  /** When they name a virtual one (-arch=compute_XX) or none; without the trailing NUL. */
+  readonly ptx?: Buffer;
+  /** The program log (warnings); '' when there are none. */
+  readonly log: string;
+}
+
+/** Properties the addon sets on errors from failing NVRTC calls. */
+export interface NvrtcCallError extends Error {
+  readonly nvrtcResult?: number;
+  readonly nvrtcError?: string;
+  readonly log?: string;
 }
 
 export type CuHandle = bigint;
@@ -74,6 +106,16 @@ export interface CudaAddon {
   eventDestroy(ev: CuHandle): void;
   /** 'cuda.h' or 'vendored cuda_min.h': which header the build used. */
   readonly builtWith: string;
+  /**
+   * dlopens libnvrtc once: `path` first (when given), then libnvrtc.so, .so.13, .so.12, .so.11. A
+   * failure is not remembered; once loaded, the library stays (later paths are ignored). Never throws
+   * for a missing library.
+   */
+  nvrtcProbe(path?: string): NvrtcProbeResult;
+  /** Compiles in process: a cubin when `options` name an sm_XX arch, else PTX. Throws an NvrtcCallError. */
+  nvrtcCompile(source: string, name: string, options: readonly string[]): NvrtcCompileOutput;
+  /** 'nvrtc.h' or 'vendored nvrtc_min.h'. */
+  readonly nvrtcBuiltWith: string;
 }
 
 /** Properties the addon sets on errors from failing driver calls. */

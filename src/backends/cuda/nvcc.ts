@@ -1,6 +1,13 @@
 /**
- * The CUDA compiler driver: CUDA C++ source -> cubin, fatbin or PTX, by running nvcc as a subprocess,
- * with a content-hash cache on disk.
+ * The CUDA compiler driver: CUDA C++ source -> cubin, fatbin or PTX, by running nvcc as a subprocess
+ * or, when libnvrtc loads, by NVRTC in process (nvrtc.ts), with a content-hash cache on disk.
+ *
+ * Compiler (`compiler` option): 'nvcc' (the default) always runs nvcc; 'nvrtc' always uses NVRTC
+ * (E_BACKEND when it does not load; E_ARG for 'fatbin', which NVRTC cannot make); 'auto' (what the
+ * CUDA runtime uses) takes NVRTC when it loads and the output is a cubin or PTX, else nvcc. NVRTC gets
+ * the same flags as nvcc (below), `-arch=sm_XY` for a cubin or `-arch=compute_XY` for PTX,
+ * `--include-path` of the toolkit's include folder when one is found (for <cuda_fp16.h>), and
+ * extraFlags as they are (so give flags both understand, e.g. -lineinfo, -DNAME=1).
  *
  * Flags: `-std=c++17` and IEEE float semantics spelled out (`-ftz=false -prec-div=true
  * -prec-sqrt=true`, nvcc's defaults); never `--use_fast_math`, which would flush denormals and use
@@ -16,16 +23,16 @@
  * - 'ptx': PTX for the lowest arch only (PTX is JIT-compiled forward to any newer GPU).
  *
  * Cache: key = sha256 of the source, output kind, arch, every flag, NVCC_PREPEND_FLAGS /
- * NVCC_APPEND_FLAGS, and the full `nvcc --version` text; files live in `$TESSERA_CACHE_DIR/cuda` or
+ * NVCC_APPEND_FLAGS, and the full `nvcc --version` text (for NVRTC: the word nvrtc, its version and
+ * every option, so the two compilers never share an entry); files live in `$TESSERA_CACHE_DIR/cuda` or
  * else `.tessera-cache/cuda/` at the repository root, each written to a temporary name and renamed,
  * so a failed or interrupted compile never leaves a partial entry. The cache is never evicted;
  * deleting the folder is always safe.
  *
  * A failed compile throws TesseraError('E_BACKEND') with nvcc's output and the exact command line,
- * whose source file is kept on disk to reproduce it.
- *
- * NVRTC: nvrtcLibraryPath() only detects libnvrtc.so*; compiling through it is not implemented and
- * nvcc is always used.
+ * whose source file is kept on disk to reproduce it. A failed NVRTC compile throws NvrtcError
+ * (E_BACKEND) with NVRTC's error, its program log and the options used; NVRTC has no command line, so
+ * the message gives the equivalent nvcc command, on the kept source, to reproduce it.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -34,8 +41,12 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fail, TesseraError } from '../../errors.js';
+import { NvrtcError, nvrtcCompile, nvrtcProbe, type NvrtcStatus } from './nvrtc.js';
 
 export type CudaOutput = 'cubin' | 'ptx' | 'fatbin';
+
+/** Which compiler compileCuda uses (see the file comment). */
+export type CudaCompiler = 'auto' | 'nvcc' | 'nvrtc';
 
 export interface CompileCudaOptions {
   /** Target GPUs as `sm_XY` (optionally with a suffix, `sm_90a`). Default ['sm_80', 'sm_90']. */
@@ -47,15 +58,21 @@ export interface CompileCudaOptions {
   readonly cacheDir?: string;
   /** false: neither read nor write the cache. */
   readonly cache?: boolean;
+  /** 'nvcc' (default), 'nvrtc', or 'auto': NVRTC when it loads (and the output is not a fatbin), else nvcc. */
+  readonly compiler?: CudaCompiler;
 }
 
 export interface CudaCompilePart {
   /** The arch of a cubin; for fatbin and ptx, every arch joined with ','. */
   readonly arch: string;
   readonly bytes: Buffer;
-  /** The nvcc command line that produced (or would produce) this output. */
+  /** The nvcc command line that produced (or would produce) this output; for NVRTC, the equivalent one. */
   readonly command: string;
   readonly cached: boolean;
+  /** NVRTC only: the options it was given. */
+  readonly nvrtcOptions?: readonly string[];
+  /** NVRTC only: the program log (warnings) of a fresh compile ('' when none; absent when cached). */
+  readonly log?: string;
 }
 
 export interface CudaCompileResult {
@@ -66,6 +83,10 @@ export interface CudaCompileResult {
   /** True when every part came from the cache. */
   readonly cached: boolean;
   readonly parts: readonly CudaCompilePart[];
+  /** The compiler that was used. */
+  readonly compiler: 'nvcc' | 'nvrtc';
+  /** Its version: nvcc's ('13.0.88') or NVRTC's ('12.4'). */
+  readonly compilerVersion: string;
 }
 
 export const DEFAULT_ARCHS: readonly string[] = ['sm_80', 'sm_90'];
@@ -134,7 +155,7 @@ export function nvccAvailable(): boolean {
 
 /**
  * Where libnvrtc.so* is, if anywhere (LD_LIBRARY_PATH, the toolkit's lib folders, the system's).
- * Detection only: Tessera compiles with nvcc either way.
+ * compileCuda hands it to nvrtcProbe (nvrtc.ts), which also tries the usual sonames.
  */
 export function nvrtcLibraryPath(): string | undefined {
   const env = process.env;
@@ -159,6 +180,51 @@ export function nvrtcLibraryPath(): string | undefined {
     if (hit) return join(d, hit);
   }
   return undefined;
+}
+
+let nvrtcFile: string | null | undefined;
+
+/** NVRTC as compileCuda finds it: nvrtcProbe(nvrtcLibraryPath()), the path looked up once per process. */
+export function cudaNvrtcStatus(): NvrtcStatus {
+  if (nvrtcFile === undefined) nvrtcFile = nvrtcLibraryPath() ?? null;
+  return nvrtcProbe(nvrtcFile ?? undefined);
+}
+
+/** The toolkit include folder for NVRTC (one with <cuda_fp16.h>), if any. */
+function nvrtcIncludeDir(status: NvrtcStatus): string | undefined {
+  const env = process.env;
+  const dirs = [
+    ...['CUDA_HOME', 'CUDA_PATH', 'CUDA_ROOT'].flatMap((v) => (env[v] ? [join(env[v]!, 'include')] : [])),
+    ...(nvccPath() ? [join(dirname(nvccPath()!), '..', 'include')] : []),
+    ...(status.path ? [join(dirname(status.path), '..', 'include')] : []),
+    '/usr/local/cuda/include',
+  ];
+  return dirs.find((d) => existsSync(join(d, 'cuda_fp16.h')));
+}
+
+export type CudaCompilerChoice =
+  | { readonly ok: true; readonly compiler: 'nvcc'; readonly version: string; readonly nvcc: string; readonly versionText: string }
+  | { readonly ok: true; readonly compiler: 'nvrtc'; readonly version: string; readonly nvrtc: NvrtcStatus }
+  | { readonly ok: false; readonly reason: string };
+
+/** Which compiler compileCuda would use for `compiler` and `output`, or why none can be used. */
+export function chooseCudaCompiler(compiler: CudaCompiler = 'nvcc', output: CudaOutput = 'cubin'): CudaCompilerChoice {
+  const viaNvcc = (): CudaCompilerChoice | undefined => {
+    const nvcc = nvccPath();
+    const text = nvccVersionText();
+    return nvcc !== undefined && text !== undefined ? { ok: true, compiler: 'nvcc', version: nvccVersion() ?? 'unknown', nvcc, versionText: text } : undefined;
+  };
+  const nvccMissing = 'nvcc not found or not working (looked at $TESSERA_NVCC, PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)';
+  if (compiler === 'nvcc') return viaNvcc() ?? { ok: false, reason: nvccMissing };
+  if (compiler === 'nvrtc') {
+    if (output === 'fatbin') return { ok: false, reason: "NVRTC cannot produce a fatbin (use compiler 'nvcc' or 'auto')" };
+    const st = cudaNvrtcStatus();
+    return st.available ? { ok: true, compiler: 'nvrtc', version: st.version ?? 'unknown', nvrtc: st } : { ok: false, reason: `NVRTC is not available: ${st.reason}` };
+  }
+  if (compiler !== 'auto') return { ok: false, reason: `compiler must be auto, nvcc or nvrtc, got '${String(compiler)}'` };
+  const st = output === 'fatbin' ? undefined : cudaNvrtcStatus();
+  if (st?.available) return { ok: true, compiler: 'nvrtc', version: st.version ?? 'unknown', nvrtc: st };
+  return viaNvcc() ?? { ok: false, reason: `${nvccMissing}${st ? `, and NVRTC is not available: ${st.reason}` : ''}` };
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -282,21 +348,83 @@ function runNvcc(nvcc: string, source: string, job: Job): { bytes: Buffer; comma
   return { bytes, command };
 }
 
-/** Compile CUDA C++ source with nvcc (see the file comment). E_BACKEND when nvcc is missing or fails. */
+/** NVRTC's options for a job: its arch, Tessera's flags, the include folder, extraFlags. */
+function nvrtcOptionsFor(output: CudaOutput, job: Job, extra: readonly string[], include: string | undefined): string[] {
+  const arch = output === 'ptx' ? computeOf(job.arch) : job.arch;
+  return [`-arch=${arch}`, ...NVCC_FLAGS, ...(include ? [`--include-path=${include}`] : []), ...extra];
+}
+
+function nvrtcCacheKey(source: string, job: Job, version: string, options: readonly string[]): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ format: CACHE_FORMAT, compiler: 'nvrtc', version, options, ext: job.ext }));
+  h.update('\0');
+  h.update(source);
+  return h.digest('hex');
+}
+
+function runNvrtc(source: string, job: Job, options: readonly string[], output: CudaOutput): { bytes: Buffer; log: string } {
+  let out;
+  try {
+    out = nvrtcCompile(source, 'kernel.cu', options);
+  } catch (e) {
+    if (!(e instanceof NvrtcError)) throw e;
+    // NVRTC has no command line: keep the source and give the nvcc command that compiles it the same way.
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-nvrtc-'));
+    const src = join(dir, 'kernel.cu');
+    writeFileSync(src, source);
+    const command = shellQuote([nvccPath() ?? 'nvcc', ...job.args, '-o', join(dir, `kernel.${job.ext}`), src]);
+    throw new NvrtcError(
+      `CUDA compile failed for ${job.arch}: ${e.detail}\nsource kept at ${src}\nNVRTC has no command line; reproduce with the equivalent nvcc command:\n  ${command}`,
+      e.nvrtcError,
+      e.log,
+      e.options,
+    );
+  }
+  const bytes = output === 'ptx' ? out.ptx : out.cubin;
+  if (!bytes || bytes.length === 0) {
+    throw new TesseraError('E_BACKEND', `NVRTC returned no ${output} for ${job.arch} (options: ${options.join(' ')})${out.log ? `\n${out.log}` : ''}`);
+  }
+  return { bytes, log: out.log };
+}
+
+/**
+ * Compile CUDA C++ source with nvcc or NVRTC (see the file comment). E_BACKEND when the compiler is
+ * missing or fails.
+ */
 export function compileCuda(source: string, opts: CompileCudaOptions): CudaCompileResult {
   const archs = opts.archs ?? DEFAULT_ARCHS;
   if (archs.length === 0) fail('E_ARG', 'compileCuda: archs is empty');
   for (const a of archs) if (!ARCH.test(a)) fail('E_ARG', `compileCuda: arch '${a}' is not of the form sm_XY (e.g. sm_80, sm_90a)`);
   if (!['cubin', 'ptx', 'fatbin'].includes(opts.output)) fail('E_ARG', `compileCuda: output must be cubin, ptx or fatbin, got '${String(opts.output)}'`);
-  const nvcc = nvccPath();
-  const version = nvccVersionText();
-  if (nvcc === undefined || version === undefined) {
-    fail('E_BACKEND', `nvcc not found or not working (looked at $TESSERA_NVCC, PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)`);
-  }
+  const compiler = opts.compiler ?? 'nvcc';
+  if (!['auto', 'nvcc', 'nvrtc'].includes(compiler)) fail('E_ARG', `compileCuda: compiler must be auto, nvcc or nvrtc, got '${String(compiler)}'`);
+  if (compiler === 'nvrtc' && opts.output === 'fatbin') fail('E_ARG', "compileCuda: NVRTC cannot produce a fatbin (use compiler 'nvcc' or 'auto')");
+  const choice = chooseCudaCompiler(compiler, opts.output);
+  if (!choice.ok) fail('E_BACKEND', choice.reason);
   const useCache = opts.cache !== false;
   const dir = opts.cacheDir ?? cudaCacheDir();
   const parts: CudaCompilePart[] = [];
-  for (const job of jobsFor(opts.output, [...new Set(archs)], opts.extraFlags ?? [])) {
+  const jobs = jobsFor(opts.output, [...new Set(archs)], opts.extraFlags ?? []);
+  if (choice.compiler === 'nvrtc') {
+    const include = nvrtcIncludeDir(choice.nvrtc);
+    const nvcc = nvccPath() ?? 'nvcc';
+    for (const job of jobs) {
+      const options = nvrtcOptionsFor(opts.output, job, opts.extraFlags ?? [], include);
+      const file = join(dir, `${nvrtcCacheKey(source, job, choice.version, options)}.${job.ext}`);
+      const command = shellQuote([nvcc, ...job.args, '-o', file, '<source>.cu']);
+      const hit = useCache && existsSync(file) ? cacheRead(file) : undefined;
+      if (hit) {
+        parts.push({ arch: job.arch, bytes: hit, command, cached: true, nvrtcOptions: options });
+        continue;
+      }
+      const built = runNvrtc(source, job, options, opts.output);
+      if (useCache) cacheWrite(dir, file, built.bytes);
+      parts.push({ arch: job.arch, bytes: built.bytes, command, cached: false, nvrtcOptions: options, log: built.log });
+    }
+    return { bytes: parts[0]!.bytes, command: parts.map((p) => p.command).join('\n'), cached: parts.every((p) => p.cached), parts, compiler: 'nvrtc', compilerVersion: choice.version };
+  }
+  const { nvcc, versionText: version } = choice;
+  for (const job of jobs) {
     const key = cacheKey(source, job, version);
     const file = join(dir, `${key}.${job.ext}`);
     const command = shellQuote([nvcc, ...job.args, '-o', file, '<source>.cu']);
@@ -314,5 +442,7 @@ export function compileCuda(source: string, opts: CompileCudaOptions): CudaCompi
     command: parts.map((p) => p.command).join('\n'),
     cached: parts.every((p) => p.cached),
     parts,
+    compiler: 'nvcc',
+    compilerVersion: choice.version,
   };
 }

@@ -1,7 +1,8 @@
 /**
- * CUDA backend runtime: kernels printed as CUDA C++ (print.ts), compiled by nvcc to a cubin for the
- * device's own arch (nvcc.ts, cached on disk), loaded with the driver API through the addon
- * (native.ts) and launched on the primary context's legacy default stream.
+ * CUDA backend runtime: kernels printed as CUDA C++ (print.ts), compiled to a cubin for the device's
+ * own arch (nvcc.ts with compiler 'auto': NVRTC in process when libnvrtc loads, else nvcc; cached on
+ * disk), loaded with the driver API through the addon (native.ts) and launched on the primary
+ * context's legacy default stream.
  *
  * Storage is native: f32/i32/u32 4 bytes, f16 2 bytes (`__half`, converted on upload/download with
  * round-to-nearest-even), bool 1 byte (0/1). Allocations are zero-filled.
@@ -25,15 +26,15 @@ import { hostMatches, hostTypeName, type BackendInfo, type BackendRuntime, type 
 import { f16BitsToF32, f32ToF16Bits } from '../../runtime/f16.js';
 import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
-import { compileCuda, nvccAvailable, nvccVersion, type CompileCudaOptions } from './nvcc.js';
+import { chooseCudaCompiler, compileCuda, type CompileCudaOptions } from './nvcc.js';
 import { cudaEntryName, printCudaUnit } from './print.js';
 import { foldGrid, launchGrid } from '../../runtime/grid.js';
 
 export interface CudaRuntimeOptions {
   /** Device ordinal (default 0). */
   readonly device?: number;
-  /** Extra nvcc flags and cache folder for this runtime's kernels. */
-  readonly nvcc?: Pick<CompileCudaOptions, 'extraFlags' | 'cacheDir' | 'cache'>;
+  /** Extra compiler flags, cache folder and compiler (default 'auto') for this runtime's kernels. */
+  readonly nvcc?: Pick<CompileCudaOptions, 'extraFlags' | 'cacheDir' | 'cache' | 'compiler'>;
 }
 
 /** Bytes per element on the device. */
@@ -110,9 +111,11 @@ export class CudaRuntime implements BackendRuntime {
     currentCtx = this.ctx;
     const drv = probe.driverVersion;
     const driver = drv ? `${Math.floor(drv / 1000)}.${Math.floor((drv % 1000) / 10)}` : 'unknown';
+    const cc = chooseCudaCompiler(opts.nvcc?.compiler ?? 'auto', 'cubin');
+    const compilerText = cc.ok ? `${cc.compiler === 'nvrtc' ? 'NVRTC' : 'nvcc'} ${cc.version}` : 'no compiler';
     this.info = {
       kind: 'cuda',
-      description: `${device.name} (${this.arch}, ${device.smCount} SMs, ${(device.totalMem / 2 ** 30).toFixed(1)} GiB, CUDA driver ${driver}, nvcc ${nvccVersion() ?? 'unknown'})`,
+      description: `${device.name} (${this.arch}, ${device.smCount} SMs, ${(device.totalMem / 2 ** 30).toFixed(1)} GiB, CUDA driver ${driver}, ${compilerText})`,
       features: ['shader-f16', 'subgroups'],
       limits: {
         // a warp is a subgroup; kernels with subgroup operations use one warp per block
@@ -282,7 +285,7 @@ export class CudaRuntime implements BackendRuntime {
     this.cu(`launch of kernel '${kernel.name}'`, () => this.addon.launchKernel(entry.fn, [grid[0], grid[1], 1], [kernel.workgroupSize, 1, 1], 0, params));
   }
 
-  /** Compile and load a kernel ahead of its first run (E_BACKEND if nvcc or the driver rejects it). */
+  /** Compile and load a kernel ahead of its first run (E_BACKEND if the compiler or the driver rejects it). */
   async compile(kernel: Kernel): Promise<void> {
     this.checkAlive();
     this.functionFor(kernel);
@@ -295,7 +298,7 @@ export class CudaRuntime implements BackendRuntime {
     const key = createHash('sha256').update(kernel.name).update('\0').update(source).digest('hex');
     let entry = this.modules.get(key);
     if (!entry) {
-      const { bytes } = compileCuda(source, { ...this.opts.nvcc, archs: [this.arch], output: 'cubin' });
+      const { bytes } = compileCuda(source, { ...this.opts.nvcc, compiler: this.opts.nvcc?.compiler ?? 'auto', archs: [this.arch], output: 'cubin' });
       const module = this.cu(`loading the module of kernel '${kernel.name}'`, () => this.addon.moduleLoadData(bytes));
       let fn: CuHandle;
       try {
@@ -394,7 +397,7 @@ const createFailure = new Map<number, string>();
 
 type Diagnosis = { ok: true; addon: CudaAddon; probe: CudaProbe; device: CudaDeviceInfo } | { ok: false; reason: string };
 
-function diagnose(index: number): Diagnosis {
+function diagnose(index: number, compiler: CompileCudaOptions['compiler'] = 'auto'): Diagnosis {
   const addon = loadCudaAddon();
   if (!addon) return { ok: false, reason: cudaAddonUnavailableReason() ?? 'the CUDA addon did not load' };
   let probe: CudaProbe;
@@ -406,7 +409,8 @@ function diagnose(index: number): Diagnosis {
   if (!probe.available) return { ok: false, reason: probe.reason ?? 'the CUDA driver is not available' };
   const device = probe.devices[index];
   if (!device) return { ok: false, reason: `there is no CUDA device ${index} (the driver reports ${probe.devices.length})` };
-  if (!nvccAvailable()) return { ok: false, reason: 'nvcc not found or not working (it compiles the kernels; set $TESSERA_NVCC or put it on PATH)' };
+  const cc = chooseCudaCompiler(compiler, 'cubin');
+  if (!cc.ok) return { ok: false, reason: `no CUDA compiler: ${cc.reason} (set $TESSERA_NVCC or put nvcc on PATH, or make libnvrtc loadable)` };
   return { ok: true, addon, probe, device };
 }
 
@@ -414,7 +418,7 @@ function diagnose(index: number): Diagnosis {
 export function createCudaRuntime(opts: CudaRuntimeOptions = {}): CudaRuntime | undefined {
   const index = opts.device ?? 0;
   createFailure.delete(index);
-  const d = diagnose(index);
+  const d = diagnose(index, opts.nvcc?.compiler);
   if (!d.ok) {
     createFailure.set(index, d.reason);
     return undefined;

@@ -12,6 +12,9 @@
 // Work goes to the context's legacy default stream (stream 0): synchronous cuMemcpy calls are ordered
 // after every launch before them, so a download sees every earlier launch's results.
 //
+// NVRTC (nvrtcProbe / nvrtcCompile) works the same way: libnvrtc is dlopen'ed on first use, never
+// linked, and every nvrtcResult error becomes a JS Error with nvrtcGetErrorString's text and the log.
+//
 // Built with NAPI_DISABLE_CPP_EXCEPTIONS: errors are thrown as pending JS exceptions and the
 // function returns at once.
 
@@ -56,6 +59,29 @@ TESSERA_SAME_VALUE(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
 #undef TESSERA_SAME_VALUE
 #else
 #include "cuda_min.h"
+#endif
+
+#ifdef TESSERA_HAVE_NVRTC_H
+#include <nvrtc.h>
+// Check the vendored NVRTC header against the real one on every build that has it.
+namespace vendored_nvrtc {
+#include "nvrtc_min.h"
+}
+static_assert(sizeof(vendored_nvrtc::nvrtcResult) == sizeof(::nvrtcResult), "nvrtcResult size");
+static_assert(sizeof(vendored_nvrtc::nvrtcProgram) == sizeof(::nvrtcProgram), "nvrtcProgram size");
+#define TESSERA_SAME_VALUE(x) static_assert((int)vendored_nvrtc::x == (int)::x, #x)
+TESSERA_SAME_VALUE(NVRTC_SUCCESS);
+TESSERA_SAME_VALUE(NVRTC_ERROR_OUT_OF_MEMORY);
+TESSERA_SAME_VALUE(NVRTC_ERROR_PROGRAM_CREATION_FAILURE);
+TESSERA_SAME_VALUE(NVRTC_ERROR_INVALID_INPUT);
+TESSERA_SAME_VALUE(NVRTC_ERROR_INVALID_PROGRAM);
+TESSERA_SAME_VALUE(NVRTC_ERROR_INVALID_OPTION);
+TESSERA_SAME_VALUE(NVRTC_ERROR_COMPILATION);
+TESSERA_SAME_VALUE(NVRTC_ERROR_BUILTIN_OPERATION_FAILURE);
+TESSERA_SAME_VALUE(NVRTC_ERROR_INTERNAL_ERROR);
+#undef TESSERA_SAME_VALUE
+#else
+#include "nvrtc_min.h"
 #endif
 
 static_assert(sizeof(void*) == 8, "64-bit targets only");
@@ -122,6 +148,37 @@ TESSERA_SAME_TYPE(cuEventElapsedTime, cuEventElapsedTime);
 TESSERA_SAME_TYPE(cuEventDestroy, cuEventDestroy);
 TESSERA_SAME_TYPE(cuGetErrorName, cuGetErrorName);
 TESSERA_SAME_TYPE(cuGetErrorString, cuGetErrorString);
+#undef TESSERA_SAME_TYPE
+#endif
+
+// NVRTC entry points (libnvrtc is dlopen'ed on first use of nvrtcProbe / nvrtcCompile).
+
+typedef const char* (*Fn_nvrtcGetErrorString)(nvrtcResult);
+typedef nvrtcResult (*Fn_nvrtcVersion)(int*, int*);
+typedef nvrtcResult (*Fn_nvrtcCreateProgram)(nvrtcProgram*, const char*, const char*, int, const char* const*,
+                                             const char* const*);
+typedef nvrtcResult (*Fn_nvrtcDestroyProgram)(nvrtcProgram*);
+typedef nvrtcResult (*Fn_nvrtcCompileProgram)(nvrtcProgram, int, const char* const*);
+typedef nvrtcResult (*Fn_nvrtcGetProgramLogSize)(nvrtcProgram, size_t*);
+typedef nvrtcResult (*Fn_nvrtcGetProgramLog)(nvrtcProgram, char*);
+typedef nvrtcResult (*Fn_nvrtcGetCUBINSize)(nvrtcProgram, size_t*);
+typedef nvrtcResult (*Fn_nvrtcGetCUBIN)(nvrtcProgram, char*);
+typedef nvrtcResult (*Fn_nvrtcGetPTXSize)(nvrtcProgram, size_t*);
+typedef nvrtcResult (*Fn_nvrtcGetPTX)(nvrtcProgram, char*);
+
+#ifdef TESSERA_HAVE_NVRTC_H
+#define TESSERA_SAME_TYPE(fn) static_assert(std::is_same<Fn_##fn, decltype(&::fn)>::value, #fn " signature")
+TESSERA_SAME_TYPE(nvrtcGetErrorString);
+TESSERA_SAME_TYPE(nvrtcVersion);
+TESSERA_SAME_TYPE(nvrtcCreateProgram);
+TESSERA_SAME_TYPE(nvrtcDestroyProgram);
+TESSERA_SAME_TYPE(nvrtcCompileProgram);
+TESSERA_SAME_TYPE(nvrtcGetProgramLogSize);
+TESSERA_SAME_TYPE(nvrtcGetProgramLog);
+TESSERA_SAME_TYPE(nvrtcGetCUBINSize);
+TESSERA_SAME_TYPE(nvrtcGetCUBIN);
+TESSERA_SAME_TYPE(nvrtcGetPTXSize);
+TESSERA_SAME_TYPE(nvrtcGetPTX);
 #undef TESSERA_SAME_TYPE
 #endif
 
@@ -751,6 +808,245 @@ Napi::Value EventDestroy(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ------------------------------------------------------------------------------------------------
+// NVRTC: CUDA C++ -> cubin or PTX in process. libnvrtc is dlopen'ed on the first nvrtcProbe /
+// nvrtcCompile, from the path the caller gives (nvcc.ts's nvrtcLibraryPath()) and else by the usual
+// sonames; a failed attempt is not remembered (a later probe may name another path), a loaded library
+// stays for the life of the process.
+
+struct Nvrtc {
+  bool ready = false;
+  std::string reason;  // why not ready (every candidate tried and what dlopen / dlsym said)
+  std::string path;    // the file that was loaded
+  int major = 0;
+  int minor = 0;
+  void* lib = nullptr;
+
+  Fn_nvrtcGetErrorString nvrtcGetErrorString = nullptr;
+  Fn_nvrtcVersion nvrtcVersion = nullptr;
+  Fn_nvrtcCreateProgram nvrtcCreateProgram = nullptr;
+  Fn_nvrtcDestroyProgram nvrtcDestroyProgram = nullptr;
+  Fn_nvrtcCompileProgram nvrtcCompileProgram = nullptr;
+  Fn_nvrtcGetProgramLogSize nvrtcGetProgramLogSize = nullptr;
+  Fn_nvrtcGetProgramLog nvrtcGetProgramLog = nullptr;
+  Fn_nvrtcGetCUBINSize nvrtcGetCUBINSize = nullptr;
+  Fn_nvrtcGetCUBIN nvrtcGetCUBIN = nullptr;
+  Fn_nvrtcGetPTXSize nvrtcGetPTXSize = nullptr;
+  Fn_nvrtcGetPTX nvrtcGetPTX = nullptr;
+};
+
+Nvrtc nv;
+
+template <typename F>
+bool nvSym(void* lib, F& out, const char* name, std::string* missing) {
+  void* p = dlsym(lib, name);
+  if (p == nullptr) {
+    if (missing->empty()) *missing = name;
+    return false;
+  }
+  out = reinterpret_cast<F>(p);
+  return true;
+}
+
+// Tries `path` (when not empty), then libnvrtc.so, .so.13, .so.12, .so.11; no-op once loaded.
+void nvrtcLoad(const std::string& path) {
+  if (nv.ready) return;
+  std::vector<std::string> names;
+  if (!path.empty()) names.push_back(path);
+  for (const char* n : {"libnvrtc.so", "libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11"}) names.push_back(n);
+  std::string tried;
+  for (const std::string& name : names) {
+    dlerror();
+    void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) {
+      const char* e = dlerror();
+      tried += (tried.empty() ? "" : "; ") + std::string(e != nullptr ? e : (name + ": dlopen failed").c_str());
+      continue;
+    }
+    Nvrtc n;
+    std::string missing;
+    bool ok = nvSym(lib, n.nvrtcGetErrorString, "nvrtcGetErrorString", &missing);
+    ok = nvSym(lib, n.nvrtcVersion, "nvrtcVersion", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcCreateProgram, "nvrtcCreateProgram", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcDestroyProgram, "nvrtcDestroyProgram", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcCompileProgram, "nvrtcCompileProgram", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcGetProgramLogSize, "nvrtcGetProgramLogSize", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcGetProgramLog, "nvrtcGetProgramLog", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcGetCUBINSize, "nvrtcGetCUBINSize", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcGetCUBIN, "nvrtcGetCUBIN", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcGetPTXSize, "nvrtcGetPTXSize", &missing) && ok;
+    ok = nvSym(lib, n.nvrtcGetPTX, "nvrtcGetPTX", &missing) && ok;
+    if (!ok) {
+      tried += (tried.empty() ? "" : "; ") + name + " does not export " + missing + " (NVRTC older than CUDA 11.1?)";
+      dlclose(lib);
+      continue;
+    }
+    n.lib = lib;
+    n.ready = true;
+    n.path = name;
+    Dl_info where;
+    if (dladdr(reinterpret_cast<void*>(n.nvrtcVersion), &where) != 0 && where.dli_fname != nullptr) n.path = where.dli_fname;
+    if (n.nvrtcVersion(&n.major, &n.minor) != NVRTC_SUCCESS) n.major = n.minor = 0;
+    nv = n;
+    return;
+  }
+  nv.reason = "libnvrtc not loadable: " + tried;
+}
+
+std::string nvrtcErrorText(nvrtcResult r) {
+  const char* s = nv.nvrtcGetErrorString != nullptr ? nv.nvrtcGetErrorString(r) : nullptr;
+  return s != nullptr ? s : "NVRTC error " + std::to_string(static_cast<int>(r));
+}
+
+bool nvCheck(Napi::Env env, nvrtcResult r, const char* what, const std::string& log) {
+  if (r == NVRTC_SUCCESS) return true;
+  std::string msg = std::string(what) + " failed: " + nvrtcErrorText(r);
+  if (!log.empty()) msg += "\n" + log;
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Value().Set("nvrtcResult", Napi::Number::New(env, static_cast<double>(static_cast<int>(r))));
+  e.Value().Set("nvrtcError", Napi::String::New(env, nvrtcErrorText(r)));
+  e.Value().Set("log", Napi::String::New(env, log));
+  e.ThrowAsJavaScriptException();
+  return false;
+}
+
+// Bytes from an NVRTC size + getter pair; `text` drops the trailing NUL that PTX and logs count.
+bool nvBytes(nvrtcProgram prog, nvrtcResult (*sizeOf)(nvrtcProgram, size_t*), nvrtcResult (*get)(nvrtcProgram, char*), bool text, std::string* out,
+             nvrtcResult* err, const char** what, const char* sizeName, const char* getName) {
+  size_t n = 0;
+  nvrtcResult r = sizeOf(prog, &n);
+  if (r != NVRTC_SUCCESS) {
+    *err = r;
+    *what = sizeName;
+    return false;
+  }
+  out->assign(n, '\0');
+  if (n > 0) {
+    r = get(prog, &(*out)[0]);
+    if (r != NVRTC_SUCCESS) {
+      *err = r;
+      *what = getName;
+      return false;
+    }
+  }
+  if (text) {
+    size_t end = out->find('\0');
+    if (end != std::string::npos) out->resize(end);
+  }
+  return true;
+}
+
+// nvrtcProbe(path?: string): {available, reason?, version?, major?, minor?, path?}. Never throws for a
+// missing or broken library.
+Napi::Value NvrtcProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (info.Length() > 0 && !info[0].IsUndefined() && !info[0].IsNull()) {
+    if (!info[0].IsString()) {
+      throwType(env, "nvrtcProbe: path must be a string");
+      return env.Undefined();
+    }
+    path = info[0].As<Napi::String>().Utf8Value();
+  }
+  nvrtcLoad(path);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("available", Napi::Boolean::New(env, nv.ready));
+  if (!nv.ready) {
+    out.Set("reason", Napi::String::New(env, nv.reason));
+    return out;
+  }
+  out.Set("version", Napi::String::New(env, std::to_string(nv.major) + "." + std::to_string(nv.minor)));
+  out.Set("major", Napi::Number::New(env, nv.major));
+  out.Set("minor", Napi::Number::New(env, nv.minor));
+  out.Set("path", Napi::String::New(env, nv.path));
+  return out;
+}
+
+// nvrtcCompile(source: string, name: string, options: string[]): {cubin?: Buffer, ptx?: Buffer, log: string}.
+// A cubin when the options name a real arch (-arch=sm_XX / --gpu-architecture=sm_XX, or the arch as the
+// next option), else PTX. Every failing NVRTC call throws an Error with nvrtcGetErrorString's text and
+// the program log (properties nvrtcResult, nvrtcError, log).
+Napi::Value NvrtcCompile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  nvrtcLoad("");
+  if (!nv.ready) {
+    throwError(env, "NVRTC not available: " + nv.reason);
+    return env.Undefined();
+  }
+  if (!argCount(info, 3, "nvrtcCompile")) return env.Undefined();
+  if (!info[0].IsString() || !info[1].IsString()) {
+    throwType(env, "nvrtcCompile: source and name must be strings");
+    return env.Undefined();
+  }
+  if (!info[2].IsArray()) {
+    throwType(env, "nvrtcCompile: options must be an array of strings");
+    return env.Undefined();
+  }
+  std::string source = info[0].As<Napi::String>().Utf8Value();
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  Napi::Array arr = info[2].As<Napi::Array>();
+  std::vector<std::string> options;
+  bool cubin = false;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsString()) {
+      throwType(env, "nvrtcCompile: option " + std::to_string(i) + " is not a string");
+      return env.Undefined();
+    }
+    options.push_back(v.As<Napi::String>().Utf8Value());
+    const std::string& o = options.back();
+    for (const char* flag : {"-arch", "--gpu-architecture"}) {
+      std::string f(flag);
+      if (o.compare(0, f.size() + 1, f + "=") == 0) cubin = o.compare(f.size() + 1, 3, "sm_") == 0;
+    }
+    if (i > 0 && (options[i - 1] == "-arch" || options[i - 1] == "--gpu-architecture")) cubin = o.compare(0, 3, "sm_") == 0;
+  }
+  std::vector<const char*> argv;
+  for (const std::string& o : options) argv.push_back(o.c_str());
+
+  nvrtcProgram prog = nullptr;
+  if (!nvCheck(env, nv.nvrtcCreateProgram(&prog, source.c_str(), name.c_str(), 0, nullptr, nullptr), "nvrtcCreateProgram", "")) {
+    return env.Undefined();
+  }
+  struct Guard {
+    nvrtcProgram* p;
+    ~Guard() {
+      if (*p != nullptr) nv.nvrtcDestroyProgram(p);
+    }
+  } guard{&prog};
+
+  nvrtcResult compiled = nv.nvrtcCompileProgram(prog, static_cast<int>(argv.size()), argv.empty() ? nullptr : argv.data());
+  std::string log;
+  nvrtcResult err = NVRTC_SUCCESS;
+  const char* what = nullptr;
+  if (!nvBytes(prog, nv.nvrtcGetProgramLogSize, nv.nvrtcGetProgramLog, true, &log, &err, &what, "nvrtcGetProgramLogSize",
+               "nvrtcGetProgramLog")) {
+    log.clear();
+    if (compiled == NVRTC_SUCCESS) {
+      nvCheck(env, err, what, "");
+      return env.Undefined();
+    }
+  }
+  if (!nvCheck(env, compiled, "nvrtcCompileProgram", log)) return env.Undefined();
+
+  std::string bytes;
+  bool got = cubin ? nvBytes(prog, nv.nvrtcGetCUBINSize, nv.nvrtcGetCUBIN, false, &bytes, &err, &what, "nvrtcGetCUBINSize",
+                             "nvrtcGetCUBIN")
+                   : nvBytes(prog, nv.nvrtcGetPTXSize, nv.nvrtcGetPTX, true, &bytes, &err, &what, "nvrtcGetPTXSize", "nvrtcGetPTX");
+  if (!got) {
+    nvCheck(env, err, what, log);
+    return env.Undefined();
+  }
+  nvrtcResult destroyed = nv.nvrtcDestroyProgram(&prog);
+  prog = nullptr;
+  if (!nvCheck(env, destroyed, "nvrtcDestroyProgram", log)) return env.Undefined();
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set(cubin ? "cubin" : "ptx", Napi::Buffer<char>::Copy(env, bytes.data(), bytes.size()));
+  out.Set("log", Napi::String::New(env, log));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("ctxCreate", Napi::Function::New(env, CtxCreate, "ctxCreate"));
@@ -771,6 +1067,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventSynchronize", Napi::Function::New(env, EventSynchronize, "eventSynchronize"));
   exports.Set("eventElapsedTime", Napi::Function::New(env, EventElapsedTime, "eventElapsedTime"));
   exports.Set("eventDestroy", Napi::Function::New(env, EventDestroy, "eventDestroy"));
+  exports.Set("nvrtcProbe", Napi::Function::New(env, NvrtcProbe, "nvrtcProbe"));
+  exports.Set("nvrtcCompile", Napi::Function::New(env, NvrtcCompile, "nvrtcCompile"));
+#ifdef TESSERA_HAVE_NVRTC_H
+  exports.Set("nvrtcBuiltWith", Napi::String::New(env, "nvrtc.h"));
+#else
+  exports.Set("nvrtcBuiltWith", Napi::String::New(env, "vendored nvrtc_min.h"));
+#endif
 #ifdef TESSERA_HAVE_CUDA_H
   exports.Set("builtWith", Napi::String::New(env, "cuda.h"));
 #else
