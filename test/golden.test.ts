@@ -267,4 +267,122 @@ describe('golden codegen', () => {
       }"
     `);
   });
+
+  it('vectorized matmul: vec4 loads and FMAs when N and K are multiples of 4, else the scalar path', () => {
+    const K = D.dim('K');
+    const def = D.kernel('mmv', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]) }, ({ a, b }) => D.matmul(a, b));
+    const cp = compile(def.program, { params: { tm: 1, tn: 4, vec: 4 } });
+    expect(printWGSL(cp.kernels[0]!.kernel, { f16: false })).toMatchInlineSnapshot(`
+      "// tessera kernel mmv_matmul_out: schedule matmul tiled=0 tm=1 tn=4 vec=4 workgroupSize=64
+
+      @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>; // f32
+      @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>; // f32
+      @group(0) @binding(2) var<storage, read_write> out: array<f32>; // f32
+
+      struct Dims {
+        K: i32,
+        M: i32,
+        N: i32,
+      }
+      @group(0) @binding(3) var<uniform> dims: Dims;
+
+      // Integer division truncates; dividing by zero gives 0.
+      fn t_idiv(a: i32, b: i32) -> i32 {
+        return select(a / b, 0i, b == 0i);
+      }
+
+      fn t_imod(a: i32, b: i32) -> i32 {
+        return select(a % b, 0i, b == 0i);
+      }
+
+      @compute @workgroup_size(64)
+      fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
+        let tid = i32((wid.y * nwg.x + wid.x) * 64u + lidx);
+        let v1: i32 = t_idiv((dims.N + 4i) - 1i, 4i);
+        let v2: i32 = dims.M - 1i;
+        let v5: i32 = dims.N - 4i;
+        let v28: i32 = dims.N - 1i;
+        if (tid < (v1 * dims.M)) {
+          let v3: i32 = min(t_imod(t_idiv(tid, v1), dims.M), v2) * dims.K;
+          let v6: i32 = min((t_imod(tid, v1)) * 4i, v5);
+          let v15: i32 = t_imod(t_idiv(tid, v1), dims.M);
+          let v16: i32 = (t_imod(tid, v1)) * 4i;
+          let v17: bool = v15 < dims.M;
+          let v18: i32 = v16 + 1i;
+          let v19: i32 = v15 * dims.N;
+          let v20: i32 = v16 + 2i;
+          let v21: i32 = v16 + 3i;
+          let v29: i32 = min(v16, v28);
+          let v31: i32 = min(v18, v28);
+          let v33: i32 = min(v20, v28);
+          let v35: i32 = min(v21, v28);
+          let v37: bool = v17 && (v16 < dims.N);
+          let v38: i32 = v19 + v16;
+          let v39: bool = v17 && (v18 < dims.N);
+          let v40: i32 = v19 + v18;
+          let v41: bool = v17 && (v20 < dims.N);
+          let v42: i32 = v19 + v20;
+          let v43: bool = v17 && (v21 < dims.N);
+          let v44: i32 = v19 + v21;
+          if (((t_imod(dims.N, 4i)) == 0i) && ((t_imod(dims.K, 4i)) == 0i)) {
+            var cv10: vec4<f32> = vec4<f32>(0.0);
+            for (var k4: i32 = 0i; k4 < dims.K; k4 += 4i) {
+              let a0: vec4<f32> = a[(v3 + k4) >> 2u];
+              let b4: vec4<f32> = b[((k4 * dims.N) + v6) >> 2u];
+              let b7: vec4<f32> = b[(((k4 + 1i) * dims.N) + v6) >> 2u];
+              let b8: vec4<f32> = b[(((k4 + 2i) * dims.N) + v6) >> 2u];
+              let b9: vec4<f32> = b[(((k4 + 3i) * dims.N) + v6) >> 2u];
+              cv10 = fma(vec4<f32>(a0.w), b9, fma(vec4<f32>(a0.z), b8, fma(vec4<f32>(a0.y), b7, fma(vec4<f32>(a0.x), b4, cv10))));
+            }
+            let c11: f32 = cv10.x;
+            let c12: f32 = cv10.y;
+            let c13: f32 = cv10.z;
+            let c14: f32 = cv10.w;
+            if ((v15 < dims.M) && (v16 < dims.N)) {
+              out[(v15 * dims.N) + v16] = c11;
+            }
+            if (v17 && (v18 < dims.N)) {
+              out[v19 + v18] = c12;
+            }
+            if (v17 && (v20 < dims.N)) {
+              out[v19 + v20] = c13;
+            }
+            if (v17 && (v21 < dims.N)) {
+              out[v19 + v21] = c14;
+            }
+          } else {
+            var c22: f32 = 0.0;
+            var c23: f32 = 0.0;
+            var c24: f32 = 0.0;
+            var c25: f32 = 0.0;
+            for (var k: i32 = 0i; k < dims.K; k += 1i) {
+              let v26: f32 = a[(v3 + k) >> 2u][(v3 + k) & 3i];
+              let v27: i32 = k * dims.N;
+              let v30: f32 = b[(v27 + v29) >> 2u][(v27 + v29) & 3i];
+              let v32: f32 = b[(v27 + v31) >> 2u][(v27 + v31) & 3i];
+              let v34: f32 = b[(v27 + v33) >> 2u][(v27 + v33) & 3i];
+              let v36: f32 = b[(v27 + v35) >> 2u][(v27 + v35) & 3i];
+              c22 = c22 + (v26 * v30);
+              c23 = c23 + (v26 * v32);
+              c24 = c24 + (v26 * v34);
+              c25 = c25 + (v26 * v36);
+            }
+            if (v37) {
+              out[v38] = c22;
+            }
+            if (v39) {
+              out[v40] = c23;
+            }
+            if (v41) {
+              out[v42] = c24;
+            }
+            if (v43) {
+              out[v44] = c25;
+            }
+          }
+        }
+      }
+      "
+    `);
+  });
 });

@@ -65,7 +65,7 @@ describe('every schedule variant the tuner may pick matches the reference', () =
     D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]), c: D.tensor('f32', [N]) }, ({ a, b, c }) => D.matmul(a, b).add(c).relu()),
     D.kernel('bmm', { a: D.tensor('f32', [3, M, K]), b: D.tensor('f32', [N, K]) }, ({ a, b }) => D.matmul(a, b.T)),
   ];
-  const shapes = smokeRun() ? [[7, 5, 3]] : [[1, 1, 1], [7, 5, 3], [13, 17, 9]];
+  const shapes = smokeRun() ? [[7, 5, 3]] : [[1, 1, 1], [7, 5, 3], [13, 17, 9], [8, 12, 16]];
   for (const def of programs) {
     it(def.name, async () => {
       const base = compile(def.program);

@@ -11,6 +11,11 @@ import type { DType } from './dtype.js';
 import type { Dim, Shape } from './dims.js';
 
 export type Scalar = 'f32' | 'i32' | 'u32' | 'bool';
+/**
+ * Value types: the scalars, plus `vec4f` (four f32 lanes) for the vector forms below, which only
+ * the vectorized matmul schedule produces (locals, `load4`, `splat`, `comp`, `fma4`).
+ */
+export type KType = Scalar | 'vec4f';
 
 export type KUnary =
   | 'neg' | 'abs' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'erf'
@@ -22,7 +27,7 @@ export type KBinary =
 
 export type KExpr =
   | { readonly k: 'lit'; readonly t: Scalar; readonly v: number } // v may be ±Infinity or NaN for f32
-  | { readonly k: 'var'; readonly t: Scalar; readonly name: string }
+  | { readonly k: 'var'; readonly t: KType; readonly name: string }
   | { readonly k: 'uniform'; readonly name: string } // i32 value of a symbolic dim
   | { readonly k: 'tid' } // linear global invocation index, i32
   | { readonly k: 'lid' } // local invocation index within the workgroup, i32
@@ -34,10 +39,16 @@ export type KExpr =
   | { readonly k: 'select'; readonly t: Scalar; readonly c: KExpr; readonly a: KExpr; readonly b: KExpr } // c ? a : b
   | { readonly k: 'cast'; readonly t: Scalar; readonly a: KExpr }
   // a reduction across the invocations of the kernel's subgroup (see Kernel.subgroup); max/min propagate NaN
-  | { readonly k: 'subgroup'; readonly t: Scalar; readonly op: 'add' | 'max' | 'min'; readonly a: KExpr };
+  | { readonly k: 'subgroup'; readonly t: Scalar; readonly op: 'add' | 'max' | 'min'; readonly a: KExpr }
+  // Vector forms. load4: the f32 elements index..index+3 of an f32 buffer; the schedule guarantees
+  // index is a multiple of 4 and index + 3 is in bounds (backends may bind such a buffer as vec4).
+  | { readonly k: 'load4'; readonly t: 'vec4f'; readonly buf: string; readonly index: KExpr }
+  | { readonly k: 'splat'; readonly t: 'vec4f'; readonly a: KExpr } // f32 -> all four lanes
+  | { readonly k: 'comp'; readonly t: 'f32'; readonly a: KExpr; readonly i: 0 | 1 | 2 | 3 } // one lane of a vec4f
+  | { readonly k: 'fma4'; readonly t: 'vec4f'; readonly a: KExpr; readonly b: KExpr; readonly c: KExpr }; // a * b + c per lane (may be fused)
 
 export type KStmt =
-  | { readonly k: 'let'; readonly name: string; readonly t: Scalar; readonly init: KExpr; readonly mut: boolean }
+  | { readonly k: 'let'; readonly name: string; readonly t: KType; readonly init: KExpr; readonly mut: boolean }
   | { readonly k: 'set'; readonly name: string; readonly value: KExpr }
   | { readonly k: 'store'; readonly buf: string; readonly index: KExpr; readonly value: KExpr }
   | { readonly k: 'sstore'; readonly arr: string; readonly index: KExpr; readonly value: KExpr }
@@ -77,6 +88,36 @@ export interface Kernel {
   readonly subgroup?: boolean;
   /** Which schedule made it, with its parameters: for the manifest, dumps and the tuner. */
   readonly schedule: { readonly kind: string; readonly params: Readonly<Record<string, number>> };
+}
+
+/** Buffers a kernel reads with `load4` (a backend may bind these as arrays of vec4). */
+export function vec4Buffers(body: readonly KStmt[]): Set<string> {
+  const out = new Set<string>();
+  const ex = (e: KExpr): void => {
+    switch (e.k) {
+      case 'load4': out.add(e.buf); ex(e.index); return;
+      case 'load': case 'sload': ex(e.index); return;
+      case 'un': case 'cast': case 'subgroup': case 'splat': case 'comp': ex(e.a); return;
+      case 'bin': ex(e.a); ex(e.b); return;
+      case 'select': ex(e.c); ex(e.a); ex(e.b); return;
+      case 'fma4': ex(e.a); ex(e.b); ex(e.c); return;
+      default: return;
+    }
+  };
+  const st = (ss: readonly KStmt[]): void => {
+    for (const s of ss) {
+      switch (s.k) {
+        case 'let': ex(s.init); break;
+        case 'set': ex(s.value); break;
+        case 'store': case 'sstore': ex(s.index); ex(s.value); break;
+        case 'for': ex(s.from); ex(s.to); st(s.body); break;
+        case 'if': ex(s.cond); st(s.then); st(s.else); break;
+        case 'barrier': break;
+      }
+    }
+  };
+  st(body);
+  return out;
 }
 
 export function scalarOf(d: DType): Scalar {

@@ -37,9 +37,15 @@ export interface ScheduleParams {
    * operations (the workgroup size must not exceed the device's subgroup size).
    */
   coop: number;
+  /**
+   * register-blocked matmul: 4 = a vectorized path (vec4 loads of B, and of A when it is a plain
+   * buffer, vec4 FMAs) taken when N and K are multiples of 4, the scalar path otherwise; tn must be
+   * a multiple of 4. 0 = scalar only.
+   */
+  vec: number;
 }
 
-export const DEFAULT_PARAMS: ScheduleParams = { workgroupSize: 64, perThread: 4, tm: 4, tn: 4, tiled: 0, wm: 8, wn: 8, bk: 8, coop: 0 };
+export const DEFAULT_PARAMS: ScheduleParams = { workgroupSize: 64, perThread: 4, tm: 4, tn: 4, tiled: 0, wm: 8, wn: 8, bk: 8, coop: 0, vec: 0 };
 
 export interface BufferNames {
   /** Buffer a materialized node (input, temp or output) is read from. */
@@ -208,8 +214,8 @@ interface Tile {
   t: Scalar;
 }
 
-/** Guarded stores of a tile of accumulators, each through the group's epilogue. */
-function storeTile(b: Build, group: FusedGroup, epi: Epilogue, tile: Tile): void {
+/** Guarded stores of a tile of accumulators, each through the group's epilogue, appended to `into`. */
+function storeTile(b: Build, group: FusedGroup, epi: Epilogue, tile: Tile, into: KStmt[] = b.thread.stmts): void {
   const { batch, ms, ns, mc, nc, Me, Ne, accs, t } = tile;
   const root = group.root;
   const mm = group.contraction ?? root;
@@ -232,7 +238,7 @@ function storeTile(b: Build, group: FusedGroup, epi: Epilogue, tile: Tile): void
       const cond = b.emitter.emit(inside, tchain.slice(0, 2));
       const idxK = b.emitter.emit(index, tchain.slice(0, 2));
       const val = b.emitter.emit(value, tchain);
-      b.thread.stmts.push({ k: 'if', cond, then: [...elem.stmts, { k: 'store', buf: b.out, index: idxK, value: val }], else: [] });
+      into.push({ k: 'if', cond, then: [...elem.stmts, { k: 'store', buf: b.out, index: idxK, value: val }], else: [] });
     }),
   );
 }
@@ -248,6 +254,8 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   const { b, epi, mm } = startMatmul(group, names);
   const { A, B, batchShape, M, N, K } = matmulDims(mm);
   const { tm, tn } = params;
+  const vec = params.vec ?? 0;
+  if (vec !== 0 && (vec !== 4 || tn % 4 !== 0)) fail('E_ARG', `matmul vec=${vec} needs vec=4 and tn a multiple of 4, got tn=${tn}`);
   const tilesN = dimCdiv(N, tn);
   const tilesM = dimCdiv(M, tm);
   const lo = b.lower;
@@ -259,6 +267,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   const n0 = L.mul(tnE, L.i32(tn));
   const Me = lo.dim(M);
   const Ne = lo.dim(N);
+  const Ke = lo.dim(K);
   const ms = Array.from({ length: tm }, (_, i) => L.add(m0, L.i32(i)));
   const ns = Array.from({ length: tn }, (_, j) => L.add(n0, L.i32(j)));
   // Clamped indices keep every load in bounds (and anything hoisted out of the K loop, such as a
@@ -266,27 +275,100 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   // tiles, and unrolling k by 4, measured no faster on lavapipe, so there is one loop.
   const mc = ms.map((m) => L.min(m, L.sub(Me, L.i32(1))));
   const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
-  const k = L.variable('k');
-  const loop = new Scope(new Set(['k']));
-  const chain = [b.top, b.thread, loop];
-  const av = mc.map((m) => lo.valueAt(A, [...batch, m, k]));
-  const bv = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
-  b.emitter.countUses([...av, ...bv, ...av, ...bv]); // each operand value is used by a whole row/column of the tile
   const t = scalarOf(mm.dtype);
-  const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
-  for (const row of accs) for (const name of row) b.thread.stmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
-  const aK = av.map((v) => b.emitter.emit(v, chain));
-  const bK = bv.map((v) => b.emitter.emit(v, chain));
-  accs.forEach((row, i) =>
-    row.forEach((name, j) => {
-      const acc: KExpr = { k: 'var', t, name };
-      loop.stmts.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: acc, b: { k: 'bin', t, op: 'mul', a: aK[i]!, b: bK[j]! } } });
-    }),
-  );
-  b.thread.stmts.push({ k: 'for', v: 'k', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(lo.dim(K), [b.top]), step: 1, body: loop.stmts });
-  storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, accs, t });
+  const tile = { batch, ms, ns, mc, nc, Me, Ne, t };
+
+  // The vectorized path reads B (and A, when it is a plain f32 buffer) four elements at a time: B
+  // must be an f32 buffer in row-major [...batch, K, N] (no view, no prologue). It is taken when N
+  // and K are multiples of 4 (a uniform test), so every row offset is a multiple of 4.
+  const plain = (x: Node) => group.reads.includes(x) && x.dtype === 'f32';
+  const vecB = vec === 4 && t === 'f32' && plain(B);
+  const fastCond = vecB ? L.and(L.bin('eq', L.mod(Ne, L.i32(4)), L.i32(0)), L.bin('eq', L.mod(Ke, L.i32(4)), L.i32(0))) : L.lit('bool', 0);
+  const fast = fastCond.k === 'lit' ? fastCond.v !== 0 : undefined; // known at compile time, or undefined
+  const fastStmts: KStmt[] = [];
+  const slowStmts: KStmt[] = fast === undefined ? [] : b.thread.stmts;
+
+  if (fast !== false) {
+    const k4 = L.variable('k4');
+    const loop = new Scope(new Set(['k4']));
+    const chain = [b.top, b.thread, loop];
+    const vt = 'vec4f' as const;
+    const vvar = (name: string): KExpr => ({ k: 'var', t: vt, name });
+    const kks = [0, 1, 2, 3] as const;
+    // A: one vec4 per row (its four k values as lanes), or four scalar values through its view
+    const vecA = plain(A);
+    let aAt: (i: number, kk: 0 | 1 | 2 | 3) => KExpr;
+    if (vecA) {
+      const names4 = mc.map((m) => {
+        const name = b.emitter.fresh('a');
+        const idx = b.emitter.emit(lo.linearize([...batch, m, k4], A.shape), chain);
+        loop.stmts.push({ k: 'let', name, t: vt, init: { k: 'load4', t: vt, buf: names.readOf(A), index: idx }, mut: false });
+        return name;
+      });
+      aAt = (i, kk) => ({ k: 'comp', t: 'f32', a: vvar(names4[i]!), i: kk });
+    } else {
+      const av = mc.map((m) => kks.map((kk) => lo.valueAt(A, [...batch, m, L.add(k4, L.i32(kk))])));
+      b.emitter.countUses([...av.flat(), ...av.flat()]);
+      const ak = av.map((row) => row.map((v) => b.emitter.emit(v, chain)));
+      aAt = (i, kk) => ak[i]![kk]!;
+    }
+    // B: for each k, tn / 4 vec4s along N, at a column clamped to N - 4 (a multiple of 4)
+    const cols = Array.from({ length: tn / 4 }, (_, j) => L.min(L.add(n0, L.i32(4 * j)), L.sub(Ne, L.i32(4))));
+    const bNames = kks.map((kk) =>
+      cols.map((n) => {
+        const name = b.emitter.fresh('b');
+        const idx = b.emitter.emit(lo.linearize([...batch, L.add(k4, L.i32(kk)), n], B.shape), chain);
+        loop.stmts.push({ k: 'let', name, t: vt, init: { k: 'load4', t: vt, buf: names.readOf(B), index: idx }, mut: false });
+        return name;
+      }),
+    );
+    const vaccs = mc.map(() => cols.map(() => b.emitter.fresh('cv')));
+    for (const row of vaccs) for (const name of row) fastStmts.push({ k: 'let', name, t: vt, init: { k: 'splat', t: vt, a: { k: 'lit', t: 'f32', v: 0 } }, mut: true });
+    vaccs.forEach((row, i) =>
+      row.forEach((name, j) => {
+        let acc: KExpr = vvar(name);
+        for (const kk of kks) acc = { k: 'fma4', t: vt, a: { k: 'splat', t: vt, a: aAt(i, kk) }, b: vvar(bNames[kk]![j]!), c: acc };
+        loop.stmts.push({ k: 'set', name, value: acc });
+      }),
+    );
+    fastStmts.push({ k: 'for', v: 'k4', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(Ke, [b.top]), step: 4, body: loop.stmts });
+    // the lanes as scalar accumulators, stored through the epilogue like the scalar path's
+    const accs = vaccs.map((row) =>
+      row.flatMap((name) =>
+        kks.map((q) => {
+          const s = b.emitter.fresh('c');
+          fastStmts.push({ k: 'let', name: s, t, init: { k: 'comp', t: 'f32', a: vvar(name), i: q }, mut: false });
+          return s;
+        }),
+      ),
+    );
+    storeTile(b, group, epi, { ...tile, accs }, fast ? b.thread.stmts : fastStmts);
+    if (fast) b.thread.stmts.push(...fastStmts);
+  }
+
+  if (fast !== true) {
+    const k = L.variable('k');
+    const loop = new Scope(new Set(['k']));
+    const chain = [b.top, b.thread, loop];
+    const av = mc.map((m) => lo.valueAt(A, [...batch, m, k]));
+    const bv = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
+    b.emitter.countUses([...av, ...bv, ...av, ...bv]); // each operand value is used by a whole row/column of the tile
+    const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
+    for (const row of accs) for (const name of row) slowStmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
+    const aK = av.map((v) => b.emitter.emit(v, chain));
+    const bK = bv.map((v) => b.emitter.emit(v, chain));
+    accs.forEach((row, i) =>
+      row.forEach((name, j) => {
+        const acc: KExpr = { k: 'var', t, name };
+        loop.stmts.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: acc, b: { k: 'bin', t, op: 'mul', a: aK[i]!, b: bK[j]! } } });
+      }),
+    );
+    slowStmts.push({ k: 'for', v: 'k', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(Ke, [b.top]), step: 1, body: loop.stmts });
+    storeTile(b, group, epi, { ...tile, accs }, slowStmts);
+  }
+  if (fast === undefined) b.thread.stmts.push({ k: 'if', cond: b.emitter.emit(fastCond, [b.top]), then: fastStmts, else: slowStmts });
   const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
-  return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, workgroupSize: params.workgroupSize }, params.workgroupSize);
+  return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, ...(vec ? { vec } : {}), workgroupSize: params.workgroupSize }, params.workgroupSize);
 }
 
 /**

@@ -47,7 +47,10 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}): Candida
         { tiled: 1, tm: 8, tn: 4, wm: 8, wn: 16, bk: 8 },
         { tiled: 1, tm: 1, tn: 4, wm: 4, wn: 16, bk: 32 },
       ];
-      return [...registerBlocked, ...tiled];
+      // vec4 loads and FMAs along N (and K) when N and K are multiples of 4, the scalar path otherwise
+      const vecTiles: [number, number][] = [[1, 8], [2, 8], [4, 4], [4, 8], [8, 4], [8, 8]];
+      const vectorized = vecTiles.flatMap(([tm, tn]) => [64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
+      return [...registerBlocked, ...vectorized, ...tiled];
     }
   }
 }

@@ -11,7 +11,7 @@
  * float->int with NaN -> 0 (PTX cvt.rzi.sat), integer division and modulo by zero give 0.
  */
 import type { DType } from '../../ir/dtype.js';
-import type { KBinary, KExpr, Kernel, KStmt, KUnary, Scalar } from '../../ir/kernel.js';
+import type { KBinary, KExpr, Kernel, KStmt, KType, KUnary, Scalar } from '../../ir/kernel.js';
 import { fail } from '../../errors.js';
 
 export function cudaStorageType(d: DType): string {
@@ -24,7 +24,7 @@ export function cudaStorageType(d: DType): string {
   }
 }
 
-const SCALAR: Record<Scalar, string> = { f32: 'float', i32: 'int', u32: 'unsigned int', bool: 'bool' };
+const SCALAR: Record<KType, string> = { f32: 'float', i32: 'int', u32: 'unsigned int', bool: 'bool', vec4f: 'float4' };
 
 /** Shared definitions every Tessera CUDA translation unit starts with (once per file). */
 export const CUDA_PRELUDE = `#include <cuda_fp16.h>
@@ -55,6 +55,16 @@ __device__ __forceinline__ int tsr_sg_min_i(int x, int w) { return tsr_sg_reduce
 __device__ __forceinline__ unsigned tsr_sg_add_u(unsigned x, int w) { return tsr_sg_reduce(x, w, [](unsigned a, unsigned b) { return a + b; }); }
 __device__ __forceinline__ unsigned tsr_sg_max_u(unsigned x, int w) { return tsr_sg_reduce(x, w, [](unsigned a, unsigned b) { return max(a, b); }); }
 __device__ __forceinline__ unsigned tsr_sg_min_u(unsigned x, int w) { return tsr_sg_reduce(x, w, [](unsigned a, unsigned b) { return min(a, b); }); }
+// four consecutive floats; one 16-byte load when the address is aligned (a torch tensor may be an offset view)
+__device__ __forceinline__ float4 tsr_ld4(const float* p, int i) {
+  const float* q = p + i;
+  if ((reinterpret_cast<unsigned long long>(q) & 15ull) == 0ull) return *reinterpret_cast<const float4*>(q);
+  return make_float4(q[0], q[1], q[2], q[3]);
+}
+__device__ __forceinline__ float4 tsr_splat4(float s) { return make_float4(s, s, s, s); }
+__device__ __forceinline__ float4 tsr_fma4(float4 a, float4 b, float4 c) {
+  return make_float4(fmaf(a.x, b.x, c.x), fmaf(a.y, b.y, c.y), fmaf(a.z, b.z, c.z), fmaf(a.w, b.w, c.w));
+}
 #endif
 `;
 
@@ -92,7 +102,8 @@ class Printer {
   }
 
   typeOf(e: KExpr): Scalar {
-    return e.k === 'uniform' || e.k === 'tid' || e.k === 'lid' || e.k === 'wid' ? 'i32' : e.t;
+    const t = e.k === 'uniform' || e.k === 'tid' || e.k === 'lid' || e.k === 'wid' ? 'i32' : e.t;
+    return t === 'vec4f' ? fail('E_INTERNAL', `kernel ${this.k.name}: a vec4 value where a scalar is expected`) : t;
   }
 
   expr(e: KExpr): string {
@@ -109,6 +120,13 @@ class Printer {
         return d === 'f16' ? `__half2float(${x})` : d === 'bool' ? `(${x} != 0)` : x;
       }
       case 'sload': return `s_${e.arr}[${this.expr(e.index)}]`;
+      case 'load4': {
+        if (this.bufType(e.buf) !== 'f32') fail('E_INTERNAL', `kernel ${this.k.name}: vec4 loads from ${this.bufType(e.buf)} buffer ${e.buf}`);
+        return `tsr_ld4(b_${e.buf}, ${this.expr(e.index)})`;
+      }
+      case 'splat': return `tsr_splat4(${this.expr(e.a)})`;
+      case 'comp': return `(${this.expr(e.a)}).${'xyzw'[e.i]}`;
+      case 'fma4': return `tsr_fma4(${this.expr(e.a)}, ${this.expr(e.b)}, ${this.expr(e.c)})`;
       case 'select': return `(${this.expr(e.c)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
       case 'cast': return this.cast(e.t, e.a);
       case 'subgroup': {

@@ -14,6 +14,10 @@ import type { Dim } from '../../ir/dims.js';
  * so the two cannot drift (and the output does not depend on how this file was transpiled).
  */
 const HELPER_SOURCE: Readonly<Record<string, string>> = {
+  // vec4f values are 4-element arrays
+  ld4: '(b, i) => [b[i], b[i + 1], b[i + 2], b[i + 3]]',
+  splat4: '(x) => [x, x, x, x]',
+  fma4: '(a, b, c) => [Math.fround(a[0] * b[0] + c[0]), Math.fround(a[1] * b[1] + c[1]), Math.fround(a[2] * b[2] + c[2]), Math.fround(a[3] * b[3] + c[3])]',
   fmax: '(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b))',
   fmin: '(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b))',
   idiv: '(a, b) => (b === 0 ? 0 : Math.trunc(a / b) | 0)',
@@ -86,6 +90,13 @@ function expr(e: KExpr): string {
     case 'wid': return 'wid';
     case 'load': return e.t === 'bool' ? `(${loadExpr(e.buf, expr(e.index))} !== 0)` : loadExpr(e.buf, expr(e.index));
     case 'sload': return `${e.arr}[${expr(e.index)}]`;
+    case 'load4': {
+      const i = expr(e.index);
+      return checked ? `(H.ld(b_${e.buf}, ${i}, '${e.buf}'), H.ld(b_${e.buf}, ${i} + 3, '${e.buf}'), H.ld4(b_${e.buf}, ${i}))` : `H.ld4(b_${e.buf}, ${i})`;
+    }
+    case 'splat': return `H.splat4(${expr(e.a)})`;
+    case 'comp': return `${expr(e.a)}[${e.i}]`;
+    case 'fma4': return `H.fma4(${expr(e.a)}, ${expr(e.b)}, ${expr(e.c)})`;
     case 'select': return `(${expr(e.c)} ? ${expr(e.a)} : ${expr(e.b)})`;
     case 'cast': return cast(e.t, e.a);
     case 'subgroup': return `(yield ['${e.op}', ${expr(e.a)}, '${e.t}'])`; // the workgroup driver combines the lanes' values
@@ -193,8 +204,9 @@ export function hasBarrier(ss: readonly KStmt[]): boolean {
   const sync = (e: KExpr): boolean => {
     switch (e.k) {
       case 'subgroup': return true;
-      case 'load': case 'sload': return sync(e.index);
-      case 'un': case 'cast': return sync(e.a);
+      case 'load': case 'sload': case 'load4': return sync(e.index);
+      case 'un': case 'cast': case 'splat': case 'comp': return sync(e.a);
+      case 'fma4': return sync(e.a) || sync(e.b) || sync(e.c);
       case 'bin': return sync(e.a) || sync(e.b);
       case 'select': return sync(e.c) || sync(e.a) || sync(e.b);
       default: return false;

@@ -20,7 +20,7 @@
  * literals (a const-expression may not be inf or NaN), so they go through a bitcast helper.
  */
 import type { DType } from '../../ir/dtype.js';
-import type { KBinary, KExpr, KStmt, KUnary, Kernel, Scalar } from '../../ir/kernel.js';
+import { vec4Buffers, type KBinary, type KExpr, type KStmt, type KType, type KUnary, type Kernel, type Scalar } from '../../ir/kernel.js';
 import { fail } from '../../errors.js';
 
 export interface WGSLCaps {
@@ -415,12 +415,12 @@ fn t_f16_round(v: f32) -> f32 {
 function typeOf(e: KExpr): Scalar {
   switch (e.k) {
     case 'uniform': case 'tid': case 'lid': case 'wid': return 'i32';
-    default: return e.t;
+    default: return e.t === 'vec4f' ? fail('E_VERIFY', `a vec4 value where a scalar is expected`) : e.t;
   }
 }
 
-function wgslScalar(t: Scalar): string {
-  return t;
+function wgslScalar(t: KType): string {
+  return t === 'vec4f' ? 'vec4<f32>' : t;
 }
 
 const BIN_SYMBOL: Partial<Record<KBinary, string>> = {
@@ -433,7 +433,7 @@ class Printer {
   private readonly names = new Namer();
   private readonly uniformNames = new Namer();
   private readonly used = new Set<string>();
-  private readonly bufs = new Map<string, { name: string; dtype: DType }>();
+  private readonly bufs = new Map<string, { name: string; dtype: DType; vec4?: boolean }>();
   private readonly shared = new Map<string, string>();
   private readonly lines: string[] = [];
 
@@ -444,10 +444,15 @@ class Printer {
     if (!Number.isInteger(k.workgroupSize) || k.workgroupSize < 1) {
       fail('E_VERIFY', `kernel '${k.name}': workgroupSize must be a positive integer, got ${k.workgroupSize}`);
     }
+    // A buffer read with load4 is bound as array<vec4<f32>> (the runtime sizes buffers in 16-byte
+    // units); its scalar accesses become buf[i >> 2][i & 3].
+    const vec4 = vec4Buffers(k.body);
     for (const b of k.buffers) {
       if (this.bufs.has(b.name)) fail('E_VERIFY', `kernel '${k.name}': buffer '${b.name}' declared twice`);
-      this.bufs.set(b.name, { name: this.names.name(`buffer:${b.name}`, b.name), dtype: b.dtype });
+      if (vec4.has(b.name) && storageType(b.dtype, this.caps) !== 'f32') fail('E_VERIFY', `kernel '${k.name}': vec4 loads from ${b.dtype} buffer '${b.name}'`);
+      this.bufs.set(b.name, { name: this.names.name(`buffer:${b.name}`, b.name), dtype: b.dtype, ...(vec4.has(b.name) ? { vec4: true } : {}) });
     }
+    for (const n of vec4) if (!this.bufs.has(n)) fail('E_VERIFY', `kernel '${k.name}': no buffer named '${n}'`);
     for (const s of k.shared) {
       if (this.shared.has(s.name) || this.bufs.has(s.name)) fail('E_VERIFY', `kernel '${k.name}': shared array '${s.name}' clashes with another declaration`);
       this.shared.set(s.name, this.names.name(`shared:${s.name}`, s.name));
@@ -471,7 +476,7 @@ class Printer {
     out.push('');
     k.buffers.forEach((b, i) => {
       const access = b.access === 'read' ? 'read' : 'read_write';
-      const elem = storageType(b.dtype, this.caps);
+      const elem = this.bufs.get(b.name)!.vec4 ? 'vec4<f32>' : storageType(b.dtype, this.caps);
       out.push(`@group(0) @binding(${i}) var<storage, ${access}> ${this.bufs.get(b.name)!.name}: array<${elem}>; // ${b.dtype}`);
     });
     if (k.uniforms.length > 0) {
@@ -525,7 +530,14 @@ class Printer {
     for (const s of stmts) this.emitStmt(s, depth);
   }
 
-  private buf(name: string): { name: string; dtype: DType } {
+  /** buf[i], or buf[i >> 2][i & 3] for a buffer bound as vec4. */
+  private element(b: { name: string; vec4?: boolean }, index: KExpr): string {
+    if (!b.vec4) return `${b.name}[${this.expr(index)}]`;
+    const i = this.operand(index);
+    return `${b.name}[${i} >> 2u][${i} & 3i]`;
+  }
+
+  private buf(name: string): { name: string; dtype: DType; vec4?: boolean } {
     const b = this.bufs.get(name);
     if (!b) fail('E_VERIFY', `kernel '${this.kernel.name}': no buffer named '${name}'`);
     return b;
@@ -547,7 +559,7 @@ class Printer {
         return;
       case 'store': {
         const b = this.buf(s.buf);
-        this.line(depth, `${b.name}[${this.expr(s.index)}] = ${this.storeValue(b.dtype, s.value)};`);
+        this.line(depth, `${this.element(b, s.index)} = ${this.storeValue(b.dtype, s.value)};`);
         return;
       }
       case 'sstore':
@@ -633,13 +645,17 @@ class Printer {
       case 'wid': return 'i32(wid.y * nwg.x + wid.x)';
       case 'load': {
         const b = this.buf(e.buf);
-        const raw = `${b.name}[${this.expr(e.index)}]`;
+        const raw = this.element(b, e.index);
         switch (storageType(b.dtype, this.caps)) {
           case 'f16': return `f32(${raw})`;
           default: return b.dtype === 'bool' ? `(${raw} != 0u)` : raw;
         }
       }
       case 'sload': return `${this.sharedName(e.arr)}[${this.expr(e.index)}]`;
+      case 'load4': return `${this.buf(e.buf).name}[${this.operand(e.index)} >> 2u]`;
+      case 'splat': return `vec4<f32>(${this.expr(e.a)})`;
+      case 'comp': return `${this.operand(e.a)}.${'xyzw'[e.i]}`;
+      case 'fma4': return `fma(${this.expr(e.a)}, ${this.expr(e.b)}, ${this.expr(e.c)})`;
       case 'un': return this.unary(e.op, e.t, e.a);
       case 'bin': return this.binary(e.op, e.t, e.a, e.b);
       case 'select': return `select(${this.expr(e.b)}, ${this.expr(e.a)}, ${this.expr(e.c)})`;

@@ -192,7 +192,8 @@ export class WebGPURuntime implements BackendRuntime {
   alloc(dtype: DType, length: number): WebGPUBuffer {
     this.checkAlive();
     if (!Number.isInteger(length) || length < 0) fail('E_BUFFER', `alloc: length must be a non-negative integer, got ${length}`);
-    const bytes = Math.max(4, Math.ceil((length * storageBytes(dtype, this.caps)) / 4) * 4);
+    // 16-byte units: a kernel may bind any f32 buffer as array<vec4<f32>> (vectorized matmul loads).
+    const bytes = Math.max(16, Math.ceil((length * storageBytes(dtype, this.caps)) / 16) * 16);
     if (bytes > this.limit.bufferSize) {
       fail('E_DEVICE_LIMIT', `alloc: ${length} x ${dtype} needs ${bytes} bytes, over the device's maxBufferSize ${this.limit.bufferSize}`);
     }
