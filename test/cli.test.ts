@@ -23,6 +23,7 @@ import { printCudaUnit } from '../src/backends/cuda/print.js';
 import { evalProgram, refFromHost, refMismatch } from '../src/ref/index.js';
 import type { BackendRuntime, DeviceBuffer, HostArray } from '../src/runtime/backend.js';
 import { fixedShape } from './fixtures/cli-edge.js';
+import { linearBias } from './fixtures/cli-matmul.js';
 import { mixed, rowSoftmax, siluAffine } from './fixtures/cli-sample.js';
 import { getTestWebGPU, webgpuRequired } from './helpers/webgpu.js';
 
@@ -292,6 +293,23 @@ describe('tessera compile --target cuda', () => {
 
 describe('the generated wrapper on WebGPU', async () => {
   const rt = await getTestWebGPU();
+  it.skipIf(!rt && !webgpuRequired())('runs a vectorized (vec4) matmul at sizes that are not multiples of 4', async () => {
+    const dir = join(tmp, 'gpu-vec');
+    const file = join(ROOT, 'test/fixtures/cli-matmul.ts');
+    expect((await cli('compile', file, '--target', 'wgsl', '--out', dir, '--params', 'vec=4,tm=2,tn=8')).code).toBe(0);
+    expect(readFileSync(join(dir, 'linear_bias', 'manifest.json'), 'utf8')).toMatch(/vec=|"vec": 4/);
+    type Runner = (device: GPUDevice, inputs: unknown) => Promise<Record<string, { data: HostArray }>>;
+    const run = ((await import(pathToFileURL(join(dir, 'linear_bias', 'linear_bias.ts')).href)) as Record<string, Runner>)['runLinearBias']!;
+    for (const [m, n, k] of [[5, 7, 9], [4, 8, 12]] as const) {
+      const x = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
+      const w = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.3));
+      const b = Float32Array.from({ length: n }, (_, i) => i / 3);
+      const out = await run(rt!.device, { x: { data: x, shape: [m, k] }, w: { data: w, shape: [k, n] }, b: { data: b, shape: [n] } });
+      const ref = evalProgram(linearBias.program, { x: refFromHost('f32', [m, k], x), w: refFromHost('f32', [k, n], w), b: refFromHost('f32', [n], b) });
+      expect(refMismatch(out['out']!.data, ref['out']!, 1e-4, 1e-4), `${m}x${n}x${k}`).toBeNull();
+    }
+  });
+
   it.skipIf(!rt && !webgpuRequired())('runs each program with plain WebGPU calls and matches the reference', async () => {
     const dir = join(tmp, 'gpu');
     expect((await cli('compile', SAMPLE, '--target', 'wgsl', '--out', dir)).code).toBe(0);

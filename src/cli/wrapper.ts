@@ -219,7 +219,8 @@ function encode(device: GPUDevice, dims: Dims, inputs: Readonly<Record<string, H
   const buffers = new Map<string, GPUBuffer>();
   const buf = (name: string): GPUBuffer => buffers.get(name) ?? fail(\`no buffer '\${name}'\`);
   for (const b of BUFFERS) {
-    const size = Math.max(4, Math.ceil(b.bytes(dims) / 4) * 4);
+    // 16-byte units: a vectorized kernel may bind an f32 buffer as array<vec4<f32>>
+    const size = Math.max(16, Math.ceil(b.bytes(dims) / 16) * 16);
     const gpu = device.createBuffer({ label: b.name, size, usage: USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST });
     owned.push(gpu);
     buffers.set(b.name, gpu);
