@@ -18,7 +18,7 @@
  * compile alone takes about a minute; --ort brings it back).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -28,7 +28,7 @@ import { renderChart, type ChartData } from './chart.js';
 import { handImpl, handVariants } from './hand/runner.js';
 import { selectCases, standardCases, type TesseraCase } from './peers/cases.js';
 import { ortImpl } from './peers/ort.js';
-import { tesseraImpl, tesseraUnfusedImpl, tunedImpls } from './peers/tessera.js';
+import { tesseraImpl, tesseraUnfusedImpl, tunedImpl } from './peers/tessera.js';
 import { tfjsImpl } from './peers/tfjs.js';
 import type { CheckResult, Impl, ImplContext, ImplKind, PreparedImpl } from './peers/types.js';
 import { median } from './stats.js';
@@ -373,11 +373,7 @@ export async function buildImpls(ctx: ImplContext, groups: readonly string[], qu
   const impls: Impl[] = [];
   if (want('tessera')) impls.push(tesseraImpl(ctx));
   if (want('tessera-unfused')) impls.push(tesseraUnfusedImpl(ctx));
-  if (want('tessera-tuned')) {
-    const tune = join(ROOT, 'src', 'tune', 'index.ts');
-    if (existsSync(tune)) impls.push(...(await tunedImpls(ctx, pathToFileURL(tune).href)));
-    else if (groups.includes('tessera-tuned')) ctx.log('note: src/tune/index.ts does not exist: no tessera-tuned');
-  }
+  if (want('tessera-tuned')) impls.push(tunedImpl(ctx));
   if (want('hand')) impls.push(...handVariants().map((v) => handImpl(ctx, v)));
   if (want('tfjs')) impls.push(tfjsImpl(ctx));
   const withOrt = ort ?? (groups.includes('ort') || !quick);

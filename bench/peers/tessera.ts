@@ -5,6 +5,7 @@
  * (device timestamps where the adapter has them).
  */
 import { evalShape, numel } from '../../src/ir/dims.js';
+import { compileTuned, tuneProgram } from '../../src/tune/index.js';
 import { compile, type CompiledProgram, type CompileOptions } from '../../src/passes/pipeline.js';
 import type { WebGPURuntime } from '../../src/backends/wgsl/runtime.js';
 import type { DeviceBuffer } from '../../src/runtime/backend.js';
@@ -176,43 +177,16 @@ export function tesseraUnfusedImpl(ctx: ImplContext, opts: CompileOptions = {}):
 // The tuning hook.
 
 /**
- * What `src/tune/index.ts` may export for the side-by-side benchmark (both optional):
- *
- *   export async function tuneForBench(program: Program, ctx: TuneHookContext): Promise<CompiledProgram | CompileOptions>
- *     -> adds 'tessera-tuned': the case's program compiled as the hook says, run and timed like 'tessera'.
- *   export async function sideBySideImpls(ctx: ImplContext): Promise<Impl[]>
- *     -> adds any implementations of the bench/peers/types.ts interface.
+ * 'tessera-tuned': the case's program tuned on this adapter at the case's shapes (tessera tune's
+ * tuner: every candidate timed, winners cached in .tessera-cache/tune, or $TESSERA_CACHE_DIR), then
+ * compiled with the winners. Tuning time is logged, never counted in the case's timings.
  */
-export interface TuneHookContext {
-  readonly rt: WebGPURuntime;
-  readonly dims: Readonly<Record<string, number>>;
-  readonly caseId: string;
-}
-
-interface TuneModule {
-  tuneForBench?: (program: CompiledProgram['program'], ctx: TuneHookContext) => Promise<CompiledProgram | CompileOptions> | CompiledProgram | CompileOptions;
-  sideBySideImpls?: (ctx: ImplContext) => Promise<readonly Impl[]> | readonly Impl[];
-}
-
-function isCompiled(x: CompiledProgram | CompileOptions): x is CompiledProgram {
-  return Array.isArray((x as CompiledProgram).kernels) && Array.isArray((x as CompiledProgram).buffers);
-}
-
-/** Implementations the tuning module offers, if `tuneModuleUrl` exists and exports the hooks. */
-export async function tunedImpls(ctx: ImplContext, tuneModuleUrl: string | undefined): Promise<Impl[]> {
-  if (!tuneModuleUrl) return [];
-  const mod = (await import(tuneModuleUrl)) as TuneModule;
-  const out: Impl[] = [];
-  const hook = mod.tuneForBench;
-  if (typeof hook === 'function') {
-    out.push(
-      tesseraImpl(ctx, 'tessera-tuned', async (c, rt) => {
-        const r = await hook(c.def.program, { rt, dims: c.dims, caseId: c.id });
-        return isCompiled(r) ? r : compile(c.def.program, r);
-      }),
-    );
-  }
-  if (typeof mod.sideBySideImpls === 'function') out.push(...(await mod.sideBySideImpls(ctx)));
-  if (out.length === 0) ctx.log(`note: ${tuneModuleUrl} exports neither tuneForBench nor sideBySideImpls; no tuned implementation`);
-  return out;
+export function tunedImpl(ctx: ImplContext): Impl {
+  return tesseraImpl(ctx, 'tessera-tuned', async (c, rt) => {
+    const t0 = performance.now();
+    const results = await tuneProgram(c.def.program, rt, c.inputs, { repeats: 5 });
+    const picks = results.map((r) => `${r.kernel}: ${Object.entries(r.best).map(([k, v]) => `${k}=${v}`).join(' ') || 'default'}${r.cached ? ' (cached)' : ''}`);
+    ctx.log(`tuned ${c.id} in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${picks.join('; ')}`);
+    return compileTuned(c.def.program, rt, { dims: c.dims });
+  });
 }
