@@ -70,7 +70,7 @@ function allOps(): Program {
     node('reshape', [x], { shape: [dimMul(M, N)] }),
     node('permute', [x], { perm: [1, 0] }),
     node('expand', [rowSum], { shape: [M, N] }),
-    node('slice', [x], { starts: [dimSub(M, 1), 0], steps: [-2, 1], sizes: [sliceSize(M, dimSub(M, 1), -1, -2), N] }),
+    node('slice', [x], { starts: [dimSub(M, 1), 0], steps: [-2, 1], sizes: [sliceSize(dimSub(M, 1), -1, -2), N] }),
     node('pad', [x], { before: [1, 0], after: [0, 2], value: -Infinity }),
     node('concat', [x, y, x], { axis: 0 }),
     node('gather', [x, ix], { axis: 0 }),

@@ -192,7 +192,7 @@ export function slice(x: Tensor, specs: readonly (SliceSpec | undefined)[]): Ten
       start = clampConst(resolve(s.start, simplifyDim({ op: '-', a: n, b: 1 })), -1, isConst(n) ? n - 1 : n);
       end = s.end === undefined ? -1 : clampConst(resolve(s.end, -1), -1, isConst(n) ? n - 1 : n);
     }
-    let size = sliceSize(n, start, end, step);
+    let size = sliceSize(start, end, step);
     if (isConst(size)) size = Math.max(0, size);
     starts.push(start);
     steps.push(step);

@@ -205,8 +205,8 @@ export function iexprType(e: IExpr, args: readonly TypeOf[], rank: number): DTyp
   }
 }
 
-/** Number of elements a slice of `n` takes from `start` with `step` until it leaves [0, n). */
-export function sliceSize(n: Dim, start: Dim, end: Dim, step: number): Dim {
+/** Number of elements a slice takes from `start` toward `end` (exclusive) with `step`. */
+export function sliceSize(start: Dim, end: Dim, step: number): Dim {
   if (step > 0) return dimCdiv(dimSub(end, start), step);
   return dimCdiv(dimSub(start, end), -step);
 }

@@ -8,7 +8,7 @@ import { fail } from '../errors.js';
 import { dimProduct, type Dim, type Shape } from '../ir/dims.js';
 import type { Node } from '../ir/graph.js';
 import type { IExpr } from '../ir/index-expr.js';
-import { scalarOf, type KBinary, type KUnary } from '../ir/kernel.js';
+import { scalarOf, type KUnary } from '../ir/kernel.js';
 import type { BinaryOp, UnaryOp } from '../ir/ops.js';
 import * as L from './lexpr.js';
 import type { LExpr } from './lexpr.js';

@@ -54,20 +54,3 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}): Candida
     }
   }
 }
-
-/** Every distinct candidate of every kind: what the property tests cover. */
-export function allScheduleVariants(): Candidate[] {
-  const kinds: FusedGroup['kind'][] = ['elementwise', 'row', 'reduce', 'matmul'];
-  const seen = new Set<string>();
-  const out: Candidate[] = [];
-  for (const kind of kinds) {
-    for (const c of candidatesFor({ kind } as FusedGroup)) {
-      const key = JSON.stringify(c);
-      if (!seen.has(key)) {
-        seen.add(key);
-        out.push(c);
-      }
-    }
-  }
-  return out;
-}
