@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -35,25 +34,8 @@ def load_module(path: str):
     return mod
 
 
-def time_ms(torch, fn, target_ms: float = 20.0, reps: int = 7) -> float:
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    fn()
-    end.record()
-    end.synchronize()
-    iters = max(1, min(1000, int(target_ms / max(start.elapsed_time(end), 1e-3))))
-    times = []
-    for _ in range(reps):
-        start.record()
-        for _ in range(iters):
-            fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / iters)
-    return statistics.median(times)
+# CUDA-event timing exactly as the PyTorch example does it (one definition, so the two agree).
+time_ms = load_module(os.path.join(ROOT, 'examples', 'torch', 'run_example.py')).time_ms
 
 
 def cases(torch, quick: bool):
