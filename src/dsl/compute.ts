@@ -52,6 +52,11 @@ export class IndexExpr {
   max(b: IndexLike) { return this.bin('maximum', b); }
   min(b: IndexLike) { return this.bin('minimum', b); }
   pow(b: IndexLike) { return this.bin('pow', b); }
+  bitand(b: IndexLike) { return this.bin('bitand', b); }
+  bitor(b: IndexLike) { return this.bin('bitor', b); }
+  bitxor(b: IndexLike) { return this.bin('bitxor', b); }
+  shl(b: IndexLike) { return this.bin('shl', b); }
+  shr(b: IndexLike) { return this.bin('shr', b); }
   eq(b: IndexLike) { return this.bin('eq', b); }
   ne(b: IndexLike) { return this.bin('ne', b); }
   lt(b: IndexLike) { return this.bin('lt', b); }

@@ -98,6 +98,12 @@ export const mod = (a: TensorLike, b: TensorLike) => binary('mod', a, b);
 export const pow = (a: TensorLike, b: TensorLike) => binary('pow', a, b);
 export const maximum = (a: TensorLike, b: TensorLike) => binary('maximum', a, b);
 export const minimum = (a: TensorLike, b: TensorLike) => binary('minimum', a, b);
+/** Bitwise ops on i32/u32 tensors (shift amounts modulo 32; `shr` is arithmetic on i32, logical on u32). */
+export const bitand = (a: TensorLike, b: TensorLike) => binary('bitand', a, b);
+export const bitor = (a: TensorLike, b: TensorLike) => binary('bitor', a, b);
+export const bitxor = (a: TensorLike, b: TensorLike) => binary('bitxor', a, b);
+export const shl = (a: TensorLike, b: TensorLike) => binary('shl', a, b);
+export const shr = (a: TensorLike, b: TensorLike) => binary('shr', a, b);
 export const eq = (a: TensorLike, b: TensorLike) => binary('eq', a, b) as Tensor<'bool'>;
 export const ne = (a: TensorLike, b: TensorLike) => binary('ne', a, b) as Tensor<'bool'>;
 export const lt = (a: TensorLike, b: TensorLike) => binary('lt', a, b) as Tensor<'bool'>;

@@ -43,6 +43,11 @@ export class Tensor<D extends DType = DType> {
   pow(b: TensorLike): Tensor<D> { return ops.pow(this, b) as Tensor<D>; }
   maximum(b: TensorLike): Tensor<D> { return ops.maximum(this, b) as Tensor<D>; }
   minimum(b: TensorLike): Tensor<D> { return ops.minimum(this, b) as Tensor<D>; }
+  bitand(b: TensorLike): Tensor<D> { return ops.bitand(this, b) as Tensor<D>; }
+  bitor(b: TensorLike): Tensor<D> { return ops.bitor(this, b) as Tensor<D>; }
+  bitxor(b: TensorLike): Tensor<D> { return ops.bitxor(this, b) as Tensor<D>; }
+  shl(b: TensorLike): Tensor<D> { return ops.shl(this, b) as Tensor<D>; }
+  shr(b: TensorLike): Tensor<D> { return ops.shr(this, b) as Tensor<D>; }
   eq(b: TensorLike): Tensor<'bool'> { return ops.eq(this, b); }
   ne(b: TensorLike): Tensor<'bool'> { return ops.ne(this, b); }
   lt(b: TensorLike): Tensor<'bool'> { return ops.lt(this, b); }

@@ -3,11 +3,11 @@
  * sites on top), the text-form parser and the verifier, so all three agree on what is well-typed.
  */
 import { fail } from '../errors.js';
-import { isFloat, type DType } from './dtype.js';
+import { isFloat, isInt, type DType } from './dtype.js';
 import { dimAdd, dimCdiv, dimEq, dimKey, dimProduct, dimSub, shapeEq, shapeToString, type Dim, type Shape } from './dims.js';
 import type { Attrs, AttrValue } from './graph.js';
 import type { IExpr } from './index-expr.js';
-import { isBinary, isCompare, isReduce, isUnary, type OpName } from './ops.js';
+import { isBinary, isBitwise, isCompare, isReduce, isUnary, type OpName } from './ops.js';
 
 export interface TypeOf {
   readonly dtype: DType;
@@ -48,6 +48,10 @@ export function inferType(op: OpName, args: readonly TypeOf[], attrs: Attrs): Ty
     if (!shapeEq(a0.shape, b.shape)) fail('E_SHAPE', `${op} operands have different shapes: ${shapeToString(a0.shape)} and ${shapeToString(b.shape)}`);
     if (op === 'and' || op === 'or') {
       if (a0.dtype !== 'bool') fail('E_DTYPE', `${op} expects bool operands, got ${a0.dtype}`);
+      return a0;
+    }
+    if (isBitwise(op)) {
+      if (!isInt(a0.dtype)) fail('E_DTYPE', `${op} expects i32 or u32 operands, got ${a0.dtype}; cast it first`);
       return a0;
     }
     if (a0.dtype === 'bool' && op !== 'eq' && op !== 'ne') fail('E_DTYPE', `${op} does not accept bool operands`);

@@ -12,11 +12,14 @@ export type UnaryOp = (typeof UNARY_OPS)[number];
 export const ARITH_OPS = ['add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'mod'] as const;
 export const COMPARE_OPS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const;
 export const LOGIC_OPS = ['and', 'or'] as const;
+/** Bitwise ops on i32/u32 (packed low-bit weights): shift amounts are taken modulo 32. */
+export const BITWISE_OPS = ['bitand', 'bitor', 'bitxor', 'shl', 'shr'] as const;
+export type BitwiseOp = (typeof BITWISE_OPS)[number];
 export type ArithOp = (typeof ARITH_OPS)[number];
 export type CompareOp = (typeof COMPARE_OPS)[number];
 export type LogicOp = (typeof LOGIC_OPS)[number];
-export type BinaryOp = ArithOp | CompareOp | LogicOp;
-export const BINARY_OPS: readonly BinaryOp[] = [...ARITH_OPS, ...COMPARE_OPS, ...LOGIC_OPS];
+export type BinaryOp = ArithOp | CompareOp | LogicOp | BitwiseOp;
+export const BINARY_OPS: readonly BinaryOp[] = [...ARITH_OPS, ...COMPARE_OPS, ...LOGIC_OPS, ...BITWISE_OPS];
 
 export const REDUCE_OPS = ['sum', 'mean', 'max', 'min', 'argmax', 'argmin'] as const;
 export type ReduceOp = (typeof REDUCE_OPS)[number];
@@ -36,6 +39,7 @@ export function isOpName(s: string): s is OpName {
 }
 export const isUnary = (op: string): op is UnaryOp => (UNARY_OPS as readonly string[]).includes(op);
 export const isBinary = (op: string): op is BinaryOp => (BINARY_OPS as readonly string[]).includes(op);
+export const isBitwise = (op: string): op is BitwiseOp => (BITWISE_OPS as readonly string[]).includes(op);
 export const isCompare = (op: string): op is CompareOp => (COMPARE_OPS as readonly string[]).includes(op);
 export const isReduce = (op: string): op is ReduceOp => (REDUCE_OPS as readonly string[]).includes(op);
 export const isMovement = (op: string): op is MovementOp => (MOVEMENT_OPS as readonly string[]).includes(op);

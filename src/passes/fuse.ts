@@ -99,9 +99,25 @@ export interface FuseOptions {
 
 /** Relative cost of computing a node once per element: what recomputing it in a consumer costs. */
 const EXPENSIVE = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'gelu_tanh', 'gelu_erf', 'silu', 'pow', 'div', 'reciprocal', 'mod']);
-const opCost = (n: Node) => (EXPENSIVE.has(n.op) ? 4 : isElementwise(n.op) ? 1 : 0);
+const opCost = (n: Node) => (EXPENSIVE.has(n.op) ? 4 : isElementwise(n.op) ? 1 : n.op === 'compute' ? computeCost(n.attrs.expr as IExpr) : 0);
+/**
+ * Per-element cost of a reduction-free compute body. Integer index arithmetic (division and modulo
+ * by constants, shifts, masks) and loads count 1 each: an encoding's access function (unpack a
+ * nibble, look up a codebook) is a few of these, and fusion should inline it rather than write a
+ * dense copy of the weights.
+ */
+function computeCost(e: IExpr): number {
+  const own = e.k === 'un' && EXPENSIVE.has(e.op) ? 4 : e.k === 'bin' && EXPENSIVE.has(e.op) && !(e.b.k === 'num' && e.b.dtype !== 'f32' && e.b.dtype !== 'f16') ? 4 : e.k === 'idx' || e.k === 'rvar' || e.k === 'num' || e.k === 'dim' ? 0 : 1;
+  return own + iexprChildren(e).reduce((s, c) => s + computeCost(c), 0);
+}
 /** Most an operand's inlined producers may cost per element: each is recomputed once per output tile. */
 const PROLOGUE_BUDGET = 6;
+/**
+ * Most a decompressing producer (a compute node: an encoding's access function) may cost per
+ * element when inlined into a matmul operand: it reads fewer bytes than the dense tensor it stands
+ * for, so recomputing it per output tile beats writing and re-reading a dense copy.
+ */
+const DECODE_BUDGET = 40;
 /** An inlined subgraph this costly, computed in two or more kernels, is materialized once instead. */
 const SHARED_BUDGET = 8;
 
@@ -179,7 +195,7 @@ export function fuse(p: Program, opts: FuseOptions = {}): Fusion {
         if (n.op === 'input' || materialized.has(n)) return 'read';
         let ok: boolean;
         if (n === contraction.get(root)) ok = true;
-        else if (operand) ok = isView(n) || n.op === 'const' || (isElementwise(n.op) && opts.matmulFusion !== false && costOf(n) <= PROLOGUE_BUDGET);
+        else if (operand) ok = isView(n) || n.op === 'const' || (opts.matmulFusion !== false && ((isElementwise(n.op) && costOf(n) <= PROLOGUE_BUDGET) || (n.op === 'compute' && costOf(n) <= DECODE_BUDGET)));
         else if (isElementwise(n.op) || isMovement(n.op) || n.op === 'compute') ok = true;
         else ok = rowFusable(n, root) !== undefined;
         if (ok) {

@@ -8,7 +8,7 @@ import { fail } from '../errors.js';
 import { dimProduct, type Dim, type Shape } from '../ir/dims.js';
 import type { Node } from '../ir/graph.js';
 import type { IExpr } from '../ir/index-expr.js';
-import { scalarOf, type KUnary } from '../ir/kernel.js';
+import { scalarOf, type KBinary, type KUnary } from '../ir/kernel.js';
 import type { BinaryOp, UnaryOp } from '../ir/ops.js';
 import * as L from './lexpr.js';
 import type { LExpr } from './lexpr.js';
@@ -261,6 +261,9 @@ export function unaryValue(op: UnaryOp, x: LExpr): LExpr {
   }
 }
 
+/** Graph IR binary ops whose kernel IR spelling differs. */
+const KERNEL_BINARY = { maximum: 'max', minimum: 'min', bitand: 'band', bitor: 'bor', bitxor: 'bxor' } as const;
+
 export function binaryValue(op: BinaryOp, a: LExpr, b: LExpr): LExpr {
-  return L.bin(op === 'maximum' ? 'max' : op === 'minimum' ? 'min' : op, a, b);
+  return L.bin(KERNEL_BINARY[op as keyof typeof KERNEL_BINARY] ?? (op as KBinary), a, b);
 }

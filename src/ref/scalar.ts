@@ -120,6 +120,12 @@ export function binaryScalar(op: BinaryOp, a: number, b: number, t: DType): numb
     case 'ge': r = a >= b ? 1 : 0; break;
     case 'and': r = a !== 0 && b !== 0 ? 1 : 0; break;
     case 'or': r = a !== 0 || b !== 0 ? 1 : 0; break;
+    // bitwise (ints only): JS works on the low 32 bits and masks shift amounts to 5 bits, as devices do
+    case 'bitand': r = a & b; break;
+    case 'bitor': r = a | b; break;
+    case 'bitxor': r = a ^ b; break;
+    case 'shl': r = a << (b & 31); break;
+    case 'shr': r = t === 'u32' ? a >>> (b & 31) : a >> (b & 31); break;
   }
   return store(binaryType(op, t, t), r);
 }
