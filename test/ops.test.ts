@@ -15,7 +15,7 @@ import { awkwardDims, describeMismatch, dimNames, ioBytes, library, makeInputs, 
 const rt = new JSRuntime();
 const backends = await testBackends();
 /** Schedule parameters off the defaults: tiles that do not divide the dims, tiny workgroups. */
-const PARAM_VARIANTS = [{ tm: 1, tn: 1 }, { tm: 3, tn: 5 }, { tm: 8, tn: 2 }, { perThread: 1 }, { perThread: 3, workgroupSize: 7 }, { workgroupSize: 1 }];
+const PARAM_VARIANTS = [{ tm: 1, tn: 1 }, { tm: 3, tn: 5 }, { tm: 8, tn: 2 }, { uk: 4 }, { uk: 3, tm: 2, tn: 3 }, { perThread: 1 }, { perThread: 3, workgroupSize: 7 }, { workgroupSize: 1 }];
 
 describe('ops library', () => {
   it('has unique names, every family, and specs that describe their dims', () => {

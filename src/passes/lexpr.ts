@@ -56,7 +56,14 @@ export function lit(t: Scalar, v: number): LExpr {
 }
 export const i32 = (v: number) => lit('i32', v);
 
-export function variable(name: string, t: Scalar = 'i32'): LExpr {
+/**
+ * Variables the schedule knows are never negative (loop counters from 0). Index rules below only
+ * rewrite truncating division and modulo when the dividend is provably non-negative.
+ */
+const NON_NEGATIVE_VARS = new Set<string>();
+
+export function variable(name: string, t: Scalar = 'i32', nonNegative = false): LExpr {
+  if (nonNegative) NON_NEGATIVE_VARS.add(`${t}:${name}`);
   return make(`V${t}:${name}`, () => ({ k: 'var', t, name, free: new Set([name]) }));
 }
 export function uniform(name: string): LExpr {
@@ -101,9 +108,55 @@ function foldInt(op: KBinary, a: number, b: number, t: 'i32' | 'u32'): number | 
   }
 }
 
+const nonNegMemo = new Map<LExpr, boolean>();
+/** Is the i32 expression `e` provably >= 0 (built from dims, thread ids, loop counters, non-negative literals)? */
+export function nonNegative(e: LExpr): boolean {
+  let r = nonNegMemo.get(e);
+  if (r !== undefined) return r;
+  switch (e.k) {
+    case 'lit': r = e.v >= 0; break;
+    case 'tid': case 'lid': case 'wid': case 'uniform': r = true; break;
+    case 'var': r = NON_NEGATIVE_VARS.has(`${e.t}:${e.name}`); break;
+    case 'bin': r = ['add', 'mul', 'div', 'mod', 'min', 'max'].includes(e.op) && e.t === 'i32' && nonNegative(e.a) && nonNegative(e.b); break;
+    default: r = false;
+  }
+  nonNegMemo.set(e, r);
+  return r;
+}
+
+/** `x * c` as [x, c] when `e` is a product with a positive literal right operand (or `e` itself as x * 1). */
+function scaled(e: LExpr): [LExpr, number] {
+  return e.k === 'bin' && e.op === 'mul' && e.b.k === 'lit' && e.b.v > 0 ? [e.a, e.b.v] : [e, 1];
+}
+
+/**
+ * Division and modulo of `x * c1 + c2` (x >= 0, 0 <= c2) by a literal d: what unrolling a loop by a
+ * multiple of a pack factor produces (`(kk * 8 + 3) / 8` is `kk`, `% 8` is 3), so the unrolled
+ * iterations share one packed-word load.
+ */
+function divModAffine(op: 'div' | 'mod', a: LExpr, d: number): LExpr | undefined {
+  if (a.t !== 'i32' || d <= 0) return undefined;
+  let base = a;
+  let c2 = 0;
+  if (a.k === 'bin' && a.op === 'add' && a.b.k === 'lit' && a.b.v >= 0) {
+    base = a.a;
+    c2 = a.b.v;
+  }
+  const [x, c1] = scaled(base);
+  if (c1 === 1 && c2 === 0) return undefined;
+  if (!nonNegative(x)) return undefined;
+  if (c1 % d === 0) return op === 'div' ? add(mul(x, i32(c1 / d)), i32(Math.floor(c2 / d))) : i32(c2 % d);
+  if (op === 'div' && d % c1 === 0 && c2 < c1) return div(x, i32(d / c1));
+  return undefined;
+}
+
 export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
   const t: Scalar = COMPARE.has(op) ? 'bool' : a.t;
   const isInt = a.t === 'i32' || a.t === 'u32';
+  if ((op === 'div' || op === 'mod') && b.k === 'lit' && b.t === 'i32') {
+    const r = divModAffine(op, a, b.v);
+    if (r) return r;
+  }
   if (isInt && a.k === 'lit' && b.k === 'lit') {
     if (COMPARE.has(op)) {
       const r = { eq: a.v === b.v, ne: a.v !== b.v, lt: a.v < b.v, le: a.v <= b.v, gt: a.v > b.v, ge: a.v >= b.v }[op as 'eq'];

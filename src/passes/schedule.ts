@@ -43,6 +43,13 @@ export interface ScheduleParams {
    * a multiple of 4. 0 = scalar only.
    */
   vec: number;
+  /**
+   * register-blocked matmul, scalar path: unroll the K loop by uk (a K % uk tail loop follows); 0 or 1
+   * = no unrolling. With uk a multiple of a packed operand's codes per word, the unrolled iterations
+   * share one word load and shift by constants (see lexpr.ts divModAffine). 0 picks 8 for operands
+   * read through a decoding prologue (a compute node) and no unrolling otherwise.
+   */
+  uk?: number;
 }
 
 export const DEFAULT_PARAMS: ScheduleParams = { workgroupSize: 64, perThread: 4, tm: 4, tn: 4, tiled: 0, wm: 8, wn: 8, bk: 8, coop: 0, vec: 0 };
@@ -253,7 +260,9 @@ function matmulDims(mm: Node): { A: Node; B: Node; batchShape: Shape; M: Dim; N:
 function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
   const { b, epi, mm } = startMatmul(group, names);
   const { A, B, batchShape, M, N, K } = matmulDims(mm);
-  const { tm, tn } = params;
+  // A micro-tile taller than a known M only repeats the last row (GEMV: M = 1)
+  const tm = typeof M === 'number' ? Math.min(params.tm, M) : params.tm;
+  const { tn } = params;
   const vec = params.vec ?? 0;
   if (vec !== 0 && (vec !== 4 || tn % 4 !== 0)) fail('E_ARG', `matmul vec=${vec} needs vec=4 and tn a multiple of 4, got tn=${tn}`);
   const tilesN = dimCdiv(N, tn);
@@ -347,28 +356,46 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   }
 
   if (fast !== true) {
-    const k = L.variable('k');
-    const loop = new Scope(new Set(['k']));
-    const chain = [b.top, b.thread, loop];
-    const av = mc.map((m) => lo.valueAt(A, [...batch, m, k]));
-    const bv = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
-    b.emitter.countUses([...av, ...bv, ...av, ...bv]); // each operand value is used by a whole row/column of the tile
     const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
     for (const row of accs) for (const name of row) slowStmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
-    const aK = av.map((v) => b.emitter.emit(v, chain));
-    const bK = bv.map((v) => b.emitter.emit(v, chain));
-    accs.forEach((row, i) =>
-      row.forEach((name, j) => {
-        const acc: KExpr = { k: 'var', t, name };
-        loop.stmts.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: acc, b: { k: 'bin', t, op: 'mul', a: aK[i]!, b: bK[j]! } } });
-      }),
-    );
-    slowStmts.push({ k: 'for', v: 'k', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(Ke, [b.top]), step: 1, body: loop.stmts });
+    // One K step at index `k` into `loop`: each operand value is used by a whole row/column of the tile.
+    const step = (k: LExpr, loop: Scope) => {
+      const chain = [b.top, b.thread, loop];
+      const av = mc.map((m) => lo.valueAt(A, [...batch, m, k]));
+      const bv = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
+      b.emitter.countUses([...av, ...bv, ...av, ...bv]);
+      const aK = av.map((v) => b.emitter.emit(v, chain));
+      const bK = bv.map((v) => b.emitter.emit(v, chain));
+      accs.forEach((row, i) =>
+        row.forEach((name, j) => {
+          const acc: KExpr = { k: 'var', t, name };
+          loop.stmts.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: acc, b: { k: 'bin', t, op: 'mul', a: aK[i]!, b: bK[j]! } } });
+        }),
+      );
+    };
+    const decodes = group.inlined.some((n) => n.op === 'compute');
+    const uk = params.uk ? params.uk : decodes ? 8 : 1;
+    let tailFrom: LExpr = L.i32(0);
+    if (uk > 1) {
+      // kk counts whole chunks of uk; k = kk * uk + u for the unrolled u, so packed loads are shared
+      const kk = L.variable('kk', 'i32', true);
+      const loop = new Scope(new Set(['kk']));
+      for (let u = 0; u < uk; u++) step(L.add(L.mul(kk, L.i32(uk)), L.i32(u)), loop);
+      const chunks = L.div(Ke, L.i32(uk));
+      slowStmts.push({ k: 'for', v: 'kk', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(chunks, [b.top]), step: 1, body: loop.stmts });
+      tailFrom = L.mul(chunks, L.i32(uk));
+    }
+    const k = L.variable('k', 'i32', true);
+    const loop = new Scope(new Set(['k']));
+    step(k, loop);
+    const from = b.emitter.emit(tailFrom, [b.top]);
+    const to = b.emitter.emit(Ke, [b.top]);
+    if (!(from.k === 'lit' && to.k === 'lit' && from.v >= to.v)) slowStmts.push({ k: 'for', v: 'k', from, to, step: 1, body: loop.stmts });
     storeTile(b, group, epi, { ...tile, accs }, slowStmts);
   }
   if (fast === undefined) b.thread.stmts.push({ k: 'if', cond: b.emitter.emit(fastCond, [b.top]), then: fastStmts, else: slowStmts });
   const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
-  return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, ...(vec ? { vec } : {}), workgroupSize: params.workgroupSize }, params.workgroupSize);
+  return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, ...(vec ? { vec } : {}), ...(params.uk ? { uk: params.uk } : {}), workgroupSize: params.workgroupSize }, params.workgroupSize);
 }
 
 /**

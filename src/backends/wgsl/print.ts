@@ -702,11 +702,14 @@ class Printer {
     const fn2 = (f: string): string => `${f}(${this.expr(a)}, ${this.expr(b)})`;
     const infix = (sym: string): string => `${this.operand(a)} ${sym} ${this.operand(b)}`;
     switch (op) {
+      // integer division by a literal other than 0 and -1 needs no guard
       case 'div':
+        if (at !== 'f32' && b.k === 'lit' && b.v !== 0 && b.v !== -1) return infix('/');
         if (at === 'i32') return fn2(this.helper('t_idiv'));
         if (at === 'u32') return fn2(this.helper('t_udiv'));
         return infix('/');
       case 'mod':
+        if (at !== 'f32' && b.k === 'lit' && b.v !== 0 && b.v !== -1) return infix('%');
         if (at === 'i32') return fn2(this.helper('t_imod'));
         if (at === 'u32') return fn2(this.helper('t_umod'));
         return infix('%');

@@ -1,0 +1,58 @@
+/** Index simplification in lowering expressions: rewrites hold for every value they may see. */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import * as L from '../src/passes/lexpr.js';
+import type { LExpr } from '../src/passes/lexpr.js';
+
+/** Evaluates the integer subset (C truncating division and modulo) with variables bound. */
+function evalI(e: LExpr, env: Record<string, number>): number {
+  switch (e.k) {
+    case 'lit': return e.v;
+    case 'var': return env[e.name]!;
+    case 'bin': {
+      const a = evalI(e.a, env);
+      const b = evalI(e.b, env);
+      switch (e.op) {
+        case 'add': return a + b;
+        case 'mul': return a * b;
+        case 'div': return Math.trunc(a / b);
+        case 'mod': return a % b;
+        default: throw new Error(e.op);
+      }
+    }
+    default: throw new Error(e.k);
+  }
+}
+
+describe('div/mod of affine indices', () => {
+  const kk = L.variable('kk_test', 'i32', true);
+  const free = L.variable('x_test'); // sign unknown
+
+  it('shares packed words across an unrolled loop: (kk*8+u)/8 = kk, %8 = u, /32 = kk/4', () => {
+    for (let u = 0; u < 8; u++) {
+      const k = L.add(L.mul(kk, L.i32(8)), L.i32(u));
+      expect(L.div(k, L.i32(8))).toBe(kk);
+      expect(L.mod(k, L.i32(8))).toBe(L.i32(u));
+      expect(L.div(k, L.i32(32))).toBe(L.div(kk, L.i32(4)));
+    }
+  });
+
+  it('equals truncating arithmetic for every non-negative value', () => {
+    fc.assert(
+      fc.property(fc.nat(10_000), fc.integer({ min: 1, max: 64 }), fc.nat(70), fc.integer({ min: 1, max: 64 }), (v, c1, c2, d) => {
+        const e = L.add(L.mul(kk, L.i32(c1)), L.i32(c2));
+        const want = (op: 'div' | 'mod') => (op === 'div' ? Math.trunc((v * c1 + c2) / d) : (v * c1 + c2) % d);
+        expect(evalI(L.div(e, L.i32(d)), { kk_test: v })).toBe(want('div'));
+        expect(evalI(L.mod(e, L.i32(d)), { kk_test: v })).toBe(want('mod'));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('leaves expressions alone when the variable may be negative', () => {
+    const e = L.add(L.mul(free, L.i32(8)), L.i32(3));
+    const q = L.div(e, L.i32(8));
+    expect(q.k === 'bin' && q.op === 'div').toBe(true);
+    expect(evalI(q, { x_test: -1 })).toBe(Math.trunc(-5 / 8)); // 0, where the rewrite would give -1
+  });
+});
