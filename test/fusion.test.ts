@@ -54,6 +54,23 @@ describe('fusion', () => {
     expect(kinds(def)).toEqual(['reduce', 'matmul', 'matmul']);
   });
 
+  it('a decoding compute (unpack a packed word, scale) is fused into the matmul that reads it, and split-K schedules it as one kernel', () => {
+    const q4 = D.kernel('q4', { x: D.tensor('f32', [M, K]), p: D.tensor('u32', [N, D.dim('KW')]), s: D.tensor('f32', [N, D.dim('G')]) }, ({ x, p, s }) =>
+      D.matmul(x, D.compute([N, K], (n, k) => p.at(n, k.div(8)).shr(k.mod(8).mul(4).cast('u32')).bitand(15).cast('f32').sub(8).mul(s.at(n, k.div(32)))).T));
+    expect(kinds(q4)).toEqual(['matmul']);
+    expect(compile(q4.program, { params: { coop: 1 } }).kernels.map((k) => k.kernel.schedule.kind)).toEqual(['matmul_splitk']);
+  });
+
+  it('one reduction used twice in a compute body is one node, computed once', () => {
+    const def = D.kernel('twice', { x: D.tensor('f32', [M, N]) }, ({ x }) => {
+      const mx = D.reduceMax(N, (j) => x.at(0, j));
+      return D.compute([M, N], (i, j) => x.at(i, j).sub(mx).div(mx));
+    });
+    const expr = JSON.stringify(def.program.outputs[0]!.node.attrs.expr);
+    expect(expr.match(/"k":"red"/g)?.length).toBe(2);
+    expect(expr).not.toContain('"r1"');
+  });
+
   it('an expensive elementwise value needed by two kernels is computed once', () => {
     const def = D.kernel('k', { x: D.tensor('f32', [M, N]) }, ({ x }) => {
       const e = x.exp().tanh().exp();

@@ -64,19 +64,28 @@ describe('every schedule variant the tuner may pick matches the reference', () =
     D.kernel('stats', { x: D.tensor('f32', [M, N]) }, ({ x }) => ({ p: D.logSoftmax(x), s: x.sum(1), mx: x.max(1, true) })),
     D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]), c: D.tensor('f32', [N]) }, ({ a, b, c }) => D.matmul(a, b).add(c).relu()),
     D.kernel('bmm', { a: D.tensor('f32', [3, M, K]), b: D.tensor('f32', [N, K]) }, ({ a, b }) => D.matmul(a, b.T)),
+    // B decoded from 4-bit codes packed 8 per word, with a scale per group of 4 (a quantized linear layer)
+    D.kernel('q4', { a: D.tensor('f32', [M, K]), p: D.tensor('u32', [N, D.dim('KW')]), s: D.tensor('f32', [N, D.dim('G')]) }, ({ a, p, s }) =>
+      D.matmul(a, D.compute([N, K], (n, k) => p.at(n, k.div(8)).shr(k.mod(8).mul(4).cast('u32')).bitand(15).cast('f32').sub(8).mul(s.at(n, k.div(4)))).T)),
   ];
   const shapes = smokeRun() ? [[7, 5, 3]] : [[1, 1, 1], [7, 5, 3], [13, 17, 9], [8, 12, 16]];
+  // the decode program's K spans whole words and chunks plus a ragged tail
+  const decodeShapes = smokeRun() ? [[3, 5, 19]] : [[1, 5, 19], [3, 4, 40]];
   for (const def of programs) {
     it(def.name, async () => {
+      const dims = def.name === 'q4' ? decodeShapes : shapes;
       const base = compile(def.program);
       for (const [gi, ck] of base.kernels.entries()) {
         for (const { name, rt } of backends) for (const cand of candidatesFor(ck.group, deviceCaps(rt.info))) {
           const cp = compile(def.program, { groupParams: (_g, i) => (i === gi ? cand : undefined) });
-          for (const [m, n, k] of shapes as [number, number, number][]) {
-            const ins: Record<string, { shape: number[]; data: Float32Array }> = {};
+          for (const [m, n, k] of dims as [number, number, number][]) {
+            const ins: Record<string, { shape: number[]; data: Float32Array | Uint32Array }> = {};
             for (const p of def.program.inputs) {
-              const shape = p.shape.map((d) => (typeof d === 'number' ? d : ({ M: m, N: n, K: k } as Record<string, number>)[(d as { sym: string }).sym]!));
-              ins[p.name] = { shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, q) => Math.sin(q * 0.7 + m)) };
+              const shape = p.shape.map((d) => (typeof d === 'number' ? d : ({ M: m, N: n, K: k, KW: Math.ceil(k / 8), G: Math.ceil(k / 4) } as Record<string, number>)[(d as { sym: string }).sym]!));
+              const count = shape.reduce((a, b) => a * b, 1);
+              ins[p.name] = p.dtype === 'u32'
+                ? { shape, data: Uint32Array.from({ length: count }, (_, q) => (Math.imul(q + m, 2654435761) >>> 0)) }
+                : { shape, data: Float32Array.from({ length: count }, (_, q) => Math.sin(q * 0.7 + m)) };
             }
             expect(await checkOnBackend(cp, rt, ins, { rtol: 1e-4, atol: 1e-5 }), `${def.name} kernel ${gi} ${JSON.stringify(cand)} ${m}x${n}x${k} on ${name}`).toBeNull();
           }

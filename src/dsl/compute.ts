@@ -122,7 +122,8 @@ export function compute(shape: readonly Dim[], f: (...idx: IndexExpr[]) => Index
       case 'rvar':
         return { k: 'rvar', name: names.get(d.name) ?? d.name };
       case 'red': {
-        const name = `r${names.size}`;
+        // the same reduction used twice keeps one name, so both uses are one node (computed once)
+        const name = names.get(d.name) ?? `r${names.size}`;
         names.set(d.name, name);
         return { k: 'red', fn: d.fn, name, extent: d.extent, body: finish(d.body) };
       }

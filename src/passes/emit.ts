@@ -180,6 +180,21 @@ export class Emitter {
   }
 
   /**
+   * Sums each of `parts` across the invocations of the cooperative workgroup, by subgroup operations
+   * or one tree in workgroup memory for all of them; every invocation sees the sums.
+   */
+  combineSums(coop: Cooperative, scope: Scope, parts: readonly KExpr[], t: Scalar): KExpr[] {
+    if (coop.subgroup) {
+      return parts.map((a) => {
+        const name = this.fresh('v');
+        scope.stmts.push({ k: 'let', name, t, init: { k: 'subgroup', t, op: 'add', a }, mut: false });
+        return { k: 'var', t, name };
+      });
+    }
+    return this.combineAcross(coop, scope, parts, parts.map(() => t), (a, b) => ({ stmts: [], out: a.map((x, i): KExpr => ({ k: 'bin', t, op: 'add', a: x, b: b[i]! })) }));
+  }
+
+  /**
    * Combines per-invocation partial values across the workgroup: each goes to workgroup memory,
    * then log2(wg) barrier-separated steps halve the live lanes; every invocation reads the result.
    */

@@ -126,7 +126,7 @@ function storeAll(b: Build, group: FusedGroup, names: BufferNames, chain: Scope[
 
 export function scheduleGroup(group: FusedGroup, names: BufferNames, params: ScheduleParams = DEFAULT_PARAMS): Kernel {
   switch (group.kind) {
-    case 'matmul': return params.tiled ? tiledMatmulSchedule(group, names, params) : matmulSchedule(group, names, params);
+    case 'matmul': return params.tiled ? tiledMatmulSchedule(group, names, params) : params.coop ? splitKMatmulSchedule(group, names, params) : matmulSchedule(group, names, params);
     case 'row': return params.coop && group.rowAxes === 1 ? cooperativeSchedule(group, names, params) : rowSchedule(group, names, params);
     case 'reduce': return params.coop ? cooperativeSchedule(group, names, params) : elementwiseSchedule(group, names, 1, params.workgroupSize);
     default: return elementwiseSchedule(group, names, group.kind === 'elementwise' ? params.perThread : 1, params.workgroupSize);
@@ -257,6 +257,78 @@ function matmulDims(mm: Node): { A: Node; B: Node; batchShape: Shape; M: Dim; N:
   return { A, B, batchShape: mm.shape.slice(0, r - 2), M: mm.shape[r - 2]!, N: mm.shape[r - 1]!, K: A.shape[r - 1]! };
 }
 
+/** What a K-loop step reads and where it accumulates: operands, tile rows/columns (clamped), accumulators. */
+interface KOperands {
+  A: Node;
+  B: Node;
+  batch: LExpr[];
+  mc: LExpr[];
+  nc: LExpr[];
+  t: Scalar;
+  accs: string[][];
+}
+
+/**
+ * Adds a[m, k] * b[k, n] over the K indices `ks` (one step, or an unrolled chunk) to each accumulator,
+ * in the last scope of `chain`. Each operand value is used by a whole row/column of the tile. In a
+ * chunk, where B's value is (c - z) * s (or c * s) with z and s the same at every step (a group's
+ * zero and scale), the chunk adds s * (sum a*c - z * sum a): the scale and zero leave the per-element
+ * work, one multiply-add per weight after unpacking (f32 only; the sum is reassociated).
+ */
+function accumulate(b: Build, o: KOperands, ks: readonly LExpr[], chain: readonly Scope[]): void {
+  const lo = b.lower;
+  const loop = chain[chain.length - 1]!;
+  const av = ks.map((k) => o.mc.map((m) => lo.valueAt(o.A, [...o.batch, m, k])));
+  const bv = ks.map((k) => o.nc.map((n) => lo.valueAt(o.B, [...o.batch, k, n])));
+  const factors = o.nc.map((_, j) => (o.t === 'f32' && ks.length > 1 ? groupFactor(bv.map((row) => row[j]!)) : undefined));
+  const sumOf = (xs: LExpr[]) => xs.slice(1).reduce((s, x) => L.add(s, x), xs[0]!);
+  const asum = o.mc.map((_, i) => sumOf(av.map((row) => row[i]!)));
+  const terms: LExpr[][] = o.mc.map((_, i) =>
+    o.nc.map((_, j) => {
+      const f = factors[j];
+      if (!f) return sumOf(av.map((row, u) => L.mul(row[i]!, bv[u]![j]!)));
+      const dot = sumOf(av.map((row, u) => L.mul(row[i]!, f.codes[u]!)));
+      return L.mul(f.scale, f.zero ? L.sub(dot, L.mul(f.zero, asum[i]!)) : dot);
+    }),
+  );
+  // operand values (codes, for a factored column) are used by a whole row/column of the tile: bound
+  // once, A's first, then B's, then the accumulations
+  const bUsed = o.nc.flatMap((_, j) => ks.map((_, u) => factors[j]?.codes[u] ?? bv[u]![j]!));
+  const operands = [...av.flat(), ...bUsed];
+  b.emitter.countUses([...operands, ...operands]);
+  b.emitter.countUses(terms.flat());
+  for (const v of operands) b.emitter.emit(v, chain);
+  o.accs.forEach((row, i) =>
+    row.forEach((name, j) => {
+      const acc: KExpr = { k: 'var', t: o.t, name };
+      loop.stmts.push({ k: 'set', name, value: { k: 'bin', t: o.t, op: 'add', a: acc, b: b.emitter.emit(terms[i]![j]!, chain) } });
+    }),
+  );
+}
+
+/**
+ * B's values over one unrolled chunk as codes * scale or (codes - zero) * scale with one scale and
+ * zero for the whole chunk, or undefined. Zero is left out when it is the literal 0.
+ */
+function groupFactor(vals: readonly LExpr[]): { codes: LExpr[]; scale: LExpr; zero?: LExpr } | undefined {
+  const split = (v: LExpr): [LExpr, LExpr][] => (v.k === 'bin' && v.op === 'mul' ? [[v.a, v.b], [v.b, v.a]] : []);
+  for (const [, scale] of split(vals[0]!)) {
+    const xs: LExpr[] = [];
+    for (const v of vals) {
+      const hit = split(v).find(([, s]) => s === scale);
+      if (!hit) break;
+      xs.push(hit[0]);
+    }
+    if (xs.length !== vals.length) continue;
+    const zero = xs[0]!.k === 'bin' && xs[0]!.op === 'sub' ? xs[0]!.b : undefined;
+    if (zero && xs.every((x) => x.k === 'bin' && x.op === 'sub' && x.b === zero)) {
+      return { codes: xs.map((x) => (x as Extract<LExpr, { k: 'bin' }>).a), scale, ...(zero.k === 'lit' && zero.v === 0 ? {} : { zero }) };
+    }
+    return { codes: xs, scale };
+  }
+  return undefined;
+}
+
 function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
   const { b, epi, mm } = startMatmul(group, names);
   const { A, B, batchShape, M, N, K } = matmulDims(mm);
@@ -358,21 +430,9 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   if (fast !== true) {
     const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
     for (const row of accs) for (const name of row) slowStmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
-    // One K step at index `k` into `loop`: each operand value is used by a whole row/column of the tile.
-    const step = (k: LExpr, loop: Scope) => {
-      const chain = [b.top, b.thread, loop];
-      const av = mc.map((m) => lo.valueAt(A, [...batch, m, k]));
-      const bv = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
-      b.emitter.countUses([...av, ...bv, ...av, ...bv]);
-      const aK = av.map((v) => b.emitter.emit(v, chain));
-      const bK = bv.map((v) => b.emitter.emit(v, chain));
-      accs.forEach((row, i) =>
-        row.forEach((name, j) => {
-          const acc: KExpr = { k: 'var', t, name };
-          loop.stmts.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: acc, b: { k: 'bin', t, op: 'mul', a: aK[i]!, b: bK[j]! } } });
-        }),
-      );
-    };
+    const operands: KOperands = { A, B, batch, mc, nc, t, accs };
+    const step = (k: LExpr, loop: Scope) => accumulate(b, operands, [k], [b.top, b.thread, loop]);
+    const chunk = (ks: readonly LExpr[], loop: Scope) => accumulate(b, operands, ks, [b.top, b.thread, loop]);
     const decodes = group.inlined.some((n) => n.op === 'compute');
     const uk = params.uk ? params.uk : decodes ? 8 : 1;
     let tailFrom: LExpr = L.i32(0);
@@ -380,7 +440,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
       // kk counts whole chunks of uk; k = kk * uk + u for the unrolled u, so packed loads are shared
       const kk = L.variable('kk', 'i32', true);
       const loop = new Scope(new Set(['kk']));
-      for (let u = 0; u < uk; u++) step(L.add(L.mul(kk, L.i32(uk)), L.i32(u)), loop);
+      chunk(Array.from({ length: uk }, (_, u) => L.add(L.mul(kk, L.i32(uk)), L.i32(u))), loop);
       const chunks = L.div(Ke, L.i32(uk));
       slowStmts.push({ k: 'for', v: 'kk', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(chunks, [b.top]), step: 1, body: loop.stmts });
       tailFrom = L.mul(chunks, L.i32(uk));
@@ -396,6 +456,71 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   if (fast === undefined) b.thread.stmts.push({ k: 'if', cond: b.emitter.emit(fastCond, [b.top]), then: fastStmts, else: slowStmts });
   const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
   return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, ...(vec ? { vec } : {}), ...(params.uk ? { uk: params.uk } : {}), workgroupSize: params.workgroupSize }, params.workgroupSize);
+}
+
+/**
+ * Split-K matmul for skinny shapes (GEMV, small batches): one workgroup per tm x tn output tile; its
+ * invocations stride over K (in chunks of uk, so adjacent invocations read adjacent packed words and
+ * weights), each accumulating a partial tile, then the partials are summed across the workgroup
+ * (coop = 1: a tree in workgroup memory; coop = 2: subgroup operations, the workgroup one subgroup)
+ * and invocation 0 stores the tile through the epilogue.
+ */
+function splitKMatmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
+  const wg = params.workgroupSize;
+  if (wg & (wg - 1)) fail('E_ARG', `a split-K matmul needs a power-of-two workgroup size, got ${wg}`);
+  const { b, epi, mm } = startMatmul(group, names);
+  const subgroup = params.coop === 2;
+  const coop = { scope: b.thread, wg, shared: b.shared, subgroup };
+  const { A, B, batchShape, M, N, K } = matmulDims(mm);
+  const tm = typeof M === 'number' ? Math.min(params.tm, M) : params.tm;
+  const tn = typeof N === 'number' ? Math.min(params.tn, N) : params.tn;
+  const tilesN = dimCdiv(N, tn);
+  const tilesM = dimCdiv(M, tm);
+  const lo = b.lower;
+  const tnE = L.mod(L.wid(), lo.dim(tilesN));
+  const rest = L.div(L.wid(), lo.dim(tilesN));
+  const tmE = L.mod(rest, lo.dim(tilesM));
+  const batch = lo.delinearize(L.div(rest, lo.dim(tilesM)), batchShape);
+  const m0 = L.mul(tmE, L.i32(tm));
+  const n0 = L.mul(tnE, L.i32(tn));
+  const [Me, Ne, Ke] = [lo.dim(M), lo.dim(N), lo.dim(K)];
+  const ms = Array.from({ length: tm }, (_, i) => L.add(m0, L.i32(i)));
+  const ns = Array.from({ length: tn }, (_, j) => L.add(n0, L.i32(j)));
+  const mc = ms.map((m) => L.min(m, L.sub(Me, L.i32(1))));
+  const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
+  const t = scalarOf(mm.dtype);
+  const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
+  for (const row of accs) for (const name of row) b.thread.stmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
+  const operands: KOperands = { A, B, batch, mc, nc, t, accs };
+  const uk = params.uk ? params.uk : group.inlined.some((n) => n.op === 'compute') ? 8 : 1;
+  let tailFrom: LExpr = L.lid();
+  if (uk > 1) {
+    const kk = L.variable('kk', 'i32', true);
+    const loop = new Scope(new Set(['kk']));
+    accumulate(b, operands, Array.from({ length: uk }, (_, u) => L.add(L.mul(kk, L.i32(uk)), L.i32(u))), [b.top, b.thread, loop]);
+    const chunks = L.div(Ke, L.i32(uk));
+    b.thread.stmts.push({ k: 'for', v: 'kk', from: { k: 'lid' }, to: b.emitter.emit(chunks, [b.top]), step: wg, body: loop.stmts });
+    tailFrom = L.add(L.mul(chunks, L.i32(uk)), L.lid());
+  }
+  const k = L.variable('k', 'i32', true);
+  const loop = new Scope(new Set(['k']));
+  accumulate(b, operands, [k], [b.top, b.thread, loop]);
+  b.thread.stmts.push({ k: 'for', v: 'k', from: b.emitter.emit(tailFrom, [b.top, b.thread]), to: b.emitter.emit(Ke, [b.top]), step: wg, body: loop.stmts });
+  // partial tiles summed across the workgroup; invocation 0 stores
+  const sums = b.emitter.combineSums(coop, b.thread, accs.flat().map((name): KExpr => ({ k: 'var', t, name })), t);
+  const total = accs.map((row, i) =>
+    row.map((_, j) => {
+      const name = b.emitter.fresh('s');
+      b.thread.stmts.push({ k: 'let', name, t, init: sums[i * tn + j]!, mut: false });
+      return name;
+    }),
+  );
+  const stores: KStmt[] = [];
+  storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, t, accs: total }, stores);
+  b.thread.stmts.push({ k: 'if', cond: { k: 'bin', t: 'bool', op: 'eq', a: { k: 'lid' }, b: { k: 'lit', t: 'i32', v: 0 } }, then: stores, else: [] });
+  const threads = dimMul(dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN)), wg);
+  const kern = finish(group, names, b, threads, 'matmul_splitk', { coop: params.coop, tm, tn, ...(params.uk ? { uk: params.uk } : {}), workgroupSize: wg }, wg, true);
+  return subgroup ? { ...kern, subgroup: true } : kern;
 }
 
 /**

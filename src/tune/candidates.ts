@@ -50,7 +50,14 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}): Candida
       // vec4 loads and FMAs along N (and K) when N and K are multiples of 4, the scalar path otherwise
       const vecTiles: [number, number][] = [[1, 8], [2, 8], [4, 4], [4, 8], [8, 4], [8, 8]];
       const vectorized = vecTiles.flatMap(([tm, tn]) => [64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
-      return [...registerBlocked, ...vectorized, ...tiled];
+      // split-K: a workgroup per output tile strides over K and sums its partials (GEMV, small batches)
+      const splitK: Candidate[] = [[1, 1], [1, 2], [1, 4], [2, 2], [4, 1]].flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ coop: 1, tm, tn, workgroupSize })));
+      const sg = caps.subgroupSize;
+      if (sg && sg >= 2 && (sg & (sg - 1)) === 0) splitK.push({ coop: 2, tm: 1, tn: 1, workgroupSize: sg }, { coop: 2, tm: 1, tn: 4, workgroupSize: sg });
+      // K unrolled by more than the default where B is decoded from packed words (a group's codes per chunk)
+      const decodes = group.inlined.some((n) => n.op === 'compute');
+      const unrolled: Candidate[] = decodes ? [16, 32].flatMap((uk) => [{ tiled: 0, tm: 1, tn: 4, uk, workgroupSize: 64 }, { coop: 1, tm: 1, tn: 1, uk, workgroupSize: 64 }]) : [];
+      return [...registerBlocked, ...vectorized, ...tiled, ...splitK, ...unrolled];
     }
   }
 }

@@ -213,7 +213,7 @@ export const intFormat: Format<IntParams> = {
 
 /** The b-bit code of element (n, k) from packed words [N, ceil(K / per)], as f32. */
 export function unpackCode(codes: Tensor, n: IndexExpr, k: IndexExpr, bits: number, per = perWord(bits)): IndexExpr {
-  return codes.at(n, k.div(per)).shr(k.mod(per).mul(bits).cast('u32')).bitand((1 << bits) - 1).cast('f32');
+  return codes.at(n, k.div(per)).shr(k.mod(per).mul(bits).cast('u32')).bitand((1 << bits) - 1).cast('i32').cast('f32');
 }
 
 /** An int format's parameters by common name: int8 per-channel, int4 g128 asymmetric (GPTQ/AWQ), ... */
