@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { TesseraError } from '../src/errors.js';
 import { linearLayers, loadLlama2c, loadLlama2cFile } from '../src/model/llama2c.js';
-import { logitsForSequence } from '../src/model/forward.js';
+import { captureLinearInputs, logitsForSequence } from '../src/model/forward.js';
 import { greedy, mulberry32, sample } from '../src/model/sample.js';
 import { BOS, byteWindowsFromFile, bytesToTokens, compareTo, evaluate, prepareReference, sampleEvalSequences } from '../src/model/eval.js';
 
@@ -97,6 +97,20 @@ describe('reference forward pass', () => {
     expect(bad.code).toBe('E_SHAPE');
     expect(bad.message).toMatch(/layers\.0\.wq have 10 elements; expected 64 x 64 = 4096/);
     expect(caught(() => logitsForSequence(stories, [1], new Map([['layers.9.wq', new Float64Array(4096)]]))).message).toMatch(/no linear layer named layers\.9\.wq/);
+  });
+
+  it('captures every linear layer input for calibration', () => {
+    const seqs = [[BOS, 5, 9], [BOS, 7]];
+    const cap = captureLinearInputs(stories, seqs);
+    expect(cap.size).toBe(35);
+    const wq = cap.get('layers.0.wq')!;
+    expect([wq.T, wq.K]).toEqual([5, 64]);
+    expect(cap.get('layers.4.w2')!.K).toBe(172);
+    // layer 0's attention input at the first token is rmsnorm(embedding[BOS]) * rms_att
+    const e = stories.tokenEmbedding.subarray(BOS * 64, BOS * 64 + 64);
+    const rms = 1 / Math.sqrt(e.reduce((s, v) => s + v * v, 0) / 64 + 1e-5);
+    for (let i = 0; i < 64; i++) expect(wq.X[i]).toBeCloseTo(e[i]! * rms * stories.layers[0]!.rmsAtt[i]!, 5);
+    expect(Array.from(cap.get('layers.0.wk')!.X)).toEqual(Array.from(wq.X));
   });
 
   it('seeded sampling reproduces its sequence', () => {

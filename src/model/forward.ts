@@ -42,6 +42,8 @@ export interface ForwardState {
   readonly hb: Float64Array;
   readonly hb2: Float64Array;
   readonly logits: Float64Array;
+  /** Called with each linear layer's input vector before it is applied (calibration capture). */
+  tap?: (name: string, input: Float64Array) => void;
 }
 
 function resolveLinear(model: Llama2cModel, l: number, name: LinearName, overrides: WeightOverrides | undefined): Float64Array {
@@ -181,6 +183,7 @@ export function forwardToken(state: ForwardState, token: number, pos: number): F
     const kvAt = pos * kvDim;
 
     rmsnorm(xb, x, w.rmsAtt);
+    if (state.tap) for (const n of ['wq', 'wk', 'wv']) state.tap(`layers.${l}.${n}`, xb);
     matvec(q, 0, w.wq, xb, dim, dim);
     matvec(keys, kvAt, w.wk, xb, kvDim, dim);
     matvec(values, kvAt, w.wv, xb, kvDim, dim);
@@ -208,16 +211,19 @@ export function forwardToken(state: ForwardState, token: number, pos: number): F
         for (let i = 0; i < headSize; i++) xb[qAt + i] += a * values[vAt + i]!;
       }
     }
+    state.tap?.(`layers.${l}.wo`, xb);
     matvec(xb2, 0, w.wo, xb, dim, dim);
     for (let i = 0; i < dim; i++) x[i] += xb2[i]!;
 
     rmsnorm(xb, x, w.rmsFfn);
+    if (state.tap) for (const n of ['w1', 'w3']) state.tap(`layers.${l}.${n}`, xb);
     matvec(hb, 0, w.w1, xb, hiddenDim, dim);
     matvec(hb2, 0, w.w3, xb, hiddenDim, dim);
     for (let i = 0; i < hiddenDim; i++) {
       const g = hb[i]!;
       hb[i] = (g / (1 + Math.exp(-g))) * hb2[i]!;
     }
+    state.tap?.(`layers.${l}.w2`, hb);
     matvec(xb2, 0, w.w2, hb, dim, hiddenDim);
     for (let i = 0; i < dim; i++) x[i] += xb2[i]!;
   }
@@ -231,4 +237,26 @@ export function forwardToken(state: ForwardState, token: number, pos: number): F
 export function logitsForSequence(model: Llama2cModel, tokens: readonly number[], overrides?: WeightOverrides): Float64Array[] {
   const state = createState(model, overrides);
   return tokens.map((token, pos) => forwardToken(state, token, pos).slice());
+}
+
+/**
+ * Calibration activations: every linear layer's inputs over `sequences` as X [T, K] (T = total tokens),
+ * from the float model, by layer name.
+ */
+export function captureLinearInputs(model: Llama2cModel, sequences: readonly (readonly number[])[]): Map<string, { X: Float32Array; T: number; K: number }> {
+  const rows = new Map<string, number[][]>();
+  const state = createState(model);
+  state.tap = (name, input) => {
+    let r = rows.get(name);
+    if (!r) rows.set(name, (r = []));
+    r.push(Array.from(input));
+  };
+  // a window one longer than the context (its last token only a target) contributes its first seqLen tokens
+  for (const seq of sequences) seq.slice(0, model.config.seqLen).forEach((token, pos) => forwardToken(state, token, pos));
+  const out = new Map<string, { X: Float32Array; T: number; K: number }>();
+  for (const [name, r] of rows) {
+    const K = r[0]!.length;
+    out.set(name, { X: Float32Array.from(r.flat()), T: r.length, K });
+  }
+  return out;
 }

@@ -1,0 +1,43 @@
+/**
+ * The weight formats the low-bit benchmarks run, and the weights they use: a seeded, roughly
+ * Gaussian matrix with a few outliers (what trained linear layers look like to a quantizer).
+ */
+import type { QuantizedMatrix } from '../src/quant/index.js';
+
+export interface BenchFormat {
+  readonly label: string;
+  /** Registry name (src/quant/index.ts FORMATS); formats not registered are skipped. */
+  readonly format: string;
+  readonly params: Readonly<Record<string, number | string | boolean>>;
+  /** Also time the format as a dequantize-then-matmul pair. */
+  readonly pair?: boolean;
+  /** How to build the benchmark matrix when the format's own quantize is too slow at this size. */
+  readonly quantize?: (w: Float32Array, N: number, K: number) => QuantizedMatrix;
+}
+
+export const GEMV_FORMATS: BenchFormat[] = [
+  { label: 'int8', format: 'int', params: { bits: 8, group: 0, symmetric: true } },
+  { label: 'int4 g128', format: 'int', params: { bits: 4, group: 128, symmetric: false }, pair: true },
+  { label: 'nf4', format: 'nf4', params: { block: 64 } },
+  { label: 'fp8 e4m3', format: 'fp8', params: { variant: 'e4m3', block: 128 } },
+  { label: 'mxfp4', format: 'mxfp4', params: {} },
+  { label: 'ternary', format: 'ternary', params: { group: 0 } },
+];
+
+/** Seeded weights [N, K]: a sum of three uniforms (bell-shaped), 1% of them 20x larger. */
+export function benchMatrix(N: number, K: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const u = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const w = new Float32Array(N * K);
+  for (let i = 0; i < w.length; i++) {
+    const g = (u() + u() + u() - 1.5) * 0.05;
+    w[i] = u() < 0.01 ? g * 20 : g;
+  }
+  return w;
+}
