@@ -56,3 +56,27 @@ describe('div/mod of affine indices', () => {
     expect(evalI(q, { x_test: -1 })).toBe(Math.trunc(-5 / 8)); // 0, where the rewrite would give -1
   });
 });
+
+describe('clamps that cannot bind', () => {
+  const x = L.variable('x_clamp'); // sign unknown
+  const masked = L.bin('band', x, L.i32(255));
+
+  it('drops min(x & 255, 255) and max(x & 255, 0), keeps the others', () => {
+    expect(L.min(masked, L.i32(255))).toBe(masked);
+    expect(L.min(masked, L.i32(300))).toBe(masked);
+    expect(L.max(masked, L.i32(0))).toBe(masked);
+    expect(L.min(masked, L.i32(254)).k).toBe('bin');
+    expect(L.max(x, L.i32(0)).k).toBe('bin');
+    expect(L.min(x, L.i32(1000)).k).toBe('bin');
+  });
+
+  it('knows remainders and unsigned masks cast to i32', () => {
+    const kk = L.variable('kk_test', 'i32', true);
+    const r = L.mod(L.add(kk, L.i32(3)), L.i32(7));
+    expect(L.upperBound(r)).toBe(6);
+    expect(L.min(r, L.i32(6))).toBe(r);
+    const u = L.cast('i32', L.bin('band', L.variable('u_clamp', 'u32'), L.lit('u32', 15)));
+    expect(L.nonNegative(u)).toBe(true);
+    expect(L.max(L.min(u, L.i32(15)), L.i32(0))).toBe(u);
+  });
+});

@@ -117,11 +117,32 @@ export function nonNegative(e: LExpr): boolean {
     case 'lit': r = e.v >= 0; break;
     case 'tid': case 'lid': case 'wid': case 'uniform': r = true; break;
     case 'var': r = NON_NEGATIVE_VARS.has(`${e.t}:${e.name}`); break;
-    case 'bin': r = ['add', 'mul', 'div', 'mod', 'min', 'max'].includes(e.op) && e.t === 'i32' && nonNegative(e.a) && nonNegative(e.b); break;
+    case 'bin':
+      if (e.op === 'band' && e.t === 'i32') r = nonNegative(e.a) || nonNegative(e.b);
+      else if (e.op === 'max' && e.t === 'i32') r = nonNegative(e.a) || nonNegative(e.b);
+      else r = ['add', 'mul', 'div', 'mod', 'min', 'shr'].includes(e.op) && e.t === 'i32' && nonNegative(e.a) && nonNegative(e.b);
+      break;
+    case 'cast': r = e.t === 'i32' && e.a.t === 'u32' && upperBound(e.a) <= 0x7fffffff; break;
     default: r = false;
   }
   nonNegMemo.set(e, r);
   return r;
+}
+
+/** An upper bound of the integer expression `e` (Infinity when unknown): masks, remainders, minimums. */
+export function upperBound(e: LExpr): number {
+  switch (e.k) {
+    case 'lit': return e.v;
+    case 'cast': return e.a.t === 'u32' || e.a.t === 'i32' ? upperBound(e.a) : Infinity;
+    case 'bin':
+      if (e.op === 'band' && e.b.k === 'lit' && e.b.v >= 0) return e.b.v;
+      if (e.op === 'band' && e.a.k === 'lit' && e.a.v >= 0) return e.a.v;
+      if (e.op === 'mod' && e.b.k === 'lit' && e.b.v > 0 && nonNegative(e.a)) return e.b.v - 1;
+      if (e.op === 'min') return Math.min(upperBound(e.a), upperBound(e.b));
+      if (e.op === 'max') return Math.max(upperBound(e.a), upperBound(e.b));
+      return Infinity;
+    default: return Infinity;
+  }
 }
 
 /** `x * c` as [x, c] when `e` is a product with a positive literal right operand (or `e` itself as x * 1). */
@@ -151,7 +172,7 @@ function divModAffine(op: 'div' | 'mod', a: LExpr, d: number): LExpr | undefined
 }
 
 export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
-  const t: Scalar = COMPARE.has(op) ? 'bool' : a.t;
+  const t: Scalar = COMPARE.has(op) ? 'bool' : op === 'dot4i8' ? 'i32' : a.t;
   const isInt = a.t === 'i32' || a.t === 'u32';
   if ((op === 'div' || op === 'mod') && b.k === 'lit' && b.t === 'i32') {
     const r = divModAffine(op, a, b.v);
@@ -194,6 +215,9 @@ export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
     case 'min':
     case 'max':
       if (a === b) return a;
+      // clamps that cannot bind: min(x, c) with x <= c, max(x, 0) with x >= 0
+      if (op === 'min' && isInt && b.k === 'lit' && upperBound(a) <= b.v) return a;
+      if (op === 'max' && a.t === 'i32' && b.k === 'lit' && b.v <= 0 && nonNegative(a)) return a;
       break;
     case 'and':
       if (a.k === 'lit') return a.v ? b : a;

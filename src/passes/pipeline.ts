@@ -10,6 +10,7 @@ import { printKernel } from '../ir/kernel-print.js';
 import { fuse, type FusedGroup } from './fuse.js';
 import { planBuffers, type BufferPlan, type PlannedBuffer } from './memory.js';
 import { DEFAULT_PARAMS, scheduleGroup, type ScheduleParams } from './schedule.js';
+import { stageGatherTables } from './stage.js';
 import { simplify } from './simplify.js';
 
 export interface CompiledKernel {
@@ -73,7 +74,9 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   };
   const used = new Map<string, number>();
   const kernels = groups.map((group, i) => {
-    const k = scheduleGroup(group, names, { ...params, ...opts.groupParams?.(group, i) });
+    const gp = { ...params, ...opts.groupParams?.(group, i) };
+    const scheduled = scheduleGroup(group, names, gp);
+    const k = group.kind === 'matmul' && gp.stage !== 0 ? stageGatherTables(scheduled) : scheduled;
     const count = used.get(k.name) ?? 0;
     used.set(k.name, count + 1);
     const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;

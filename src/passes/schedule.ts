@@ -50,6 +50,11 @@ export interface ScheduleParams {
    * read through a decoding prologue (a compute node) and no unrolling otherwise.
    */
   uk?: number;
+  /**
+   * matmul: stage small tables the kernel gathers from (codebooks, decode tables) in workgroup
+   * memory (see stage.ts); 0 turns it off. Default on.
+   */
+  stage?: number;
 }
 
 export const DEFAULT_PARAMS: ScheduleParams = { workgroupSize: 64, perThread: 4, tm: 4, tn: 4, tiled: 0, wm: 8, wn: 8, bk: 8, coop: 0, vec: 0 };

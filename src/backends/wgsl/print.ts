@@ -18,6 +18,8 @@
  * |x| (SwiftShader returns NaN for tanh(100)), pow for negative bases, and isnan via a bit test
  * (WGSL lets compilers assume NaN never happens). Non-finite f32 constants cannot be written as
  * literals (a const-expression may not be inf or NaN), so they go through a bitcast helper.
+ * `dot4i8` is the builtin dot4I8Packed where the device's WGSL has packed_4x8_integer_dot_product
+ * (WGSLCaps.packed4x8Dot, with a `requires` directive), else a helper with shifts.
  */
 import type { DType } from '../../ir/dtype.js';
 import { vec4Buffers, type KBinary, type KExpr, type KStmt, type KType, type KUnary, type Kernel, type Scalar } from '../../ir/kernel.js';
@@ -26,6 +28,11 @@ import { fail } from '../../errors.js';
 export interface WGSLCaps {
   /** The device has shader-f16: f16 tensors are stored as array<f16>. */
   readonly f16: boolean;
+  /**
+   * WGSL has the `packed_4x8_integer_dot_product` language feature (navigator.gpu.wgslLanguageFeatures):
+   * `dot4i8` prints as the builtin dot4I8Packed. Absent or false: a helper computing it with shifts.
+   */
+  readonly packed4x8Dot?: boolean;
 }
 
 /** WGSL element type of a device buffer holding `dtype`. */
@@ -76,7 +83,7 @@ const WGSL_RESERVED = new Set(
     // predeclared names the printed code relies on (a user declaration would shadow them)
     'array atomic bool f16 f32 i32 u32 vec2 vec3 vec4 ptr sampler texture_2d read read_write storage uniform workgroup ' +
     'private function abs bitcast ceil clamp cos exp exp2 floor inverseSqrt log max min pow round select sin sqrt tanh ' +
-    'fract trunc sign pack2x16float unpack2x16float workgroupBarrier ' +
+    'fract trunc sign pack2x16float unpack2x16float workgroupBarrier dot4I8Packed ' +
     // the printer's own names
     'main wid nwg lidx tid dims Dims'
   ).split(' '),
@@ -385,6 +392,18 @@ fn t_ipow(b: i32, e: i32) -> i32 {
 }`,
   },
   {
+    name: 't_dot4i8',
+    deps: [],
+    src: `// dot4I8Packed without the packed_4x8_integer_dot_product language feature: the four signed int8
+// lanes (lane i = bits 8i..8i+7) sign-extended by shifts on i32.
+fn t_dot4i8(a: u32, b: u32) -> i32 {
+  let x = bitcast<i32>(a);
+  let y = bitcast<i32>(b);
+  return ((x << 24u) >> 24u) * ((y << 24u) >> 24u) + ((x << 16u) >> 24u) * ((y << 16u) >> 24u)
+    + ((x << 8u) >> 24u) * ((y << 8u) >> 24u) + (x >> 24u) * (y >> 24u);
+}`,
+  },
+  {
     name: 't_f16_round',
     deps: ['t_isnan', 't_bits_f32'],
     src: `// Round an f32 to the nearest f16 value (ties to even, overflow to infinity), kept as f32.
@@ -433,6 +452,8 @@ class Printer {
   private readonly names = new Namer();
   private readonly uniformNames = new Namer();
   private readonly used = new Set<string>();
+  /** WGSL language extensions the body uses (printed as a `requires` directive). */
+  private readonly requires = new Set<string>();
   private readonly bufs = new Map<string, { name: string; dtype: DType; vec4?: boolean }>();
   private readonly shared = new Map<string, string>();
   private readonly lines: string[] = [];
@@ -473,6 +494,7 @@ class Printer {
     const anyF16 = k.buffers.some((b) => storageType(b.dtype, this.caps) === 'f16');
     if (anyF16) out.push('enable f16;');
     if (k.subgroup) out.push('enable subgroups;');
+    if (this.requires.size > 0) out.push(`requires ${[...this.requires].sort().join(', ')};`);
     out.push('');
     k.buffers.forEach((b, i) => {
       const access = b.access === 'read' ? 'read' : 'read_write';
@@ -724,9 +746,15 @@ class Printer {
       case 'bxor': return at === 'bool' ? infix('!=') : infix('^');
       // Float `!=` must be true when either side is NaN; drivers compile it as an ordered compare.
       case 'ne': return at === 'f32' ? `!(${infix('==')})` : infix('!=');
+      case 'dot4i8':
+        if (this.caps.packed4x8Dot === true) {
+          this.requires.add('packed_4x8_integer_dot_product');
+          return fn2('dot4I8Packed');
+        }
+        return fn2(this.helper('t_dot4i8'));
       case 'shl': case 'shr': {
         const bt = typeOf(b);
-        const amt = bt === 'u32' ? `${this.operand(b)} & 31u` : `u32(${this.expr(b)}) & 31u`;
+        const amt = b.k === 'lit' ? `${(b.v >>> 0) & 31}u` : bt === 'u32' ? `${this.operand(b)} & 31u` : `u32(${this.expr(b)}) & 31u`;
         return `${this.operand(a)} ${op === 'shl' ? '<<' : '>>'} (${amt})`;
       }
       default: {
