@@ -61,6 +61,13 @@ describe('fusion', () => {
     expect(compile(q4.program, { params: { coop: 1 } }).kernels.map((k) => k.kernel.schedule.kind)).toEqual(['matmul_splitk']);
   });
 
+  it('a compute without reductions is scheduled elementwise (several elements per invocation), one with reductions as a reduce', () => {
+    const flip = D.kernel('flip', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.compute([M, N], (i, j) => x.at(i, D.dimv(N).sub(1).sub(j))));
+    expect(kinds(flip)).toEqual(['elementwise']);
+    const rows = D.kernel('rows', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.compute([M], (i) => D.reduceSum(N, (j) => x.at(i, j))));
+    expect(kinds(rows)).toEqual(['reduce']);
+  });
+
   it('one reduction used twice in a compute body is one node, computed once', () => {
     const def = D.kernel('twice', { x: D.tensor('f32', [M, N]) }, ({ x }) => {
       const mx = D.reduceMax(N, (j) => x.at(0, j));

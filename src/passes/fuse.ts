@@ -236,7 +236,7 @@ export function fuse(p: Program, opts: FuseOptions = {}): Fusion {
     });
     if (root.op === 'input') reads.push(root);
     const mm = contraction.get(root) ?? (root.op === 'matmul' ? root : undefined);
-    const kind: GroupKind = mm ? 'matmul' : rowAxes > 0 ? 'row' : isReduce(root.op) || root.op === 'compute' ? 'reduce' : 'elementwise';
+    const kind: GroupKind = mm ? 'matmul' : rowAxes > 0 ? 'row' : isReduce(root.op) || (root.op === 'compute' && hasReduction(root.attrs.expr as IExpr)) ? 'reduce' : 'elementwise';
     return { root, kind, rowAxes, reads, inlined, ...(mm ? { contraction: mm } : {}) };
   });
   return { groups: opts.multiOutput === false ? groups : mergeSiblings(groups, maxBuffers), materialized };
