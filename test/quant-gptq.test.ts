@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { JSRuntime } from '../src/backends/js/runtime.js';
+import { testBackends } from './helpers/backends.js';
 import { isTesseraError } from '../src/errors.js';
 import { Rng } from '../src/fuzz/rng.js';
 import {
@@ -274,5 +275,21 @@ describe('host linear algebra', () => {
       expect((e as Error).message).toMatch(/^E_ARG: cholesky: matrix is not positive definite \(pivot .* at row \d of 2\); .*more damping/);
     }
     expect(() => inverseSPD([1, 2, 3], 2)).toThrow(/E_SHAPE/);
+  });
+});
+
+describe('GPTQ on every backend', () => {
+  it('its DSL kernels give the same quantization on WebGPU as on the JS backend', async () => {
+    const [N, K, T] = [16, 64, 96];
+    const X = correlatedX(T, K, 7);
+    const w = randomW(N, K, 8);
+    const p: IntParams = { bits: 4, group: 32, symmetric: false };
+    const want = codes(await gptqQuantize(w, N, K, X, T, p, { rt: js, blockSize: 32 }));
+    for (const b of await testBackends()) {
+      const got = codes(await gptqQuantize(w, N, K, X, T, p, { rt: b.rt, blockSize: 32 }));
+      // f32 Hessians summed in another order may flip a near-tie code
+      const differ = got.filter((c, i) => c !== want[i]).length;
+      expect(differ, `${b.name}: ${differ} of ${got.length} codes differ`).toBeLessThanOrEqual(Math.ceil(got.length * 0.01));
+    }
   });
 });

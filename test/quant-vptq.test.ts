@@ -407,3 +407,17 @@ describe('vptq quantizer', () => {
     await expect(vptqQuantize(w, 8, 16, X, 4, p, { tol: -1 })).rejects.toMatchObject({ code: 'E_ARG' });
   });
 });
+
+describe('VPTQ on every backend', () => {
+  it('its DSL programs (Hessian, k-means rounds, lazy updates) give the same layer error on WebGPU as on JS', async () => {
+    const [N, K, T] = [16, 24, 48];
+    const w = randomWeights(N, K, 12, false);
+    const X = correlatedCalibration(T, K, 13, 14);
+    const p = vptqParams({ v: 4, k: 8, iters: 4 });
+    const base = outputError(X, T, w, vptqFormat.dequantize(await vptqQuantize(w, N, K, X, T, p, { rt: js })), N, K);
+    for (const b of await testBackends()) {
+      const e = outputError(X, T, w, vptqFormat.dequantize(await vptqQuantize(w, N, K, X, T, p, { rt: b.rt })), N, K);
+      expect(Math.abs(e - base) / base, b.name).toBeLessThan(0.05);
+    }
+  });
+});

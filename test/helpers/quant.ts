@@ -72,11 +72,12 @@ export function describeFormat(format: AnyFormat, cases: readonly FormatCase[]):
       }
     });
 
-    it('the DSL round-to-nearest quantizer agrees with the host quantizer', async () => {
-      for (const [i, [N, K]] of shapes.entries()) {
+    it('the DSL round-to-nearest quantizer agrees with the host quantizer (every shape on JS, the first on every backend)', async () => {
+      const runs = [...shapes.map((shape, i) => ({ shape, i, rt: js })), ...(await testBackends()).filter((b) => b.name !== 'js').map((b) => ({ shape: shapes[0]!, i: 0, rt: b.rt }))];
+      for (const { shape: [N, K], i, rt } of runs) {
         const w = randomWeights(N, K, 21 + i);
         const host = format.dequantize(format.quantize(w, N, K, c.params));
-        const q = await quantizeOnDevice(format, js, w, N, K, c.params);
+        const q = await quantizeOnDevice(format, rt, w, N, K, c.params);
         const dev = format.dequantize(q);
         // f32 device arithmetic may round a near-tie the other way: allow a tiny fraction of one-step differences
         let differ = 0;
