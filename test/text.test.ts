@@ -7,7 +7,7 @@ import { DTYPES, type DType } from '../src/ir/dtype.js';
 import { intern, type Attrs, type Node, type Program } from '../src/ir/graph.js';
 import type { IExpr } from '../src/ir/index-expr.js';
 import { inferType, sliceSize } from '../src/ir/infer.js';
-import { ARITH_OPS, BINARY_OPS, BITWISE_OPS, COMPARE_OPS, LOGIC_OPS, REDUCE_OPS, UNARY_OPS, type OpName } from '../src/ir/ops.js';
+import { ARITH_OPS, BINARY_OPS, BITWISE_OPS, COMPARE_OPS, LOGIC_OPS, PACKED_OPS, REDUCE_OPS, UNARY_OPS, type OpName } from '../src/ir/ops.js';
 import { isPrintableDim, parseDim, parseIExpr, parseProgram, printIExpr, printProgram } from '../src/ir/text/index.js';
 
 const M = sym('M');
@@ -65,6 +65,7 @@ function allOps(): Program {
   for (const op of LOGIC_OPS) outs.push(node(op, [c, node('lt', [x, y])]));
   const xi = node('cast', [x], { to: 'u32' });
   for (const op of BITWISE_OPS) outs.push(node(op, [xi, xi]));
+  for (const op of PACKED_OPS) outs.push(node(op, [xi, xi]));
   outs.push(node('cast', [x], { to: 'i32' }), node('where', [c, x, y]), node('matmul', [x, w]));
   for (const op of REDUCE_OPS) outs.push(node(op, [x], { axes: [1], keepdims: !op.startsWith('arg') }));
   const rowSum = node('sum', [x], { axes: [1], keepdims: true });

@@ -40,7 +40,7 @@ export class IndexExpr {
     if (d.k === 'at') return d.node.dtype;
     if (d.k === 'cast') return d.dtype;
     if (d.k === 'un' || d.k === 'red') return new IndexExpr(d.k === 'un' ? d.a : d.body).dtypeHint();
-    if (d.k === 'bin') return ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or'].includes(d.op) ? 'bool' : new IndexExpr(d.a).dtypeHint();
+    if (d.k === 'bin') return ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'and', 'or'].includes(d.op) ? 'bool' : d.op === 'dot4i8' ? 'i32' : new IndexExpr(d.a).dtypeHint();
     if (d.k === 'where') return new IndexExpr(d.a).dtypeHint();
     return 'i32';
   }
@@ -57,6 +57,8 @@ export class IndexExpr {
   bitxor(b: IndexLike) { return this.bin('bitxor', b); }
   shl(b: IndexLike) { return this.bin('shl', b); }
   shr(b: IndexLike) { return this.bin('shr', b); }
+  /** Σ of the products of the four signed int8 lanes of two u32 words: an i32. */
+  dot4i8(b: IndexLike) { return this.bin('dot4i8', b); }
   eq(b: IndexLike) { return this.bin('eq', b); }
   ne(b: IndexLike) { return this.bin('ne', b); }
   lt(b: IndexLike) { return this.bin('lt', b); }

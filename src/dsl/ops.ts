@@ -104,6 +104,11 @@ export const bitor = (a: TensorLike, b: TensorLike) => binary('bitor', a, b);
 export const bitxor = (a: TensorLike, b: TensorLike) => binary('bitxor', a, b);
 export const shl = (a: TensorLike, b: TensorLike) => binary('shl', a, b);
 export const shr = (a: TensorLike, b: TensorLike) => binary('shr', a, b);
+/**
+ * Packed int8 dot product of u32 tensors: each word holds four signed int8 lanes (lane i in bits
+ * 8i..8i+7); the i32 result is Σ_i a_i · b_i (WGSL dot4I8Packed, CUDA __dp4a).
+ */
+export const dot4i8 = (a: TensorLike, b: TensorLike) => binary('dot4i8', a, b) as Tensor<'i32'>;
 export const eq = (a: TensorLike, b: TensorLike) => binary('eq', a, b) as Tensor<'bool'>;
 export const ne = (a: TensorLike, b: TensorLike) => binary('ne', a, b) as Tensor<'bool'>;
 export const lt = (a: TensorLike, b: TensorLike) => binary('lt', a, b) as Tensor<'bool'>;

@@ -48,6 +48,8 @@ export class Tensor<D extends DType = DType> {
   bitxor(b: TensorLike): Tensor<D> { return ops.bitxor(this, b) as Tensor<D>; }
   shl(b: TensorLike): Tensor<D> { return ops.shl(this, b) as Tensor<D>; }
   shr(b: TensorLike): Tensor<D> { return ops.shr(this, b) as Tensor<D>; }
+  /** Packed int8 dot product of u32 words (see ops.dot4i8): an i32 tensor. */
+  dot4i8(b: TensorLike): Tensor<'i32'> { return ops.dot4i8(this, b); }
   eq(b: TensorLike): Tensor<'bool'> { return ops.eq(this, b); }
   ne(b: TensorLike): Tensor<'bool'> { return ops.ne(this, b); }
   lt(b: TensorLike): Tensor<'bool'> { return ops.lt(this, b); }

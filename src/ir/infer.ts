@@ -7,7 +7,7 @@ import { isFloat, isInt, type DType } from './dtype.js';
 import { dimAdd, dimCdiv, dimEq, dimKey, dimProduct, dimSub, shapeEq, shapeToString, type Dim, type Shape } from './dims.js';
 import type { Attrs, AttrValue } from './graph.js';
 import type { IExpr } from './index-expr.js';
-import { isBinary, isBitwise, isCompare, isReduce, isUnary, type OpName } from './ops.js';
+import { isBinary, isBitwise, isCompare, isPacked, isReduce, isUnary, type OpName } from './ops.js';
 
 export interface TypeOf {
   readonly dtype: DType;
@@ -53,6 +53,10 @@ export function inferType(op: OpName, args: readonly TypeOf[], attrs: Attrs): Ty
     if (isBitwise(op)) {
       if (!isInt(a0.dtype)) fail('E_DTYPE', `${op} expects i32 or u32 operands, got ${a0.dtype}; cast it first`);
       return a0;
+    }
+    if (isPacked(op)) {
+      if (a0.dtype !== 'u32') fail('E_DTYPE', `${op} expects u32 operands (four packed int8 lanes each), got ${a0.dtype}; cast it first`);
+      return { dtype: 'i32', shape: a0.shape };
     }
     if (a0.dtype === 'bool' && op !== 'eq' && op !== 'ne') fail('E_DTYPE', `${op} does not accept bool operands`);
     if (FLOAT_ONLY.has(op) && !isFloat(a0.dtype)) fail('E_DTYPE', `${op} expects float operands, got ${a0.dtype}`);

@@ -23,7 +23,9 @@ export type KUnary =
 export type KBinary =
   | 'add' | 'sub' | 'mul' | 'div' | 'mod' | 'pow' | 'max' | 'min'
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'and' | 'or'
-  | 'band' | 'bor' | 'bxor' | 'shl' | 'shr';
+  | 'band' | 'bor' | 'bxor' | 'shl' | 'shr'
+  // u32 x u32 -> i32: Σ of the products of the four signed int8 lanes (lane i = bits 8i..8i+7)
+  | 'dot4i8';
 
 export type KExpr =
   | { readonly k: 'lit'; readonly t: Scalar; readonly v: number } // v may be ±Infinity or NaN for f32

@@ -15,11 +15,18 @@ export const LOGIC_OPS = ['and', 'or'] as const;
 /** Bitwise ops on i32/u32 (packed low-bit weights): shift amounts are taken modulo 32. */
 export const BITWISE_OPS = ['bitand', 'bitor', 'bitxor', 'shl', 'shr'] as const;
 export type BitwiseOp = (typeof BITWISE_OPS)[number];
+/**
+ * Packed integer ops on u32 words holding small lanes. `dot4i8(a, b)`: each u32 holds four signed
+ * int8 lanes (lane i in bits 8i..8i+7), the result is the i32 Σ_i a_i · b_i (WGSL dot4I8Packed,
+ * CUDA __dp4a): the inner step of an int8 GEMM.
+ */
+export const PACKED_OPS = ['dot4i8'] as const;
+export type PackedOp = (typeof PACKED_OPS)[number];
 export type ArithOp = (typeof ARITH_OPS)[number];
 export type CompareOp = (typeof COMPARE_OPS)[number];
 export type LogicOp = (typeof LOGIC_OPS)[number];
-export type BinaryOp = ArithOp | CompareOp | LogicOp | BitwiseOp;
-export const BINARY_OPS: readonly BinaryOp[] = [...ARITH_OPS, ...COMPARE_OPS, ...LOGIC_OPS, ...BITWISE_OPS];
+export type BinaryOp = ArithOp | CompareOp | LogicOp | BitwiseOp | PackedOp;
+export const BINARY_OPS: readonly BinaryOp[] = [...ARITH_OPS, ...COMPARE_OPS, ...LOGIC_OPS, ...BITWISE_OPS, ...PACKED_OPS];
 
 export const REDUCE_OPS = ['sum', 'mean', 'max', 'min', 'argmax', 'argmin'] as const;
 export type ReduceOp = (typeof REDUCE_OPS)[number];
@@ -40,6 +47,7 @@ export function isOpName(s: string): s is OpName {
 export const isUnary = (op: string): op is UnaryOp => (UNARY_OPS as readonly string[]).includes(op);
 export const isBinary = (op: string): op is BinaryOp => (BINARY_OPS as readonly string[]).includes(op);
 export const isBitwise = (op: string): op is BitwiseOp => (BITWISE_OPS as readonly string[]).includes(op);
+export const isPacked = (op: string): op is PackedOp => (PACKED_OPS as readonly string[]).includes(op);
 export const isCompare = (op: string): op is CompareOp => (COMPARE_OPS as readonly string[]).includes(op);
 export const isReduce = (op: string): op is ReduceOp => (REDUCE_OPS as readonly string[]).includes(op);
 export const isMovement = (op: string): op is MovementOp => (MOVEMENT_OPS as readonly string[]).includes(op);

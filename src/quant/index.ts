@@ -39,3 +39,4 @@ export * from './linalg.js';
 export * from './gptq.js';
 export * from './layouts/gptq.js';
 export * from './layouts/awq.js';
+export * from './w8a8.js';

@@ -19,6 +19,9 @@
  *   unequal to everything). Integer mul keeps the low 32 bits exactly; integer div truncates toward
  *   zero and x / 0 = 0; mod is the truncated remainder (sign of the dividend, C fmod for floats,
  *   float x mod 0 = NaN) and integer x mod 0 = 0. Float max/min propagate NaN.
+ * - bitwise (i32/u32): bitand bitor bitxor shl shr on the 32-bit patterns, shift amounts modulo 32,
+ *   shr arithmetic on i32 and logical on u32. dot4i8(a: u32, b: u32) -> i32 is the sum of the products
+ *   of the four signed int8 lanes (lane i = bits 8i..8i+7, two's complement).
  * - cast: float -> int truncates toward zero and clamps to the target range, NaN -> 0; int -> int
  *   wraps modulo 2^32; anything -> bool is x != 0 (NaN -> 1); bool -> number is 0/1; -> f16 rounds
  *   to half; int -> f32 rounds to the nearest f32 (as a device does); float -> f32 keeps the value.

@@ -51,6 +51,21 @@ export function sigmoid(x: number): number {
   return 1 / (1 + Math.exp(-x));
 }
 
+/** The signed int8 in bits 8i..8i+7 of the 32-bit word `w`. */
+const int8Lane = (w: number, i: number): number => {
+  const byte = Math.floor(w / 2 ** (8 * i)) % 256; // arithmetic, not JS bit ops: independent of the printers' helper
+  return byte >= 128 ? byte - 256 : byte;
+};
+
+/** Σ_{i<4} a_i · b_i over the four signed int8 lanes of the u32 words `a` and `b` (|result| <= 65536). */
+export function dot4i8(a: number, b: number): number {
+  const ua = roundTo('u32', a);
+  const ub = roundTo('u32', b);
+  let s = 0;
+  for (let i = 0; i < 4; i++) s += int8Lane(ua, i) * int8Lane(ub, i);
+  return s;
+}
+
 /** Result dtype of a unary op on an operand of dtype `t`. */
 export function unaryType(op: UnaryOp, t: DType): DType {
   return op === 'not' ? 'bool' : t;
@@ -61,6 +76,8 @@ export function binaryType(op: BinaryOp, a: DType, b: DType): DType {
   switch (op) {
     case 'eq': case 'ne': case 'lt': case 'le': case 'gt': case 'ge': case 'and': case 'or':
       return 'bool';
+    case 'dot4i8':
+      return 'i32';
     default:
       return operandType(a, b);
   }
@@ -126,6 +143,7 @@ export function binaryScalar(op: BinaryOp, a: number, b: number, t: DType): numb
     case 'bitxor': r = a ^ b; break;
     case 'shl': r = a << (b & 31); break;
     case 'shr': r = t === 'u32' ? a >>> (b & 31) : a >> (b & 31); break;
+    case 'dot4i8': r = dot4i8(a, b); break;
   }
   return store(binaryType(op, t, t), r);
 }

@@ -42,6 +42,15 @@ __device__ __forceinline__ int tsr_imul(int a, int b) { return (int)((unsigned)a
 __device__ __forceinline__ int tsr_ineg(int a) { return (int)(0u - (unsigned)a); }
 __device__ __forceinline__ int tsr_iabs(int a) { return a < 0 ? tsr_ineg(a) : a; }
 __device__ __forceinline__ int tsr_ishl(int a, int b) { return (int)((unsigned)a << (b & 31)); }
+// four signed int8 lanes per word (lane i = bits 8i..8i+7): dp4a on sm_61+, else the lanes sign-extended by shifts
+__device__ __forceinline__ int tsr_dot4i8(unsigned a, unsigned b) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 610
+  return __dp4a((int)a, (int)b, 0);
+#else
+  return ((int)(a << 24) >> 24) * ((int)(b << 24) >> 24) + ((int)(a << 16) >> 24) * ((int)(b << 16) >> 24)
+    + ((int)(a << 8) >> 24) * ((int)(b << 8) >> 24) + ((int)a >> 24) * ((int)b >> 24);
+#endif
+}
 template <typename T, typename F> __device__ __forceinline__ T tsr_sg_reduce(T x, int width, F f) {
   for (int o = width >> 1; o > 0; o >>= 1) x = f(x, __shfl_xor_sync(__activemask(), x, o, width));
   return x;
@@ -179,6 +188,7 @@ class Printer {
     const t = this.typeOf(a);
     const C: Partial<Record<KBinary, string>> = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=', and: '&&', or: '||', band: '&', bor: '|', bxor: '^' };
     if (C[op]) return `(${x} ${C[op]} ${y})`;
+    if (op === 'dot4i8') return `tsr_dot4i8(${x}, ${y})`;
     if (t === 'f32') {
       switch (op) {
         case 'add': return `(${x} + ${y})`;

@@ -26,6 +26,9 @@ const HELPER_SOURCE: Readonly<Record<string, string>> = {
   umod: '(a, b) => (b === 0 ? 0 : (a % b) >>> 0)',
   ftoi: '(x) => (Number.isNaN(x) ? 0 : Math.max(-2147483648, Math.min(2147483647, Math.trunc(x))))',
   ftou: '(x) => (Number.isNaN(x) ? 0 : Math.max(0, Math.min(4294967295, Math.trunc(x))))',
+  // four signed int8 lanes per word: x << 24 >> 24 sign-extends lane 0 (JS shifts work on the int32
+  // bits); the final | 0 turns a sum of -0 products into 0
+  dot4i8: '(a, b) => ((a << 24 >> 24) * (b << 24 >> 24) + (a << 16 >> 24) * (b << 16 >> 24) + (a << 8 >> 24) * (b << 8 >> 24) + (a >> 24) * (b >> 24)) | 0',
   // erfc by the Numerical Recipes Chebyshev fit (|error| < 1.2e-7): Abramowitz & Stegun 7.1.26 is too coarse for f32
   erf: `(x) => {
     const t = 1 / (1 + 0.5 * Math.abs(x));
@@ -146,6 +149,7 @@ function binary(e: Extract<KExpr, { k: 'bin' }>): string {
     if (['add', 'sub', 'mul', 'div', 'mod'].includes(e.op)) return `Math.fround(${a} ${OPS[e.op]} ${b})`;
     return `(${a} ${OPS[e.op]} ${b})`;
   }
+  if (e.op === 'dot4i8') return `H.dot4i8(${a}, ${b})`;
   const wrap = t === 'u32' ? '>>> 0' : '| 0';
   switch (e.op) {
     case 'mul': return `(Math.imul(${a}, ${b}) ${wrap})`;

@@ -28,6 +28,8 @@ export interface WebGPUDeviceHandle {
   /** The device's limits (numbers only). */
   readonly limits: Readonly<Record<string, number>>;
   readonly description: string;
+  /** WGSL language extensions the implementation supports (GPU.wgslLanguageFeatures), sorted; empty when it does not say. */
+  readonly wgslLanguageFeatures: readonly string[];
   /** Dawn for Node (its event loop needs care, see `waitFor`) rather than a browser's navigator.gpu. */
   readonly dawnNode: boolean;
 }
@@ -143,6 +145,12 @@ function limitsRecord(l: GPUSupportedLimits): Record<string, number> {
   return out;
 }
 
+function languageFeatures(gpu: GPU): string[] {
+  const set = (gpu as { wgslLanguageFeatures?: Iterable<unknown> }).wgslLanguageFeatures;
+  if (!set) return [];
+  return [...set].filter((f): f is string => typeof f === 'string').sort();
+}
+
 function describe(info: GPUAdapterInfo | undefined): string {
   if (!info) return 'WebGPU adapter';
   const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length > 0);
@@ -192,6 +200,7 @@ export async function requestWebGPUDevice(opts: WebGPUOptions = {}): Promise<Web
     features: [...device.features].filter((f): f is string => typeof f === 'string').sort(),
     limits: limitsRecord(device.limits),
     description: describe(adapter.info),
+    wgslLanguageFeatures: languageFeatures(got.gpu),
     dawnNode: got.dawnNode,
   };
 }

@@ -42,6 +42,11 @@ export interface WebGPURuntimeOptions extends WebGPUOptions {
    * (default 2; Infinity keeps spinning; 0 is polite from the start).
    */
   readonly spinMs?: number;
+  /**
+   * Print `dot4i8` as WGSL's dot4I8Packed when the implementation has the
+   * packed_4x8_integer_dot_product language feature (default true); false tests the shift helper.
+   */
+  readonly packed4x8Dot?: boolean;
 }
 
 let nextBufferId = 1;
@@ -154,7 +159,10 @@ export class WebGPURuntime implements BackendRuntime {
     this.handle = handle;
     this.device = handle.device;
     this.spinMs = opts.spinMs ?? 2;
-    this.caps = { f16: handle.features.includes('shader-f16') };
+    this.caps = {
+      f16: handle.features.includes('shader-f16'),
+      packed4x8Dot: opts.packed4x8Dot !== false && handle.wgslLanguageFeatures.includes('packed_4x8_integer_dot_product'),
+    };
     this.hasTimestamps = handle.features.includes('timestamp-query');
     const l = handle.limits;
     const num = (k: string, dflt: number): number => l[k] ?? dflt;
