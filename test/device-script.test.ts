@@ -3,9 +3,15 @@
  * `--dry-run` packs Node and a trimmed node_modules (into a temporary folder, fast xz preset),
  * unpacks them into a copy of the working tree, starts vitest from it, generates the PyTorch modules
  * with the unpacked Node, compiles their CUDA for sm_90, runs them on a fake torch, py_compiles the
- * Python and prints the GPU plan. Also collect.sh, which files a run's results.
+ * Python, builds every low-bit GEMV program of bench/device/quant-gemv-cuda.ts and compiles its
+ * kernels with nvcc (`--check-only`), and prints the GPU plan. Also collect.sh, which files a run's
+ * results, and quant-gemv-cuda.ts's measurement harness without a GPU: on the JS runtime (every
+ * implementation and schedule checked against the float64 reference) and on the fake libcuda of
+ * test/cuda-stub (the CUDA path: parallel precompile, event timing, JSON; kernels do not run there).
  */
 import { spawnSync } from 'node:child_process';
+import { nvccAvailable } from '../src/backends/cuda/nvcc.js';
+import { cudaUnavailableReason } from '../src/backends/cuda/runtime.js';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,13 +22,13 @@ const tmp = mkdtempSync(join(tmpdir(), 'tessera-device-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('bench/device/run.sh', () => {
-  it('--dry-run does every step that needs no GPU and prints the GPU plan', () => {
+  it('--dry-run does every step that needs no GPU and prints the GPU plan', { timeout: 300_000 }, () => {
     const pack = join(tmp, 'pack');
     const t0 = performance.now();
     const r = spawnSync('bash', ['bench/device/run.sh', '--dry-run', '--pack-dir', pack, '--pack-level', '0'], {
       cwd: ROOT,
       encoding: 'utf8',
-      timeout: 240_000,
+      timeout: 290_000,
       env: { ...process.env, NO_COLOR: '1' },
     });
     const seconds = (performance.now() - t0) / 1000;
@@ -40,7 +46,7 @@ describe('bench/device/run.sh', () => {
     expect(listing).toMatch(/^node_modules\/tsx\/package\.json$/m);
     expect(listing).not.toMatch(/^node_modules\/(webgpu|typescript|ts-morph|node-gyp)\//m);
     // The steps, in order.
-    for (const step of ['1. pack', '2. unpack', '3. vitest starts', '4. generate', '5. the modules', '6. python3 -m py_compile', '7. on the GPU this would run']) {
+    for (const step of ['1. pack', '2. unpack', '3. vitest starts', '4. generate', '5. the modules', '6. python3 -m py_compile', '7. low-bit GEMV, host only', '8. on the GPU this would run']) {
       expect(out, step).toContain(`] ${step}`);
     }
     expect(out).toMatch(/node v20\.\d+\.\d+ from node\.tar\.xz/);
@@ -50,6 +56,16 @@ describe('bench/device/run.sh', () => {
     expect(out).toContain('TESSERA_CUDA_REQUIRED=1 TESSERA_SMOKE=1 TESSERA_FUZZ_COUNT=40 node node_modules/vitest/vitest.mjs run test/cuda.test.ts test/op-props.test.ts test/fuzz.test.ts');
     expect(out).toContain('python3 examples/torch/run_example.py --module .device/gen/rmsnorm_silu/rmsnorm_silu_torch.py');
     expect(out).toContain('python3 bench/device/bench_torch.py --gen .device/gen --out $OUT/device-results.json');
+    // The low-bit GEMV step: every program built (f32, f16, 7+ formats fused, VPTQ v6, the int4 pair; M=1 and 16;
+    // 6 schedules each) and its kernels compiled by nvcc for sm_90 from the unpacked tree.
+    const programs = /(\d+) GEMV programs x 6 schedules: (\d+) compiled programs, 0 failed to build\n/.exec(out);
+    expect(programs, out).not.toBeNull();
+    expect(Number(programs![1])).toBeGreaterThanOrEqual(2 * 11);
+    expect(Number(programs![2])).toBe(6 * Number(programs![1]));
+    expect(out).toMatch(/compileCuda sm_90: \d+ kernels in \d+ units \(.*nvcc 13[.\d]*\) in [\d.]+ s with \d+ jobs; 0 failed/);
+    expect(out).toMatch(/check-only OK: \d+ GEMV programs, \d+ distinct kernels compiled for sm_90/);
+    expect(out).toContain('node --import tsx bench/device/quant-gemv-cuda.ts --out $OUT/quant-gemv.json   (timeout 300s)');
+    expect(out).toContain('9. cp $OUT/device-results.json bench/results/device/<date>-<gpu>.json');
     expect(out).toMatch(/dry run OK in \d+ s/);
   });
 
@@ -60,6 +76,77 @@ describe('bench/device/run.sh', () => {
     const help = spawnSync('bash', ['bench/device/run.sh', '--help'], { cwd: ROOT, encoding: 'utf8' });
     expect(help.status).toBe(0);
     expect(help.stdout).toContain('--dry-run');
+    expect(help.stdout).toContain('--quant-only');
+  });
+});
+
+describe('bench/device/quant-gemv-cuda.ts', () => {
+  const script = 'bench/device/quant-gemv-cuda.ts';
+  const run = (args: string[], env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 170_000, env: { ...process.env, NO_COLOR: '1', ...env } });
+
+  interface Variant { id: string; ok: boolean; ms?: number; maxRelErr?: number | null; error?: string; timing?: { source: string; inner: number; busyLaunches?: number } }
+  interface Result { name: string; M: number; N: number; kind: string; bitsPerWeight: number; copies: number; variants: Variant[]; best?: { id: string; ms: number; gbPerS: number; fractionOfBandwidth?: number }; speedupVsF16?: number }
+  interface Report { mode: string; device: string; bandwidth: { gbPerS: number; rtTime: { source: string } }; launchFloor: { us: number }; targets: { target: string; pass: boolean }[]; results: Result[]; failed: string[] }
+
+  it('runs every implementation and schedule on the JS runtime, each checked against the float64 reference', { timeout: 180_000 }, () => {
+    const out = join(tmp, 'quant-js.json');
+    const r = run(['--backend', 'js', '--sizes', '32', '--m', '1,3', '--rounds', '1', '--inner', '2', '--copy-mib', '1', '--flush-mib', '0', '--out', out]);
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as Report;
+    expect(j.mode).toBe('js');
+    expect(j.failed).toEqual([]);
+    const names = [...new Set(j.results.map((x) => x.name))];
+    for (const n of ['f32', 'f16', 'int8', 'int4 g128', 'int4 g128 dequant+matmul', 'nf4', 'fp8 e4m3', 'mxfp4', 'ternary', 'vptq v6 k4096']) expect(names).toContain(n);
+    expect(j.results.length).toBe(2 * names.length);
+    for (const x of j.results) {
+      expect(x.variants.map((v) => v.id)).toEqual(['default', 'splitk-tree-128', 'splitk-warp', 'splitk-warp-tn4', 'splitk-tree-tn4-256', 'splitk-tree-uk32-128']);
+      for (const v of x.variants) expect(v.ok, `${x.name} M=${x.M} ${v.id}: ${v.error}`).toBe(true);
+      expect(x.best!.ms).toBeGreaterThan(0);
+      expect(x.speedupVsF16).toBeGreaterThan(0);
+    }
+    expect(j.bandwidth.gbPerS).toBeGreaterThan(0);
+    expect(j.targets.map((t) => t.target)).toEqual(['int4 GEMV >= 80% of measured bandwidth (M=1)', 'VPTQ 2-bit GEMV faster than f16 GEMV (M=1)']);
+    expect(r.stdout).toMatch(/target (MET|NOT MET): int4 GEMV/);
+  });
+
+  it.skipIf(cudaUnavailableReason() === undefined)('says clearly when there is no CUDA device', () => {
+    const r = run(['--sizes', '32'], { LD_LIBRARY_PATH: join(tmp, 'none') });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/quant-gemv-cuda: no CUDA device: .*\n\(--check-only builds and compiles every kernel without a GPU/);
+    const bad = run(['--sizes', 'x']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--sizes: 'x' is not an integer");
+  });
+
+  it.skipIf(!nvccAvailable() || !existsSync(join(ROOT, 'build/Release/tessera_cuda.node')))('drives the CUDA path on the fake libcuda: precompile, events, JSON (outputs stay NaN there)', { timeout: 180_000 }, () => {
+    const dir = join(tmp, 'stub');
+    mkdirSync(dir, { recursive: true });
+    const cc = spawnSync('cc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libcuda.so.1'), join(ROOT, 'test/cuda-stub/libcuda_stub.c')], { encoding: 'utf8' });
+    expect(cc.status, cc.stderr).toBe(0);
+    const out = join(tmp, 'quant-stub.json');
+    const r = run(['--sizes', '64', '--m', '1,2', '--formats', 'f16,int4,vptq v6', '--variants', 'default,splitk-warp', '--rounds', '2', '--inner', '4', '--copy-mib', '4', '--flush-mib', '1', '--jobs', '2', '--out', out], { LD_LIBRARY_PATH: dir });
+    const text = `${r.stdout}${r.stderr}`;
+    // The fake driver runs no kernel, so every output stays NaN and no implementation has a correct variant.
+    expect(r.status, text).toBe(1);
+    expect(text).toContain('cuda: Tessera Stub GPU (sm_90');
+    expect(text).toMatch(/compileCuda sm_90: \d+ kernels \(\d+ compiled, \d+ cached, nvcc [\d.]+\) in [\d.]+ s with 2 jobs; 0 failed/);
+    const j = JSON.parse(readFileSync(out, 'utf8')) as Report;
+    expect(j.mode).toBe('cuda');
+    expect(j.bandwidth.rtTime.source).toBe('device');
+    expect(j.launchFloor.us).toBeGreaterThan(0);
+    expect(j.results.map((x) => `${x.name} M=${x.M}`)).toEqual(['f16 M=1', 'f16 M=2', 'int4 g128 M=1', 'int4 g128 M=2', 'int4 g128 dequant+matmul M=1', 'int4 g128 dequant+matmul M=2', 'vptq v6 k4096 M=1', 'vptq v6 k4096 M=2']);
+    expect(j.failed.length).toBe(8);
+    for (const x of j.results) {
+      expect(x.copies).toBeGreaterThan(1);
+      for (const v of x.variants) {
+        expect(v.ok).toBe(false);
+        expect(v.error).toMatch(/output differs from the float64 reference \(max rel err NaN\)/);
+        expect(v.timing!.source).toBe('cuda-events');
+        expect(v.timing!.busyLaunches).toBeGreaterThan(0);
+        expect(v.ms).toBeGreaterThan(0);
+      }
+    }
   });
 });
 

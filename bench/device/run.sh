@@ -6,20 +6,28 @@
 # their extensions in the background while the CUDA test suites run (test/cuda.test.ts with
 # TESSERA_CUDA_REQUIRED=1, the op property suite and random programs with the CUDA backend added),
 # then runs examples/torch/run_example.py and bench/device/bench_torch.py (Tessera vs PyTorch in one
-# process, CUDA events). Results: $OUT/device-results.json (and a copy in
-# bench/results/device/<date>-<gpu>.json of the tree it ran in), logs in $OUT.
+# process, CUDA events), then bench/device/quant-gemv-cuda.ts (low-bit GEMV on the CUDA runtime: copy
+# bandwidth, dense f32/f16, every format fused, VPTQ 2-bit, the int4 dequantize+matmul pair). Results:
+# $OUT/device-results.json (and a copy in bench/results/device/<date>-<gpu>.json of the tree it ran
+# in), logs in $OUT.
 #
 # --dry-run, on a machine without a GPU: packs (or reuses) .device, unpacks it into a copy of the
 # working tree, starts vitest from that copy, generates every module and compiles its CUDA with nvcc
 # for sm_90 (alone, and with the launchers against bench/device/torch-stub's headers), runs the
-# generated Python on a fake torch, py_compiles the Python, prints what the GPU run would run, exits 0.
+# generated Python on a fake torch, py_compiles the Python, builds every low-bit GEMV program of
+# quant-gemv-cuda.ts and compiles its kernels with nvcc for sm_90 (--check-only), prints what the GPU
+# run would run, exits 0.
 #
 # Options:
 #   --dry-run            as above
 #   --pack-dir DIR       where the packs are (default .device)
 #   --pack-level N       xz preset when packing in a dry run (default 6)
 #   --skip-tests         GPU run: no vitest suites
-#   --skip-bench         GPU run: no example and no benchmark
+#   --skip-bench         GPU run: no example and no PyTorch benchmark
+#   --skip-quant         GPU run: no low-bit GEMV step (quant-gemv-cuda.ts)
+#   --quant-only         GPU run: only the low-bit GEMV step (no modules, tests, example or PyTorch benchmark)
+#   --quant-args "ARGS"  extra arguments for quant-gemv-cuda.ts (e.g. "--big" for 8192x8192 too)
+#   --quant-timeout S    GPU run: stop the low-bit GEMV step after S seconds (default 300)
 #   --quick              GPU run: smaller benchmark sizes
 #   --fuzz-count N       random programs on CUDA (default 40)
 #   --vitest-timeout S   GPU run: stop the vitest suites after S seconds (default 300)
@@ -32,6 +40,10 @@ PACK_DIR="$ROOT/.device"
 PACK_LEVEL=6
 SKIP_TESTS=0
 SKIP_BENCH=0
+SKIP_QUANT=0
+SKIP_GEN=0
+QUANT_ARGS=""
+QUANT_TIMEOUT=300
 QUICK=()
 FUZZ=40
 VITEST_TIMEOUT=300
@@ -42,10 +54,14 @@ while [ $# -gt 0 ]; do
     --pack-level) PACK_LEVEL="$2"; shift 2 ;;
     --skip-tests) SKIP_TESTS=1; shift ;;
     --skip-bench) SKIP_BENCH=1; shift ;;
+    --skip-quant) SKIP_QUANT=1; shift ;;
+    --quant-only) SKIP_TESTS=1; SKIP_BENCH=1; SKIP_GEN=1; shift ;;
+    --quant-args) QUANT_ARGS="$2"; shift 2 ;;
+    --quant-timeout) QUANT_TIMEOUT="$2"; shift 2 ;;
     --quick) QUICK=(--quick); shift ;;
     --fuzz-count) FUZZ="$2"; shift 2 ;;
     --vitest-timeout) VITEST_TIMEOUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -77,10 +93,15 @@ gpu_plan() {
   6. python3 examples/torch/run_example.py --module .device/gen/rmsnorm_silu/rmsnorm_silu_torch.py --json \$OUT/example.json
   7. python3 bench/device/bench_torch.py --gen .device/gen --out \$OUT/device-results.json ${QUICK[*]}
      (silu_chain vs eager torch, softmax vs torch.softmax, matmul f32 and f16 vs torch.matmul)
-  8. cp \$OUT/device-results.json bench/results/device/<date>-<gpu>.json
+  8. node --import tsx $QUANT_SCRIPT --out \$OUT/quant-gemv.json${QUANT_ARGS:+ $QUANT_ARGS}   (timeout ${QUANT_TIMEOUT}s)
+     (copy bandwidth, launch floor; GEMV f32, f16, int8, int4, nf4, fp8, mxfp4, ternary, VPTQ 2-bit fused, int4 dequant+matmul;
+      M=1 and 16, each under the script's VARIANTS schedules; merged into device-results.json as quant_gemv)
+  9. cp \$OUT/device-results.json bench/results/device/<date>-<gpu>.json
 EOF
 }
 
+# The low-bit GEMV step (bench/device/README.md).
+QUANT_SCRIPT=bench/device/quant-gemv-cuda.ts
 # Python files that must at least compile.
 PY_FILES=(examples/torch/run_example.py bench/device/bench_torch.py bench/device/torch_check.py)
 
@@ -157,7 +178,14 @@ if [ "$DRY" = 1 ]; then
   python3 -m py_compile "${PY_FILES[@]}" "${MODULES[@]}" || { echo "run.sh: py_compile failed" >&2; exit 1; }
   bash -n bench/device/run.sh bench/device/pack.sh
 
-  log "7. on the GPU this would run (bench/device/README.md has the device tool call):"
+  JOBS="$(nproc 2>/dev/null || echo 2)"
+  [ "$JOBS" -gt 8 ] && JOBS=8
+  log "7. low-bit GEMV, host only: $QUANT_SCRIPT --check-only (every program built, its kernels compiled by nvcc for sm_90 in $JOBS units)"
+  (cd "$SIM/repo" && TESSERA_CACHE_DIR="$ROOT/.tessera-cache" timeout 300 node --import tsx "$QUANT_SCRIPT" --check-only --arch sm_90 --units "$JOBS" --jobs "$JOBS" $QUANT_ARGS --out "$SIM/quant-check.json") > "$SIM/quant.log" 2>&1 \
+    || { cat "$SIM/quant.log"; echo "run.sh: $QUANT_SCRIPT --check-only failed" >&2; exit 1; }
+  grep -E '^\[quant-gemv .*(GEMV programs|compileCuda|check-only)' "$SIM/quant.log" | sed 's/^\[quant-gemv +[0-9.]*s\] /   /'
+
+  log "8. on the GPU this would run (bench/device/README.md has the device tool call):"
   gpu_plan
   log "dry run OK in ${SECONDS} s"
   exit 0
@@ -190,17 +218,20 @@ if [ ! -f node_modules/vitest/package.json ]; then
 fi
 log "   node $(node --version); addon $( [ -f build/Release/tessera_cuda.node ] && echo present || echo 'MISSING (carry build)')"
 
-log "2. generate the PyTorch modules"
-rm -rf "$GEN"
-for prog in "$BENCH_PROGRAMS" "$EXAMPLE_PROGRAM"; do
-  if node bin/tessera.mjs compile "$prog" --target torch --out "$GEN" > /tmp/tessera-gen.log 2>&1; then
-    grep -v '^  wrote' /tmp/tessera-gen.log
-  else
-    cat /tmp/tessera-gen.log
-    step_failed "tessera compile $prog"
-  fi
-done
-MODULES=("$GEN"/*/*_torch.py)
+MODULES=()
+if [ "$SKIP_GEN" = 0 ]; then
+  log "2. generate the PyTorch modules"
+  rm -rf "$GEN"
+  for prog in "$BENCH_PROGRAMS" "$EXAMPLE_PROGRAM"; do
+    if node bin/tessera.mjs compile "$prog" --target torch --out "$GEN" > /tmp/tessera-gen.log 2>&1; then
+      grep -v '^  wrote' /tmp/tessera-gen.log
+    else
+      cat /tmp/tessera-gen.log
+      step_failed "tessera compile $prog"
+    fi
+  done
+  MODULES=("$GEN"/*/*_torch.py)
+fi
 
 BUILD_PIDS=()
 if [ "$SKIP_BENCH" = 0 ]; then
@@ -260,13 +291,43 @@ if [ "$SKIP_BENCH" = 0 ]; then
   log "7. bench_torch.py: Tessera vs PyTorch"
   python3 bench/device/bench_torch.py --gen "$GEN" --out "$OUT/device-results.json" "${QUICK[@]}" \
     --merge "example=$OUT/example.json" --merge "tests=$TESTS_JSON" || step_failed "bench_torch.py"
-  if [ -s "$OUT/device-results.json" ]; then
-    gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')"
-    dest="bench/results/device/$(date -u +%Y-%m-%d)-${gpu:-gpu}.json"
-    mkdir -p bench/results/device && cp "$OUT/device-results.json" "$dest"
-    echo "$dest" > "$OUT/results-name.txt"
-    log "   results: \$OUT/device-results.json (copy it to $dest: bench/device/collect.sh does)"
+fi
+
+if [ "$SKIP_QUANT" = 0 ]; then
+  # $QUANT_ARGS is split into words on purpose (e.g. "--big --rounds 7").
+  log "8. low-bit GEMV on CUDA: $QUANT_SCRIPT${QUANT_ARGS:+ $QUANT_ARGS} (timeout ${QUANT_TIMEOUT}s)"
+  rm -f "$OUT/quant-gemv.json"
+  # shellcheck disable=SC2086
+  timeout "$QUANT_TIMEOUT" node --import tsx "$QUANT_SCRIPT" --out "$OUT/quant-gemv.json" $QUANT_ARGS 2>&1 | tee "$OUT/quant-gemv.log"
+  quant_rc=${PIPESTATUS[0]}
+  [ "$quant_rc" = 0 ] || step_failed "$QUANT_SCRIPT (exit $quant_rc; see quant-gemv.log)"
+  if [ -s "$OUT/quant-gemv.json" ]; then
+    # merged into device-results.json (made here when the PyTorch benchmark did not run)
+    python3 - "$OUT/device-results.json" "$OUT/quant-gemv.json" "$TESTS_JSON" <<'EOF' || step_failed "merging quant-gemv.json"
+import datetime, json, os, subprocess, sys
+path, quant, tests = sys.argv[1:4]
+try:
+    res = json.load(open(path))
+except (OSError, ValueError):
+    try:
+        gpu = subprocess.run(['nvidia-smi', '--query-gpu=name', '--format=csv,noheader'], capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        gpu = 'gpu'
+    res = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(), 'gpu': gpu}
+    if os.path.exists(tests):
+        res['tests'] = json.load(open(tests))
+res['quant_gemv'] = json.load(open(quant))
+json.dump(res, open(path, 'w'), indent=2)
+EOF
   fi
+fi
+
+if [ -s "$OUT/device-results.json" ]; then
+  gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')"
+  dest="bench/results/device/$(date -u +%Y-%m-%d)-${gpu:-gpu}.json"
+  mkdir -p bench/results/device && cp "$OUT/device-results.json" "$dest"
+  echo "$dest" > "$OUT/results-name.txt"
+  log "   results: \$OUT/device-results.json (copy it to $dest: bench/device/collect.sh does)"
 fi
 
 if [ "${#FAILED[@]}" -gt 0 ]; then
