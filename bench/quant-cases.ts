@@ -2,6 +2,7 @@
  * The weight formats the low-bit benchmarks run, and the weights they use: a seeded, roughly
  * Gaussian matrix with a few outliers (what trained linear layers look like to a quantizer).
  */
+import { mulberry32 } from '../src/fuzz/rng.js';
 import { vptqMatrix, vptqParams, type QuantizedMatrix } from '../src/quant/index.js';
 
 export interface BenchFormat {
@@ -37,14 +38,7 @@ export function randomVptq(N: number, K: number, v: number, k: number): Quantize
 
 /** Seeded weights [N, K]: a sum of three uniforms (bell-shaped), 1% of them 20x larger. */
 export function benchMatrix(N: number, K: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const u = mulberry32(seed);
   const w = new Float32Array(N * K);
   for (let i = 0; i < w.length; i++) {
     const g = (u() + u() + u() - 1.5) * 0.05;

@@ -22,7 +22,7 @@ import { createWebGPURuntime, webgpuUnavailableReason, type WebGPURuntime } from
 import { prepare, type Prepared } from '../src/runtime/execute.js';
 import type { HostTensor } from '../src/runtime/execute.js';
 import { FORMATS, qlinearInputs, qlinearKernel, type QuantizedMatrix } from '../src/quant/index.js';
-import { benchMatrix, GEMV_FORMATS, type BenchFormat } from './quant-cases.js';
+import { benchMatrix, GEMV_FORMATS } from './quant-cases.js';
 import { adapterSlug } from './backend.js';
 import { renderChart } from './chart.js';
 import { median } from './stats.js';

@@ -9,18 +9,10 @@ import { hostArrayFor, type BackendRuntime } from '../src/runtime/backend.js';
 import { execute, type HostTensor } from '../src/runtime/execute.js';
 import { refFromHost, refMismatch, type RefTensor } from '../src/ref/index.js';
 import { dimNames, type Dims, type OpSpec } from './spec.js';
+import { mulberry32 } from '../src/fuzz/rng.js';
 
 /** mulberry32: small, fast, and the same stream on every platform. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 function fill(dtype: DType, n: number, rand: () => number, range: number): HostTensor['data'] {
   const a = hostArrayFor(dtype, n);

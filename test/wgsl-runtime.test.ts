@@ -11,7 +11,7 @@ import { TesseraError } from '../src/errors.js';
 import { printWGSL } from '../src/backends/wgsl/print.js';
 import { f16BitsToF32, f32ToF16Bits, f16Round as roundToF16 } from '../src/runtime/f16.js';
 import type { WebGPURuntime } from '../src/backends/wgsl/runtime.js';
-import { getTestWebGPU, smokeRun } from './helpers/webgpu.js';
+import { getTestWebGPU } from './helpers/webgpu.js';
 
 // ---------------------------------------------------------------------------------------------
 // A small Kernel IR builder

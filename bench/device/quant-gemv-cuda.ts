@@ -66,6 +66,7 @@ import { loadCudaAddon, type CudaAddon, type CuHandle } from '../../src/backends
 import { compileCuda } from '../../src/backends/cuda/nvcc.js';
 import { printCudaUnit } from '../../src/backends/cuda/print.js';
 import { FORMATS, qlinearInputs, qlinearKernel, vptqMatrix, vptqParams, type QuantizedMatrix } from '../../src/quant/index.js';
+import { mulberry32 } from '../../src/fuzz/rng.js';
 import { benchMatrix, GEMV_FORMATS } from '../quant-cases.js';
 
 const SCRIPT = fileURLToPath(import.meta.url);
@@ -176,17 +177,8 @@ function parseArgs(argv: readonly string[]): Options {
 // -------------------------------------------------------------------------------------------------
 // Matrices and programs
 
-/** A seeded uniform [0, 1) generator (mulberry32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) generator. */
+const rng = mulberry32;
 
 /** VPTQ matrix from random codes and a random (bell-shaped) codebook: no quantizer run. */
 function randomVptq(N: number, K: number, v: number, k: number, seed: number): QuantizedMatrix {

@@ -8,17 +8,7 @@ import { fail } from '../errors.js';
 import { createState, forwardToken, type WeightOverrides } from './forward.js';
 import type { Llama2cModel } from './llama2c.js';
 
-/** mulberry32: a small seedable PRNG giving uniform numbers in [0, 1), the same stream everywhere. */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../fuzz/rng.js';
 
 /** The index of the largest value (the first, on ties). */
 export function argmax(xs: ArrayLike<number>): number {

@@ -14,7 +14,7 @@
  */
 import type { DType } from '../ir/dtype.js';
 import type { Tensor } from '../dsl/tensor.js';
-import type { KernelDef, TensorSpec } from '../dsl/kernel.js';
+import { tensor, type KernelDef, type TensorSpec } from '../dsl/kernel.js';
 import type { HostArray } from '../runtime/backend.js';
 
 /** One storage buffer of an encoding, with concrete shape and host data (f16 values as Float32Array). */
@@ -98,6 +98,28 @@ export function unpackCodes(words: Uint32Array, N: number, K: number, bits: numb
 /** Bytes of storage a buffer takes on a device (f16 2 bytes, everything else 4). */
 export function storageBits(b: QBuffer): number {
   return b.data.length * (b.dtype === 'f16' ? 16 : 32);
+}
+
+/** Kernel parameters for every buffer of q, named `${prefix}${buffer}` (what most formats' `specs` is). */
+export function bufferSpecs(q: QuantizedMatrix, prefix = ''): Record<string, TensorSpec> {
+  const out: Record<string, TensorSpec> = {};
+  for (const [name, b] of Object.entries(q.buffers)) out[prefix + name] = tensor(b.dtype, b.shape);
+  return out;
+}
+
+/**
+ * The dense W of a table-driven format: W[n, k] = lut[code] * scale[n, k / g], codes `bits` wide in
+ * buffer `codes`, scales [N, ceil(K / g)] in buffer `scaleBuffer`, the table in buffer `lut`.
+ */
+export function lutDequantize(q: QuantizedMatrix, bits: number, g: number, scaleBuffer: string): Float64Array {
+  const { N, K } = q;
+  const G = Math.ceil(K / g);
+  const codes = unpackCodes(q.buffers['codes']!.data as Uint32Array, N, K, bits);
+  const s = q.buffers[scaleBuffer]!.data;
+  const lut = q.buffers['lut']!.data;
+  const out = new Float64Array(N * K);
+  for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[n * K + k] = lut[codes[n * K + k]!]! * s[n * G + Math.floor(k / g)]!;
+  return out;
 }
 
 /** Sum of every buffer's storage bits over N*K: the honest bits per weight. */

@@ -17,10 +17,9 @@
  * Bits per weight: 8 (codes) + 32 / block (scales) + 256 * 32 / (N * K) (the table): every buffer counts.
  */
 import { compute, lit, reduceMax, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
-import { kernel, tensor, type TensorSpec } from '../../dsl/kernel.js';
-import type { Tensor } from '../../dsl/tensor.js';
+import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { packCodes, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, lutDequantize, packCodes, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 
 export type Fp8Variant = 'e4m3' | 'e5m2';
 
@@ -184,25 +183,12 @@ export const fp8Format: Format<Fp8Params> = {
   },
 
   dequantize(q) {
-    const p = q.params as Fp8Params;
-    const { N, K } = q;
-    const g = fp8BlockSize(p, K);
-    const G = Math.ceil(K / g);
-    const codes = unpackCodes(q.buffers['codes']!.data as Uint32Array, N, K, BITS);
-    const s = q.buffers['scales']!.data;
-    const lut = q.buffers['lut']!.data;
-    const out = new Float64Array(N * K);
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[n * K + k] = lut[codes[n * K + k]!]! * s[n * G + Math.floor(k / g)]!;
-    return out;
+    return lutDequantize(q, BITS, fp8BlockSize(q.params as Fp8Params, q.K), 'scales');
   },
 
   bitsPerWeight: totalBitsPerWeight,
 
-  specs(q, prefix = '') {
-    const out: Record<string, TensorSpec> = {};
-    for (const [name, b] of Object.entries(q.buffers)) out[prefix + name] = tensor(b.dtype, b.shape);
-    return out;
-  },
+  specs: bufferSpecs,
 
   access(h, q, prefix = '') {
     const g = fp8BlockSize(q.params as Fp8Params, q.K);

@@ -11,11 +11,11 @@
  * the codes are computed, so codes and stored scales agree.
  */
 import { compute, lit, reduceMax, reduceMin, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
-import { kernel, tensor, type TensorSpec } from '../../dsl/kernel.js';
+import { kernel, tensor } from '../../dsl/kernel.js';
 import type { Tensor } from '../../dsl/tensor.js';
 import { f16Round } from '../../runtime/f16.js';
 import { fail } from '../../errors.js';
-import { packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QuantizedMatrix } from '../types.js';
 
 export interface IntParams {
   readonly [key: string]: number | string | boolean;
@@ -121,11 +121,7 @@ export const intFormat: Format<IntParams> = {
 
   bitsPerWeight: totalBitsPerWeight,
 
-  specs(q, prefix = '') {
-    const out: Record<string, TensorSpec> = {};
-    for (const [name, b] of Object.entries(q.buffers)) out[prefix + name] = tensor(b.dtype, b.shape);
-    return out;
-  },
+  specs: bufferSpecs,
 
   access(h, q, prefix = '') {
     const p = params(q);

@@ -20,10 +20,9 @@
  * totalBitsPerWeight counts too (and rows whose K or G does not fill words pay for the padding).
  */
 import { compute, lit, reduceMax, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
-import { kernel, tensor, type TensorSpec } from '../../dsl/kernel.js';
-import type { Tensor } from '../../dsl/tensor.js';
+import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { packCodes, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, packCodes, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 import { exponentSelect, floorLog2 } from './fp8.js';
 
 /** MXFP4 has no parameters: block 32, E2M1 elements and E8M0 scales are fixed by the spec. */
@@ -132,11 +131,7 @@ export const mxfp4Format: Format<Mxfp4Params> = {
 
   bitsPerWeight: totalBitsPerWeight,
 
-  specs(q, prefix = '') {
-    const out: Record<string, TensorSpec> = {};
-    for (const [name, b] of Object.entries(q.buffers)) out[prefix + name] = tensor(b.dtype, b.shape);
-    return out;
-  },
+  specs: bufferSpecs,
 
   access(h, q, prefix = '') {
     const codes = h[prefix + 'codes']!;

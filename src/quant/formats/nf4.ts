@@ -16,10 +16,9 @@
  * counts every buffer: 4.5 + table at the default block of 64.
  */
 import { compute, lit, reduceMax, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
-import { kernel, tensor, type TensorSpec } from '../../dsl/kernel.js';
-import type { Tensor } from '../../dsl/tensor.js';
+import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, lutDequantize, packCodes, perWord, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 
 export interface Nf4Params {
   readonly [key: string]: number | string | boolean;
@@ -94,25 +93,12 @@ export const nf4Format: Format<Nf4Params> = {
   },
 
   dequantize(q) {
-    const p = q.params as Nf4Params;
-    const { N, K } = q;
-    const g = nf4BlockSize(p, K);
-    const G = Math.ceil(K / g);
-    const codes = unpackCodes(q.buffers['codes']!.data as Uint32Array, N, K, BITS);
-    const s = q.buffers['absmax']!.data;
-    const lut = q.buffers['lut']!.data;
-    const out = new Float64Array(N * K);
-    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) out[n * K + k] = lut[codes[n * K + k]!]! * s[n * G + Math.floor(k / g)]!;
-    return out;
+    return lutDequantize(q, BITS, nf4BlockSize(q.params as Nf4Params, q.K), 'absmax');
   },
 
   bitsPerWeight: totalBitsPerWeight,
 
-  specs(q, prefix = '') {
-    const out: Record<string, TensorSpec> = {};
-    for (const [name, b] of Object.entries(q.buffers)) out[prefix + name] = tensor(b.dtype, b.shape);
-    return out;
-  },
+  specs: bufferSpecs,
 
   access(h, q, prefix = '') {
     const g = nf4BlockSize(q.params as Nf4Params, q.K);

@@ -15,10 +15,10 @@
  * Post-hoc ternary is lossy by design: errorBound is the exact worst case given s, max(s / 2, |w| - s).
  */
 import { compute, lit, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
-import { kernel, tensor, type TensorSpec } from '../../dsl/kernel.js';
+import { kernel, tensor } from '../../dsl/kernel.js';
 import type { Tensor } from '../../dsl/tensor.js';
 import { fail } from '../../errors.js';
-import { packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QuantizedMatrix } from '../types.js';
 
 export interface TernaryParams {
   readonly [key: string]: number | string | boolean;
@@ -99,11 +99,7 @@ export const ternaryFormat: Format<TernaryParams> = {
 
   bitsPerWeight: totalBitsPerWeight,
 
-  specs(q, prefix = '') {
-    const out: Record<string, TensorSpec> = {};
-    for (const [name, b] of Object.entries(q.buffers)) out[prefix + name] = tensor(b.dtype, b.shape);
-    return out;
-  },
+  specs: bufferSpecs,
 
   access(h, q, prefix = '') {
     const p = q.params as TernaryParams;

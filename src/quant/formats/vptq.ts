@@ -52,13 +52,13 @@
  * centroid the other way, so it agrees with the host closely but not bit for bit.
  */
 import { compute, lit, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
-import { kernel, tensor, type TensorSpec } from '../../dsl/kernel.js';
+import { kernel, tensor } from '../../dsl/kernel.js';
 import { argmin, matmul } from '../../dsl/ops.js';
 import type { Tensor } from '../../dsl/tensor.js';
 import type { Dim } from '../../ir/dims.js';
 import { f16Round } from '../../runtime/f16.js';
 import { fail } from '../../errors.js';
-import { packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 
 export interface VptqParams {
   readonly [key: string]: number | string | boolean;
@@ -491,11 +491,7 @@ export const vptqFormat: Format<VptqParams> = {
 
   bitsPerWeight: totalBitsPerWeight,
 
-  specs(q, prefix = '') {
-    const out: Record<string, TensorSpec> = {};
-    for (const [name, b] of Object.entries(q.buffers)) out[prefix + name] = tensor(b.dtype, b.shape);
-    return out;
-  },
+  specs: bufferSpecs,
 
   access(h, q, prefix = '') {
     const p = q.params as VptqParams;
