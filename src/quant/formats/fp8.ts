@@ -16,7 +16,8 @@
  * exact on every backend.
  * Bits per weight: 8 (codes) + 32 / block (scales) + 256 * 32 / (N * K) (the table): every buffer counts.
  */
-import { compute, lit, reduceMax, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
+import { packCodesDSL } from '../pack-dsl.js';
+import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
 import { bufferSpecs, lutDequantize, packCodes, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
@@ -205,7 +206,6 @@ export const fp8Format: Format<Fp8Params> = {
     check(p, N, K);
     const g = fp8BlockSize(p, K);
     const G = Math.ceil(K / g);
-    const KW = wordsPerRow(K, BITS);
     const { max } = FP8[p.variant];
     return kernel(`rtn_fp8_${p.variant}`, { w: tensor('f32', [N, K]) }, ({ w }) => {
       const amax = compute([N, G], (n, gi) =>
@@ -216,12 +216,7 @@ export const fp8Format: Format<Fp8Params> = {
       );
       const scales = compute([N, G], (n, gi) => select(amax.at(n, gi).gt(lit(0)), amax.at(n, gi).div(lit(max)), lit(1)));
       const code = (n: IndexExpr, k: IndexExpr) => encodeFp8Expr(w.at(n, k).div(scales.at(n, k.div(g))), p.variant);
-      const codes = compute([N, KW], (n, wi) =>
-        reduceSum(PER, (j) => {
-          const k = wi.mul(PER).add(j);
-          return select(k.lt(K), code(n, k.min(K - 1)).shl(j.mul(BITS).cast('u32')), lit(0, 'u32'));
-        }),
-      );
+      const codes = packCodesDSL(N, K, BITS, code, PER);
       return { codes, scales };
     });
   },

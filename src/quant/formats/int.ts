@@ -10,7 +10,8 @@
  * Codes round half up (floor(x + 0.5)), as the DSL quantizer does; the scale is rounded to f16 before
  * the codes are computed, so codes and stored scales agree.
  */
-import { compute, lit, reduceMax, reduceMin, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
+import { packCodesDSL } from '../pack-dsl.js';
+import { compute, lit, reduceMax, reduceMin, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import type { Tensor } from '../../dsl/tensor.js';
 import { f16Round } from '../../runtime/f16.js';
@@ -142,8 +143,6 @@ export const intFormat: Format<IntParams> = {
     check(p, N, K);
     const g = groupSize(p, K);
     const G = Math.ceil(K / g);
-    const per = perWord(p.bits);
-    const KW = wordsPerRow(K, p.bits);
     const top = 2 ** p.bits - 1;
     const mid = 2 ** (p.bits - 1);
     return kernel(`rtn_int${p.bits}`, { w: tensor('f32', [N, K]) }, ({ w }) => {
@@ -164,12 +163,7 @@ export const intFormat: Format<IntParams> = {
         const z = p.symmetric ? lit(mid) : zeros.at(n, gi).cast('f32');
         return w.at(n, k).div(scales.at(n, gi).cast('f32')).add(lit(0.5)).un('floor').add(z).max(lit(0)).min(lit(top)).cast('u32');
       };
-      const codes = compute([N, KW], (n, wi) =>
-        reduceSum(per, (j) => {
-          const k = wi.mul(per).add(j);
-          return select(k.lt(K), code(n, k.min(K - 1)).shl(j.mul(p.bits).cast('u32')), lit(0, 'u32'));
-        }),
-      );
+      const codes = packCodesDSL(N, K, p.bits, code);
       const outs: Record<string, Tensor> = { codes, scales };
       if (!p.symmetric) outs['zeros'] = zeros;
       return outs;

@@ -19,7 +19,8 @@
  * Bits per weight: 4 (codes) + 8 / 32 (scales) = 4.25, plus the tables, 272 * 32 / (N * K), which
  * totalBitsPerWeight counts too (and rows whose K or G does not fill words pay for the padding).
  */
-import { compute, lit, reduceMax, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
+import { packCodesDSL } from '../pack-dsl.js';
+import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
 import { bufferSpecs, packCodes, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
@@ -149,8 +150,6 @@ export const mxfp4Format: Format<Mxfp4Params> = {
   rtnKernel(N, K, p) {
     check(p, N, K);
     const G = Math.ceil(K / MX_BLOCK);
-    const KW = wordsPerRow(K, 4);
-    const GW = wordsPerRow(G, 8);
     return kernel('rtn_mxfp4', { w: tensor('f32', [N, K]) }, ({ w }) => {
       // 2^-X per block, X = clamp(floor(log2(absmax)) - 2, -127, 127): one reduction compute, so it
       // is materialized once per block (2^-X spans 2^-125 .. 2^127, all normal f32)
@@ -169,14 +168,7 @@ export const mxfp4Format: Format<Mxfp4Params> = {
         const mag = THRESHOLDS.map(({ t, up }) => (up ? a.ge(lit(t)) : a.gt(lit(t))).cast('u32')).reduce((s, b) => s.add(b));
         return mag.bitor(select(x.lt(lit(0)), lit(8, 'u32'), lit(0, 'u32')));
       };
-      const pack = (extent: number, per: number, bits: number, words: number, f: (n: IndexExpr, i: IndexExpr) => IndexExpr) =>
-        compute([N, words], (n, wi) =>
-          reduceSum(per, (j) => {
-            const i = wi.mul(per).add(j);
-            return select(i.lt(extent), f(n, i.min(extent - 1)).shl(j.mul(bits).cast('u32')), lit(0, 'u32'));
-          }),
-        );
-      return { codes: pack(K, 8, 4, KW, code), scales: pack(G, 4, 8, GW, ecode) };
+      return { codes: packCodesDSL(N, K, 4, code, 8), scales: packCodesDSL(N, G, 8, ecode, 4) };
     });
   },
 

@@ -15,7 +15,8 @@
  * Bits per weight: 4 (codes) + 32 / block (absmax) + 16 * 32 / (N * K) (the table), as totalBitsPerWeight
  * counts every buffer: 4.5 + table at the default block of 64.
  */
-import { compute, lit, reduceMax, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
+import { packCodesDSL } from '../pack-dsl.js';
+import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
 import { bufferSpecs, lutDequantize, packCodes, perWord, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
@@ -117,7 +118,6 @@ export const nf4Format: Format<Nf4Params> = {
     const g = nf4BlockSize(p, K);
     const G = Math.ceil(K / g);
     const per = perWord(BITS);
-    const KW = wordsPerRow(K, BITS);
     return kernel('rtn_nf4', { w: tensor('f32', [N, K]) }, ({ w }) => {
       // |w| over block gi, 0 past the row's end (ragged last block)
       const amax = compute([N, G], (n, gi) =>
@@ -132,12 +132,7 @@ export const nf4Format: Format<Nf4Params> = {
         const x = w.at(n, k).div(absmax.at(n, k.div(g)));
         return NF4_MIDPOINTS.map((m) => x.gt(lit(m)).cast('u32')).reduce((a, b) => a.add(b));
       };
-      const codes = compute([N, KW], (n, wi) =>
-        reduceSum(per, (j) => {
-          const k = wi.mul(per).add(j);
-          return select(k.lt(K), code(n, k.min(K - 1)).shl(j.mul(BITS).cast('u32')), lit(0, 'u32'));
-        }),
-      );
+      const codes = packCodesDSL(N, K, BITS, code, per);
       return { codes, absmax };
     });
   },

@@ -14,6 +14,7 @@
  * Bits per weight: 2 (codes, plus row padding) + 32 / (N * K) for the per-tensor scale (32 / g grouped).
  * Post-hoc ternary is lossy by design: errorBound is the exact worst case given s, max(s / 2, |w| - s).
  */
+import { packCodesDSL } from '../pack-dsl.js';
 import { compute, lit, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import type { Tensor } from '../../dsl/tensor.js';
@@ -115,7 +116,6 @@ export const ternaryFormat: Format<TernaryParams> = {
   rtnKernel(N, K, p) {
     check(p, N, K);
     const per = perWord(BITS);
-    const KW = wordsPerRow(K, BITS);
     return kernel(`rtn_ternary${p.group ? `_g${p.group}` : ''}`, { w: tensor('f32', [N, K]) }, ({ w }) => {
       let scale: Tensor;
       let scaleOf: (n: IndexExpr, k: IndexExpr) => IndexExpr;
@@ -142,12 +142,7 @@ export const ternaryFormat: Format<TernaryParams> = {
         const x = w.at(n, k).div(scaleOf(n, k));
         return select(x.gt(lit(0.5)), lit(2, 'u32'), select(x.lt(lit(-0.5)), lit(0, 'u32'), lit(1, 'u32')));
       };
-      const codes = compute([N, KW], (n, wi) =>
-        reduceSum(per, (j) => {
-          const k = wi.mul(per).add(j);
-          return select(k.lt(K), code(n, k.min(K - 1)).shl(j.mul(BITS).cast('u32')), lit(0, 'u32'));
-        }),
-      );
+      const codes = packCodesDSL(N, K, BITS, code, per);
       return { codes, scale };
     });
   },

@@ -51,6 +51,7 @@
  * needs only `w` and runs on any backend; f32 arithmetic there can round a near-tie or an f16
  * centroid the other way, so it agrees with the host closely but not bit for bit.
  */
+import { packCodesDSL } from '../pack-dsl.js';
 import { compute, lit, reduceSum, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { argmin, matmul } from '../../dsl/ops.js';
@@ -397,11 +398,7 @@ function vqKmeans(x: Tensor, R: number, C: number, D: number, iters: number, see
 
 /** Packs codes a[i·W + j] (i < rows, j < W, i32) into u32 words [rows, ceil(W / per)] per ../types.ts. */
 function packExpr(a: Tensor, rows: number, W: number, bits: number): Tensor {
-  const per = perWord(bits);
-  return compute([rows, wordsPerRow(W, bits)], (i, wi) => reduceSum(per, (q) => {
-    const col = wi.mul(per).add(q);
-    return select(col.lt(W), a.at(i.mul(W).add(col.min(W - 1))).cast('u32').shl(q.mul(bits).cast('u32')), lit(0, 'u32'));
-  }));
+  return packCodesDSL(rows, W, bits, (i, col) => a.at(i.mul(W).add(col)));
 }
 
 /**
