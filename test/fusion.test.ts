@@ -68,6 +68,22 @@ describe('fusion', () => {
     expect(kinds(rows)).toEqual(['reduce']);
   });
 
+  it('an int4 GEMV with groups of 128 loops over whole groups: scale and zero once per group, 8 columns per invocation', async () => {
+    const { intFormat, qlinearKernel } = await import('../src/quant/index.js');
+    const q = intFormat.quantize(new Float32Array(16 * 300).map((_, i) => Math.sin(i)), 16, 300, { bits: 4, group: 128, symmetric: false });
+    const k = compile(qlinearKernel(intFormat, q, 1).program).kernels[0]!.kernel;
+    const loops: string[] = [];
+    const walk = (ss: readonly import('../src/ir/kernel.js').KStmt[]): void => {
+      for (const s of ss) {
+        if (s.k === 'for') { loops.push(s.v); walk(s.body); }
+        if (s.k === 'if') { walk(s.then); walk(s.else); }
+      }
+    };
+    walk(k.body);
+    expect(loops).toEqual(['kg', 'kq16', 'kk', 'k']); // whole groups, then whole chunks, then the tail
+    expect(k.schedule.params['tn']).toBe(8);
+  });
+
   it('one reduction used twice in a compute body is one node, computed once', () => {
     const def = D.kernel('twice', { x: D.tensor('f32', [M, N]) }, ({ x }) => {
       const mx = D.reduceMax(N, (j) => x.at(0, j));

@@ -80,3 +80,19 @@ describe('clamps that cannot bind', () => {
     expect(L.max(L.min(u, L.i32(15)), L.i32(0))).toBe(u);
   });
 });
+
+describe('bounded loop counters', () => {
+  it('(kg*16 + kq)/16 = kg and %16 = kq when 0 <= kq < 16, not when the bound is larger', () => {
+    const kg = L.variable('kg_test', 'i32', true);
+    const kq = L.variable('kq16_test', 'i32', true, 16);
+    const kq32 = L.variable('kq32_test', 'i32', true, 32);
+    const e = L.add(L.mul(kg, L.i32(16)), kq);
+    expect(L.div(e, L.i32(16))).toBe(kg);
+    expect(L.mod(e, L.i32(16))).toBe(kq);
+    // k = (kg*16 + kq) * 8 + u: its group of 128 is kg
+    expect(L.div(L.add(L.mul(e, L.i32(8)), L.i32(5)), L.i32(128))).toBe(kg);
+    const wide = L.div(L.add(L.mul(kg, L.i32(16)), kq32), L.i32(16));
+    expect(wide.k === 'bin' && wide.op === 'div').toBe(true);
+    expect(() => L.variable('kq16_test', 'i32', true, 8)).toThrow(/bounds/);
+  });
+});

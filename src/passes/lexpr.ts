@@ -60,10 +60,19 @@ export const i32 = (v: number) => lit('i32', v);
  * Variables the schedule knows are never negative (loop counters from 0). Index rules below only
  * rewrite truncating division and modulo when the dividend is provably non-negative.
  */
-const NON_NEGATIVE_VARS = new Set<string>();
+const NON_NEGATIVE_VARS = new Map<string, number>();
 
-export function variable(name: string, t: Scalar = 'i32', nonNegative = false): LExpr {
-  if (nonNegative) NON_NEGATIVE_VARS.add(`${t}:${name}`);
+/**
+ * A variable; `nonNegative` marks a loop counter from 0, `below` (with it) an exclusive upper bound
+ * the loop keeps. The facts are global per name, so a bounded counter's name should say its bound.
+ */
+export function variable(name: string, t: Scalar = 'i32', nonNegative = false, below = Infinity): LExpr {
+  if (nonNegative) {
+    const key = `${t}:${name}`;
+    const had = NON_NEGATIVE_VARS.get(key);
+    if (had !== undefined && had !== below) throw new Error(`lowering variable ${name} registered with bounds ${had} and ${below}`);
+    NON_NEGATIVE_VARS.set(key, below);
+  }
   return make(`V${t}:${name}`, () => ({ k: 'var', t, name, free: new Set([name]) }));
 }
 export function uniform(name: string): LExpr {
@@ -133,6 +142,7 @@ export function nonNegative(e: LExpr): boolean {
 export function upperBound(e: LExpr): number {
   switch (e.k) {
     case 'lit': return e.v;
+    case 'var': return (NON_NEGATIVE_VARS.get(`${e.t}:${e.name}`) ?? Infinity) - 1;
     case 'cast': return e.a.t === 'u32' || e.a.t === 'i32' ? upperBound(e.a) : Infinity;
     case 'bin':
       if (e.op === 'band' && e.b.k === 'lit' && e.b.v >= 0) return e.b.v;
@@ -162,6 +172,11 @@ function divModAffine(op: 'div' | 'mod', a: LExpr, d: number): LExpr | undefined
   if (a.k === 'bin' && a.op === 'add' && a.b.k === 'lit' && a.b.v >= 0) {
     base = a.a;
     c2 = a.b.v;
+  } else if (a.k === 'bin' && a.op === 'add' && a.b.k !== 'lit' && nonNegative(a.b) && upperBound(a.b) < d) {
+    // x * c1 + y with 0 <= y < d bounded (an inner loop counter): y leaves the quotient
+    const [x, c1] = scaled(a.a);
+    if (c1 % d === 0 && nonNegative(x)) return op === 'div' ? mul(x, i32(c1 / d)) : a.b;
+    return undefined;
   }
   const [x, c1] = scaled(base);
   if (c1 === 1 && c2 === 0) return undefined;

@@ -312,6 +312,81 @@ function accumulate(b: Build, o: KOperands, ks: readonly LExpr[], chain: readonl
 }
 
 /**
+ * How many chunks share one scale and zero: P when, in every column's factored B (see groupFactor),
+ * the chunk counter `kk` appears only as kk / P (a group of P * uk weights along K); else undefined.
+ */
+function groupPeriod(b: Build, o: KOperands, ks: readonly LExpr[], kk: LExpr): number | undefined {
+  if (o.t !== 'f32') return undefined;
+  const periods = new Set<number>();
+  let bare = false;
+  const visit = (e: LExpr): void => {
+    if (e.k === 'bin' && e.op === 'div' && e.a === kk && e.b.k === 'lit' && e.b.v > 1) periods.add(e.b.v);
+    else if (e === kk) bare = true;
+    else L.children(e).forEach(visit);
+  };
+  for (const n of o.nc) {
+    const f = groupFactor(ks.map((k) => b.lower.valueAt(o.B, [...o.batch, k, n])));
+    if (!f) return undefined;
+    visit(f.scale);
+    if (f.zero) visit(f.zero);
+  }
+  return !bare && periods.size === 1 ? [...periods][0] : undefined;
+}
+
+/**
+ * The K loop over whole groups of P chunks: kg counts groups, kq (below P) chunks within one, so the
+ * group's scale and zero depend on kg alone. Each invocation sums a*c and a per group into
+ * registers and applies acc += s * (sum a*c - z * sum a) once per group: per weight, one unpack and
+ * one multiply-add.
+ */
+function accumulateGroups(b: Build, o: KOperands, P: number, chunkKs: (c: LExpr) => LExpr[], groups: LExpr, into: KStmt[]): boolean {
+  const lo = b.lower;
+  const kgName = 'kg';
+  const kqName = `kq${P}`;
+  const kg = L.variable(kgName, 'i32', true);
+  const kq = L.variable(kqName, 'i32', true, P);
+  const ks = chunkKs(L.add(L.mul(kg, L.i32(P)), kq));
+  const av = ks.map((k) => o.mc.map((m) => lo.valueAt(o.A, [...o.batch, m, k])));
+  const bv = ks.map((k) => o.nc.map((n) => lo.valueAt(o.B, [...o.batch, k, n])));
+  const factors = o.nc.map((_, j) => groupFactor(bv.map((row) => row[j]!)));
+  // the scale and zero must not vary within a group (they are applied after its inner loop)
+  if (factors.some((f) => !f || f.scale.free.has(kqName) || f.zero?.free.has(kqName))) return false;
+  const fs = factors as NonNullable<(typeof factors)[number]>[];
+  const sumOf = (xs: LExpr[]) => xs.slice(1).reduce((s, x) => L.add(s, x), xs[0]!);
+  const fresh = (p: string) => b.emitter.fresh(p);
+  const dots = o.mc.map(() => o.nc.map(() => fresh('d')));
+  const sums = o.mc.map(() => fresh('as'));
+  const outer = new Scope(new Set([kgName, ...dots.flat(), ...sums]));
+  const inner = new Scope(new Set([kqName]));
+  const zero: KExpr = { k: 'lit', t: 'f32', v: 0 };
+  for (const row of dots) for (const name of row) outer.stmts.push({ k: 'let', name, t: 'f32', init: zero, mut: true });
+  const needSums = fs.some((f) => f.zero);
+  if (needSums) for (const name of sums) outer.stmts.push({ k: 'let', name, t: 'f32', init: zero, mut: true });
+  const chainIn = [b.top, b.thread, outer, inner];
+  const dotTerms = o.mc.map((_, i) => o.nc.map((_, j) => sumOf(av.map((row, u) => L.mul(row[i]!, fs[j]!.codes[u]!)))));
+  const sumTerms = o.mc.map((_, i) => sumOf(av.map((row) => row[i]!)));
+  const operands = [...av.flat(), ...fs.flatMap((f) => f.codes)];
+  b.emitter.countUses([...operands, ...operands]);
+  b.emitter.countUses([...dotTerms.flat(), ...(needSums ? sumTerms : [])]);
+  for (const v of operands) b.emitter.emit(v, chainIn);
+  const fv = (name: string): KExpr => ({ k: 'var', t: 'f32', name });
+  dots.forEach((row, i) => row.forEach((name, j) => inner.stmts.push({ k: 'set', name, value: { k: 'bin', t: 'f32', op: 'add', a: fv(name), b: b.emitter.emit(dotTerms[i]![j]!, chainIn) } })));
+  if (needSums) sums.forEach((name, i) => inner.stmts.push({ k: 'set', name, value: { k: 'bin', t: 'f32', op: 'add', a: fv(name), b: b.emitter.emit(sumTerms[i]!, chainIn) } }));
+  outer.stmts.push({ k: 'for', v: kqName, from: { k: 'lit', t: 'i32', v: 0 }, to: { k: 'lit', t: 'i32', v: P }, step: 1, body: inner.stmts });
+  // the group's scale and zero (functions of kg only) applied once
+  const chainOut = [b.top, b.thread, outer];
+  const finals = o.mc.map((_, i) => o.nc.map((_, j) => {
+    const f = fs[j]!;
+    const d = L.variable(dots[i]![j]!, 'f32');
+    return L.mul(f.scale, f.zero ? L.sub(d, L.mul(f.zero, L.variable(sums[i]!, 'f32'))) : d);
+  }));
+  b.emitter.countUses(finals.flat());
+  o.accs.forEach((row, i) => row.forEach((name, j) => outer.stmts.push({ k: 'set', name, value: { k: 'bin', t: 'f32', op: 'add', a: fv(name), b: b.emitter.emit(finals[i]![j]!, chainOut) } })));
+  into.push({ k: 'for', v: kgName, from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(groups, [b.top]), step: 1, body: outer.stmts });
+  return true;
+}
+
+/**
  * B's values over one unrolled chunk as codes * scale or (codes - zero) * scale with one scale and
  * zero for the whole chunk, or undefined. Zero is left out when it is the literal 0.
  */
@@ -444,10 +519,20 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
     if (uk > 1) {
       // kk counts whole chunks of uk; k = kk * uk + u for the unrolled u, so packed loads are shared
       const kk = L.variable('kk', 'i32', true);
-      const loop = new Scope(new Set(['kk']));
-      chunk(Array.from({ length: uk }, (_, u) => L.add(L.mul(kk, L.i32(uk)), L.i32(u))), loop);
+      const chunkKs = (c: LExpr) => Array.from({ length: uk }, (_, u) => L.add(L.mul(c, L.i32(uk)), L.i32(u)));
       const chunks = L.div(Ke, L.i32(uk));
-      slowStmts.push({ k: 'for', v: 'kk', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(chunks, [b.top]), step: 1, body: loop.stmts });
+      let chunkFrom: LExpr = L.i32(0);
+      const P = groupPeriod(b, operands, chunkKs(kk), kk);
+      if (P !== undefined) {
+        // whole groups first: a group's scale and zero are applied once per group (see accumulateGroups)
+        const groups = L.div(chunks, L.i32(P));
+        if (accumulateGroups(b, operands, P, chunkKs, groups, slowStmts)) chunkFrom = L.mul(groups, L.i32(P));
+      }
+      const loop = new Scope(new Set(['kk']));
+      chunk(chunkKs(kk), loop);
+      const from = b.emitter.emit(chunkFrom, [b.top]);
+      const to = b.emitter.emit(chunks, [b.top]);
+      if (!(from.k === 'lit' && to.k === 'lit' && from.v >= to.v)) slowStmts.push({ k: 'for', v: 'kk', from, to, step: 1, body: loop.stmts });
       tailFrom = L.mul(chunks, L.i32(uk));
     }
     const k = L.variable('k', 'i32', true);
