@@ -150,6 +150,10 @@ export function upperBound(e: LExpr): number {
       if (e.op === 'mod' && e.b.k === 'lit' && e.b.v > 0 && nonNegative(e.a)) return e.b.v - 1;
       if (e.op === 'min') return Math.min(upperBound(e.a), upperBound(e.b));
       if (e.op === 'max') return Math.max(upperBound(e.a), upperBound(e.b));
+      if (e.t !== 'i32' || !nonNegative(e.a) || !nonNegative(e.b)) return Infinity;
+      if (e.op === 'add') return upperBound(e.a) + upperBound(e.b);
+      if (e.op === 'mul') return upperBound(e.a) * upperBound(e.b);
+      if (e.op === 'div' && e.b.k === 'lit' && e.b.v > 0) return Math.floor(upperBound(e.a) / e.b.v);
       return Infinity;
     default: return Infinity;
   }
@@ -201,6 +205,8 @@ export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
     const v = foldInt(op, a.v, b.v, a.t as 'i32' | 'u32');
     if (v !== undefined) return lit(a.t, v);
   }
+  // a bound check that always holds (an index provably below a constant)
+  if (op === 'lt' && a.t === 'i32' && b.k === 'lit' && upperBound(a) < b.v && (nonNegative(a) || b.v > 0)) return lit('bool', 1);
   const isZero = (x: LExpr) => x.k === 'lit' && x.v === 0;
   const isOne = (x: LExpr) => x.k === 'lit' && x.v === 1;
   switch (op) {

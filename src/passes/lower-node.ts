@@ -18,6 +18,8 @@ export interface LowerContext {
   bufferOf(node: Node): string | undefined;
   /** A value the schedule already holds for `node` at `idx` (a matmul accumulator in an epilogue). */
   override?(node: Node, idx: readonly LExpr[]): LExpr | undefined;
+  /** Dims fixed at compile time (a specialized program): lowered as constants, not uniforms. */
+  readonly dims?: Readonly<Record<string, number>>;
 }
 
 export class NodeLowering {
@@ -29,6 +31,8 @@ export class NodeLowering {
   dim(d: Dim): LExpr {
     if (typeof d === 'number') return L.i32(d);
     if ('sym' in d) {
+      const fixed = this.ctx.dims?.[d.sym];
+      if (fixed !== undefined) return L.i32(fixed);
       this.uniforms.add(d.sym);
       return L.uniform(d.sym);
     }

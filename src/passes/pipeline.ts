@@ -3,7 +3,7 @@
  * named so the CLI can dump the IR after it (`--dump-after fuse`), as Triton's stage registry does.
  */
 import { fail } from '../errors.js';
-import { shapeToString } from '../ir/dims.js';
+import { shapeSymbols, shapeToString } from '../ir/dims.js';
 import type { Node, Program } from '../ir/graph.js';
 import type { Kernel } from '../ir/kernel.js';
 import { printKernel } from '../ir/kernel-print.js';
@@ -28,10 +28,17 @@ export interface CompiledProgram {
   readonly buffers: readonly PlannedBuffer[];
   readonly kernels: readonly CompiledKernel[];
   readonly outputs: ReadonlyMap<string, string>;
+  /** Dims the kernels were compiled for as constants (`CompileOptions.specialize`); dispatch checks them. */
+  readonly specialized?: Readonly<Record<string, number>>;
 }
 
 export interface CompileOptions {
   readonly params?: Partial<ScheduleParams>;
+  /**
+   * Dims known at compile time: the kernels use them as constants (index arithmetic folds, clamps
+   * that cannot bind disappear), and the program only runs at exactly these values.
+   */
+  readonly specialize?: Readonly<Record<string, number>>;
   /** Per-group schedule parameters (an autotuner's choices), over `params`. */
   readonly groupParams?: (group: FusedGroup, index: number) => Partial<ScheduleParams> | undefined;
   /** Storage buffers one kernel may bind; wider groups are split (default 8, WebGPU's minimum). */
@@ -50,6 +57,17 @@ function printGroups(groups: readonly FusedGroup[]): string {
   return groups
     .map((g, i) => `group ${i} ${g.kind}${g.kind === 'row' ? `(${g.rowAxes})` : ''}: writes %${g.root.id} (${g.root.op})${(g.extra ?? []).map((x) => `, %${x.id} (${x.op})`).join('')}, inlines [${g.inlined.map((n) => `%${n.id} ${n.op}`).join(', ')}], reads [${g.reads.map((n) => `%${n.id}`).join(', ')}]`)
     .join('\n');
+}
+
+/** The specialization's dims, checked: each names a dim of the program and is a positive integer. */
+function checkSpecialize(p: Program, dims: Readonly<Record<string, number>>): Readonly<Record<string, number>> {
+  const known = new Set<string>();
+  for (const i of p.inputs) shapeSymbols(i.shape, known);
+  for (const [k, v] of Object.entries(dims)) {
+    if (!known.has(k)) fail('E_ARG', `specialize: program '${p.name}' has no dim '${k}' (dims: ${[...known].join(', ') || 'none'})`);
+    if (!Number.isInteger(v) || v < 1) fail('E_ARG', `specialize: dim ${k} must be a positive integer, got ${v}`);
+  }
+  return { ...dims };
 }
 
 /**
@@ -75,9 +93,11 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   const plan: BufferPlan = planBuffers(program, groups);
   dump('memory', () => plan.buffers.map((b) => `${b.role} ${b.name}: ${b.dtype}${shapeToString(b.shape)}`).join('\n'));
 
+  const specialized = opts.specialize && Object.keys(opts.specialize).length > 0 ? checkSpecialize(source, opts.specialize) : undefined;
   const names = {
     readOf: (n: Node) => plan.of.get(n) ?? fail('E_INTERNAL', `no buffer for %${n.id}`),
     writeOf: (n: Node) => plan.writes.get(n) ?? fail('E_INTERNAL', `no output buffer for %${n.id}`),
+    ...(specialized ? { dims: specialized } : {}),
   };
   const used = new Map<string, number>();
   const kernels = groups.map((group, i) => {
@@ -91,5 +111,5 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   });
   dump('schedule', () => kernels.map((k) => printKernel(k.kernel)).join('\n\n'));
 
-  return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs };
+  return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs, ...(specialized ? { specialized } : {}) };
 }

@@ -64,6 +64,8 @@ export interface BufferNames {
   readOf(node: Node): string;
   /** Buffer a group root is written to. */
   writeOf(root: Node): string;
+  /** Dims fixed at compile time (a specialized program): constants in the kernel, not uniforms. */
+  readonly dims?: Readonly<Record<string, number>>;
 }
 
 interface Build {
@@ -77,7 +79,7 @@ interface Build {
 
 function start(group: FusedGroup, names: BufferNames, override?: (node: Node, idx: readonly LExpr[]) => LExpr | undefined): Build {
   const reads = new Set(group.reads);
-  const lower = new NodeLowering({ bufferOf: (n) => (reads.has(n) && (n !== group.root || n.op === 'input') ? names.readOf(n) : undefined), ...(override ? { override } : {}) });
+  const lower = new NodeLowering({ bufferOf: (n) => (reads.has(n) && (n !== group.root || n.op === 'input') ? names.readOf(n) : undefined), ...(override ? { override } : {}), ...(names.dims ? { dims: names.dims } : {}) });
   return { lower, emitter: new Emitter(), top: new Scope(new Set()), thread: new Scope(new Set(['tid', 'lid', 'wid'])), out: names.writeOf(group.root), shared: [] };
 }
 
@@ -96,7 +98,7 @@ function finish(group: FusedGroup, names: BufferNames, b: Build, threads: Dim, k
   }
   buffers.push({ name: b.out, dtype: group.root.dtype, access: 'read_write', shape: group.root.shape });
   for (const x of group.extra ?? []) buffers.push({ name: names.writeOf(x), dtype: x.dtype, access: 'read_write', shape: x.shape });
-  for (const d of dimSymbols(threads)) b.lower.uniforms.add(d);
+  for (const d of dimSymbols(threads)) if (names.dims?.[d] === undefined) b.lower.uniforms.add(d);
   return {
     name: `${kind}_${b.out}`.replace(/[^A-Za-z0-9_]/g, '_'),
     buffers,
@@ -503,7 +505,8 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
         }),
       ),
     );
-    storeTile(b, group, epi, { ...tile, accs }, fast ? b.thread.stmts : fastStmts);
+    // the stores follow the K loop (when the vector path is known to apply, it is the whole body)
+    storeTile(b, group, epi, { ...tile, accs }, fastStmts);
     if (fast) b.thread.stmts.push(...fastStmts);
   }
 

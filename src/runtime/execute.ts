@@ -36,6 +36,9 @@ export function bindDims(cp: CompiledProgram, inputs: Readonly<Record<string, Ho
     if (!hostMatches(p.dtype, t.data)) fail('E_BUFFER', `input '${p.name}' is ${p.dtype}: pass a ${hostTypeName(p.dtype)}, got ${t.data.constructor.name}`);
   }
   for (const [k, v] of Object.entries(dims)) if (!Number.isInteger(v) || v < 1) fail('E_BUFFER', `dim ${k} must be a positive integer, got ${v}`);
+  for (const [k, v] of Object.entries(cp.specialized ?? {})) {
+    if (dims[k] !== v) fail('E_BUFFER', `program '${cp.name}' was compiled for ${k} = ${v} (specialize) but is called with ${k} = ${dims[k]}; compile it without specialize, or for these dims`);
+  }
   return dims;
 }
 
