@@ -53,6 +53,18 @@ describe('autotuner', () => {
       }
     }
   });
+
+  it('tunes a program specialized to its inputs\' dims and compiles it with the winners', async () => {
+    const { name, rt } = backends[0]!;
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-tune-'));
+    const ins = inputs(6, 8, 12);
+    const res = await tuneProgram(block.program, rt, ins, { cacheDir: dir, repeats: 1, specialize: true });
+    const dims = { M: 6, N: 8, K: 12 };
+    const tuned = compileTuned(block.program, rt, { cacheDir: dir, dims, specialize: dims });
+    expect(tuned.specialized).toEqual(dims);
+    res.forEach((k, i) => expect(tuned.kernels[i]!.kernel.schedule.params, `${name} ${k.kernel}`).toMatchObject(k.best));
+    expect(await checkOnBackend(tuned, rt, ins, { rtol: 1e-4, atol: 1e-5 }), name).toBeNull();
+  });
 });
 
 describe('every schedule variant the tuner may pick matches the reference', () => {

@@ -48,7 +48,7 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}): Candida
         { tiled: 1, tm: 1, tn: 4, wm: 4, wn: 16, bk: 32 },
       ];
       // vec4 loads and FMAs along N (and K) when N and K are multiples of 4, the scalar path otherwise
-      const vecTiles: [number, number][] = [[1, 8], [2, 8], [4, 4], [4, 8], [8, 4], [8, 8]];
+      const vecTiles: [number, number][] = [[1, 8], [2, 8], [4, 4], [4, 8], [8, 4], [8, 8], [16, 8], [8, 16]];
       const vectorized = vecTiles.flatMap(([tm, tn]) => [64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
       // split-K: a workgroup per output tile strides over K and sums its partials (GEMV, small batches)
       const splitK: Candidate[] = [[1, 1], [1, 2], [1, 4], [2, 2], [4, 1]].flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ coop: 1, tm, tn, workgroupSize })));

@@ -9,7 +9,7 @@ import type { Program } from '../ir/graph.js';
 import { printKernel } from '../ir/kernel-print.js';
 import { compile, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
 import type { BackendRuntime, HostArray } from '../runtime/backend.js';
-import { prepare, type HostTensor } from '../runtime/execute.js';
+import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { candidatesFor, deviceCaps, type Candidate } from './candidates.js';
 import { cacheDir, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
 
@@ -41,6 +41,11 @@ export interface TuneOptions {
   /** Re-time even when the cache has an entry at these dims. */
   readonly force?: boolean;
   readonly onProgress?: (p: TuneProgress) => void;
+  /**
+   * Tune the program specialized to the inputs' dims (dims as constants, see CompileOptions.specialize);
+   * compile it later with `compileTuned(..., { specialize: dims })` to use the winners.
+   */
+  readonly specialize?: boolean;
 }
 
 function deviceKey(rt: BackendRuntime): string {
@@ -61,7 +66,9 @@ function close(a: HostArray, b: HostArray): string | undefined {
 export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: Readonly<Record<string, HostTensor>>, opts: TuneOptions = {}): Promise<KernelTuning[]> {
   const repeats = opts.repeats ?? 7;
   const dir = opts.cacheDir ?? cacheDir();
-  const base = compile(program);
+  const specialize = opts.specialize ? bindDims(compile(program), inputs) : undefined;
+  const copts = specialize ? { specialize } : {};
+  const base = compile(program, copts);
   const prep = prepare(base, rt, inputs);
   const results: KernelTuning[] = [];
   try {
@@ -88,7 +95,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       const cands = candidatesFor(ck.group, deviceCaps(rt.info));
       for (const [ci, cand] of cands.entries()) {
         opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length });
-        const variant = compile(program, { groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
+        const variant = compile(program, { ...copts, groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
         rt.run(variant, bindings, prep.dims);
         const bad = close(await rt.download(out), expected);
         if (bad) {
