@@ -22,6 +22,7 @@ import { createWebGPURuntime, webgpuUnavailableReason, type WebGPURuntime } from
 import { prepare, type Prepared } from '../src/runtime/execute.js';
 import type { HostTensor } from '../src/runtime/execute.js';
 import { FORMATS, qlinearInputs, qlinearKernel, type QuantizedMatrix } from '../src/quant/index.js';
+import { w8a8BitsPerWeight, w8a8Inputs, w8a8LinearKernel, w8a8QuantizeWeights, w8a8Reference } from '../src/quant/w8a8.js';
 import { benchMatrix, GEMV_FORMATS } from './quant-cases.js';
 import { adapterSlug } from './backend.js';
 import { renderChart } from './chart.js';
@@ -124,6 +125,14 @@ export async function runQuantGemv(opts: { N: number; K: number; M: number; roun
       });
       impls.push(await impl(rt, `${bf.label} dequant+matmul`, bits, bytes + 8 * N * K, [{ def: pair, inputs: qlinearInputs(q, x, M) }], want, async (p) => (await p[0]!.read())['out']!.data));
     }
+  }
+
+  // W8A8: int8 weights, activations quantized per token inside the program, packed int8 dot products
+  {
+    const q = w8a8QuantizeWeights(w, N, K);
+    const want = w8a8Reference(x, q, M);
+    const bits = w8a8BitsPerWeight(q);
+    impls.push(await impl(rt, 'w8a8 (dot4i8)', bits, Math.ceil((bits * N * K) / 8) + io, [{ def: w8a8LinearKernel(N, K, M), inputs: w8a8Inputs(q, x, M) }], want, async (p) => (await p[0]!.read())['out']!.data));
   }
 
   const errs = new Map<string, number>();

@@ -25,10 +25,10 @@ describe.skipIf(smokeRun())('GEMV benchmark', () => {
   it('checks every format against the reference and reports fused and pair kernels', async () => {
     if (!(await getTestWebGPU())) return; // no adapter and not required here (CI requires one)
     const { results } = await runQuantGemv({ N: 48, K: 72, M: 1, rounds: 1, repeats: 1, log: () => {} });
-    expect(results.map((r) => r.name)).toEqual(['f32', 'int8', 'int4 g128', 'int4 g128 dequant+matmul', 'nf4', 'fp8 e4m3', 'mxfp4', 'ternary', 'vptq v4 k256']);
+    expect(results.map((r) => r.name)).toEqual(['f32', 'int8', 'int4 g128', 'int4 g128 dequant+matmul', 'nf4', 'fp8 e4m3', 'mxfp4', 'ternary', 'vptq v4 k256', 'w8a8 (dot4i8)']);
     for (const r of results) {
       expect(r.maxRelErr, r.name).toBeLessThan(1e-3);
-      expect(r.kernels, r.name).toBe(r.name.includes('dequant') ? 2 : 1);
+      expect(r.kernels, r.name).toBe(r.name.includes('dequant') ? 2 : r.name.startsWith('w8a8') ? 3 : 1);
       expect(r.ms).toBeGreaterThan(0);
     }
   }, 120_000);
