@@ -1,6 +1,6 @@
 /**
  * `node --import tsx bench/device/quant-gemv-cuda.ts [options]`: low-bit GEMV on a CUDA GPU, the
- * device-script step that measures the issue's GPU targets ("int4 GEMV at least 80% of the measured
+ * device-script step that measures the low-bit GPU targets ("int4 GEMV at least 80% of the measured
  * memory bandwidth; VPTQ 2-bit GEMV faster than fp16 GEMV at batch 1"). bench/device/run.sh runs it
  * after its other steps (and `--check-only` in its dry run); bench/device/README.md documents it.
  *
