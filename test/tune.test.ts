@@ -54,6 +54,15 @@ describe('autotuner', () => {
     }
   });
 
+  it('leaves split-K out for matmuls with many rows when the shapes are known', () => {
+    const mm = D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]) }, ({ a, b }) => D.matmul(a, b));
+    const group = compile(mm.program).kernels[0]!.group;
+    const coop = (dims?: Record<string, number>) => candidatesFor(group, {}, dims).filter((c) => c.coop).length;
+    expect(coop()).toBeGreaterThan(0);
+    expect(coop({ M: 4, N: 512, K: 512 })).toBeGreaterThan(0);
+    expect(coop({ M: 512, N: 512, K: 512 })).toBe(0);
+  });
+
   it('tunes a program specialized to its inputs\' dims and compiles it with the winners', async () => {
     const { name, rt } = backends[0]!;
     const dir = mkdtempSync(join(tmpdir(), 'tessera-tune-'));

@@ -4,6 +4,7 @@
  */
 import type { FusedGroup } from '../passes/fuse.js';
 import type { ScheduleParams } from '../passes/schedule.js';
+import { evalDim, type DimBindings } from '../ir/dims.js';
 
 export type Candidate = Partial<ScheduleParams>;
 
@@ -21,7 +22,25 @@ export function deviceCaps(info: { features: readonly string[]; limits: Readonly
   return info.features.includes('subgroups') && sg ? { subgroupSize: Math.min(sg, 256) } : {};
 }
 
-export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}): Candidate[] {
+/** The number of output rows (M) of a matmul group, when known from its shape or `dims`. */
+function matmulRows(group: FusedGroup, dims?: DimBindings): number | undefined {
+  const mm = group.contraction ?? group.root;
+  const M = mm.shape[mm.shape.length - 2];
+  if (M === undefined) return undefined;
+  if (typeof M === 'number') return M;
+  try {
+    return dims ? evalDim(M, dims) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The candidates for `group` on a device with `caps`; with `dims` (the shapes being tuned for),
+ * split-K variants are left out for matmuls with more than 64 rows, where they are never the best
+ * and are slow to time.
+ */
+export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: DimBindings): Candidate[] {
   switch (group.kind) {
     case 'elementwise':
       return [1, 2, 4, 8].flatMap((perThread) => [64, 128, 256].map((workgroupSize) => ({ perThread, workgroupSize })));
@@ -57,7 +76,8 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}): Candida
       // K unrolled by more than the default where B is decoded from packed words (a group's codes per chunk)
       const decodes = group.inlined.some((n) => n.op === 'compute');
       const unrolled: Candidate[] = decodes ? [16, 32].flatMap((uk) => [{ tiled: 0, tm: 1, tn: 4, uk, workgroupSize: 64 }, { coop: 1, tm: 1, tn: 1, uk, workgroupSize: 64 }]) : [];
-      return [...registerBlocked, ...vectorized, ...tiled, ...splitK, ...unrolled];
+      const rows = matmulRows(group, dims);
+      return [...registerBlocked, ...vectorized, ...tiled, ...(rows === undefined || rows <= 64 ? splitK : []), ...unrolled];
     }
   }
 }

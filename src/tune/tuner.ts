@@ -92,7 +92,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       let best: Candidate = {};
       let bestMs = def.medianMs;
       const rejected: string[] = [];
-      const cands = candidatesFor(ck.group, deviceCaps(rt.info));
+      const cands = candidatesFor(ck.group, deviceCaps(rt.info), prep.dims);
       for (const [ci, cand] of cands.entries()) {
         opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length });
         const variant = compile(program, { ...copts, groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
