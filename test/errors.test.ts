@@ -6,35 +6,17 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as D from '../src/dsl/index.js';
-import { TesseraError } from '../src/errors.js';
 import { compile } from '../src/passes/pipeline.js';
 import { execute } from '../src/runtime/execute.js';
 import { parseProgram } from '../src/ir/text/index.js';
 import { testBackends } from './helpers/backends.js';
 import { checkOnBackend } from './helpers/compare.js';
+import { caught, caughtAsync } from './helpers/errors.js';
 
 const [M, N] = [D.dim('M'), D.dim('N')];
 const THIS_FILE = /errors\.test\.ts$/;
 
-function caught(f: () => unknown): TesseraError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof TesseraError) return e;
-    throw new Error(`expected a TesseraError, got ${String(e)}`);
-  }
-  throw new Error('expected an error, none was thrown');
-}
 
-async function caughtAsync(f: () => Promise<unknown>): Promise<TesseraError> {
-  try {
-    await f();
-  } catch (e) {
-    if (e instanceof TesseraError) return e;
-    throw new Error(`expected a TesseraError, got ${String(e)}`);
-  }
-  throw new Error('expected an error, none was thrown');
-}
 
 describe('errors at the DSL call site', () => {
   it('a shape mismatch names the line that made it', () => {

@@ -7,25 +7,16 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { TesseraError } from '../src/errors.js';
 import { linearLayers, loadLlama2c, loadLlama2cFile } from '../src/model/llama2c.js';
 import { captureLinearInputs, logitsForSequence } from '../src/model/forward.js';
 import { greedy, mulberry32, sample } from '../src/model/sample.js';
 import { BOS, byteWindowsFromFile, bytesToTokens, compareTo, evaluate, prepareReference, sampleEvalSequences } from '../src/model/eval.js';
+import { caught } from './helpers/errors.js';
 
 const modelPath = (name: string): string => fileURLToPath(new URL(`../models/${name}`, import.meta.url));
 const stories = loadLlama2cFile(modelPath('stories260K.bin'));
 const bytes1M = loadLlama2cFile(modelPath('bytes1M.bin'));
 
-function caught(f: () => unknown): TesseraError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof TesseraError) return e;
-    throw new Error(`expected a TesseraError, got ${String(e)}`);
-  }
-  throw new Error('expected an error, none was thrown');
-}
 
 describe('loader', () => {
   it('reads the stories260K header and lists its linear layers', () => {

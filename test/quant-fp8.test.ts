@@ -9,6 +9,7 @@ import { FP8, FP8_NAN, decodeFp8, encodeFp8, encodeFp8Expr, fp8Format, fp8Matrix
 import { Rng } from '../src/fuzz/rng.js';
 import { testBackends } from './helpers/backends.js';
 import { describeFormat } from './helpers/quant.js';
+import { errorCode } from './helpers/errors.js';
 
 const SHAPES: readonly (readonly [number, number])[] = [[8, 64], [5, 100], [3, 33]];
 describeFormat(fp8Format, [
@@ -19,14 +20,6 @@ describeFormat(fp8Format, [
 
 const VARIANTS: readonly Fp8Variant[] = ['e4m3', 'e5m2'];
 
-function errorCode(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 /** Nearest finite code of x's sign by brute force over all 256 codes; ties to the even code (even mantissa). */
 function bruteEncode(x: number, v: Fp8Variant): number {

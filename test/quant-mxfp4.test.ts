@@ -5,20 +5,13 @@ import { E2M1_VALUES, decodeE2M1, decodeE8M0, e8m0Code, encodeE2M1, mxfp4Format,
 import { Rng } from '../src/fuzz/rng.js';
 import { testBackends } from './helpers/backends.js';
 import { describeFormat, randomWeights } from './helpers/quant.js';
+import { errorCode } from './helpers/errors.js';
 
 describeFormat(mxfp4Format, [
   { label: 'ocp', params: {}, shapes: [[8, 64], [5, 100], [3, 33]] },
   { label: 'ocp, full scale words', params: {}, shapes: [[2, 256], [4, 40]] },
 ]);
 
-function errorCode(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 /** Nearest E2M1 code of x's sign by brute force; ties to the even code. */
 function bruteE2M1(x: number): number {

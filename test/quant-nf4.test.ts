@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { JSRuntime } from '../src/backends/js/runtime.js';
 import { NF4_LEVELS, NF4_MIDPOINTS, nf4Code, nf4Format, nf4Matrix, packCodes, quantizeOnDevice, unpackCodes, wordsPerRow } from '../src/quant/index.js';
 import { describeFormat } from './helpers/quant.js';
+import { errorCode } from './helpers/errors.js';
 
 describeFormat(nf4Format, [
   { label: 'block 64', params: { block: 64 }, shapes: [[8, 64], [5, 100], [3, 33]] },
@@ -12,14 +13,6 @@ describeFormat(nf4Format, [
 ]);
 
 /** The TesseraError code a call throws. */
-function errorCode(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 describe('nf4 codes', () => {
   it('the level table is bitsandbytes NF4: 16 sorted levels from -1 to 1 with 0 at code 7', () => {

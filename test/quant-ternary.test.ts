@@ -4,20 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { JSRuntime } from '../src/backends/js/runtime.js';
 import { TERNARY_EPS, packCodes, quantizeOnDevice, ternaryCode, ternaryFormat, ternaryMatrix, unpackCodes, wordsPerRow } from '../src/quant/index.js';
 import { describeFormat, randomWeights } from './helpers/quant.js';
+import { errorCode } from './helpers/errors.js';
 
 describeFormat(ternaryFormat, [
   { label: 'per-tensor', params: { group: 0 }, shapes: [[8, 64], [5, 100], [3, 33]] },
   { label: 'group 32', params: { group: 32 }, shapes: [[4, 64], [5, 100], [3, 33]] },
 ]);
 
-function errorCode(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
 
 describe('ternary codes', () => {
   it('RoundClip(x, -1, 1) + 1 with round half to even: every code and the ties', () => {
