@@ -16,7 +16,8 @@ export const rng = mulberry32;
 
 function fill(dtype: DType, n: number, rand: () => number, range: number): HostTensor['data'] {
   const a = hostArrayFor(dtype, n);
-  for (let i = 0; i < n; i++) a[i] = dtype === 'bool' ? (rand() < 0.5 ? 1 : 0) : dtype === 'f32' || dtype === 'f16' ? (2 * rand() - 1) * range : Math.floor(rand() * 2 * range - range);
+  // u32 inputs are bit patterns (packed codes): every bit random
+  for (let i = 0; i < n; i++) a[i] = dtype === 'bool' ? (rand() < 0.5 ? 1 : 0) : dtype === 'f32' || dtype === 'f16' ? (2 * rand() - 1) * range : dtype === 'u32' ? Math.floor(rand() * 2 ** 32) : Math.floor(rand() * 2 * range - range);
   return a;
 }
 

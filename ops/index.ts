@@ -6,6 +6,7 @@ import { layernormOp, rmsnormOp } from './norms/index.js';
 import { logSoftmaxOp, softmaxOp } from './softmax/index.js';
 import { geluOp, geluTanhOp, reluOp, sigmoidOp, siluChainOp, siluOp, swigluOp } from './activations/index.js';
 import { bmmOp, linearOp, matmulOp, matmulTransBOp } from './matmul/index.js';
+import { int4LinearOp } from './quant/index.js';
 import type { OpSpec } from './spec.js';
 
 export * from './spec.js';
@@ -14,6 +15,7 @@ export * from './norms/index.js';
 export * from './softmax/index.js';
 export * from './activations/index.js';
 export * from './matmul/index.js';
+export * from './quant/index.js';
 
 export const library: readonly OpSpec[] = [
   rmsnormOp,
@@ -31,6 +33,7 @@ export const library: readonly OpSpec[] = [
   matmulTransBOp,
   bmmOp,
   linearOp,
+  int4LinearOp,
 ];
 
 export function opByName(name: string): OpSpec | undefined {

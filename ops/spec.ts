@@ -18,7 +18,7 @@ export interface Tolerance {
   readonly atol: number;
 }
 
-export type OpFamily = 'norms' | 'softmax' | 'activations' | 'matmul';
+export type OpFamily = 'norms' | 'softmax' | 'activations' | 'matmul' | 'quant';
 
 export interface OpSpec {
   /** Unique across the library; also the kernel name. */

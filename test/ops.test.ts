@@ -21,7 +21,7 @@ describe('ops library', () => {
   it('has unique names, every family, and specs that describe their dims', () => {
     const names = library.map((op) => op.name);
     expect(new Set(names).size).toBe(names.length);
-    expect(new Set(library.map((op) => op.family))).toEqual(new Set(['norms', 'softmax', 'activations', 'matmul']));
+    expect(new Set(library.map((op) => op.family))).toEqual(new Set(['norms', 'softmax', 'activations', 'matmul', 'quant']));
     for (const op of library) {
       const syms = dimNames(op.def).sort();
       expect(Object.keys(op.sampleDims).sort(), op.name).toEqual(syms);
