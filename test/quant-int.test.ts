@@ -1,8 +1,11 @@
 /** Integer group-wise formats (int8 per-channel, int4/int3/int2 group-wise, symmetric and asymmetric). */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { intFormat, intMatrix, packCodes, unpackCodes, wordsPerRow } from '../src/quant/index.js';
-import { describeFormat } from './helpers/quant.js';
+import { intFormat, intMatrix, packCodes, qlinearInputs, qlinearKernel, unpackCodes, wordsPerRow } from '../src/quant/index.js';
+import { compile } from '../src/passes/pipeline.js';
+import { execute } from '../src/runtime/execute.js';
+import { testBackends } from './helpers/backends.js';
+import { describeFormat, randomWeights, refLinear, worst } from './helpers/quant.js';
 
 describeFormat(intFormat, [
   { label: 'int8 per-channel symmetric', params: { bits: 8, group: 0, symmetric: true } },
@@ -34,5 +37,22 @@ describe('int packing', () => {
   it('counts bits per weight with scales and zeros', () => {
     const q = intFormat.quantize(new Float32Array(4 * 128), 4, 128, { bits: 4, group: 32, symmetric: false });
     expect(intFormat.bitsPerWeight(q)).toBeCloseTo(4 + 32 / 32, 6); // f16 scale + f16 zero per 32
+  });
+});
+
+describe('small-batch GEMM (64 rows)', () => {
+  it('int4 g32 and int8 fused linear equal dequantize-then-matmul at M = 64 on every backend, default and split-K schedules', async () => {
+    const [N, K, M] = [24, 100, 64];
+    const x = Float32Array.from({ length: M * K }, (_, i) => Math.fround(Math.sin(i * 0.13)));
+    for (const params of [{ bits: 4, group: 32, symmetric: false }, { bits: 8, group: 0, symmetric: true }]) {
+      const q = intFormat.quantize(randomWeights(N, K, 3), N, K, params);
+      const want = refLinear(x, intFormat.dequantize(q), M, N, K);
+      for (const { name, rt } of await testBackends()) {
+        for (const sched of [{}, { coop: 1, tm: 2, tn: 2, workgroupSize: 16 }]) {
+          const out = await execute(compile(qlinearKernel(intFormat, q, M).program, { params: sched }), rt, qlinearInputs(q, x, M));
+          expect(worst(out['out']!.data, want, 1e-4, 1e-4), `${name} ${params.bits}-bit ${JSON.stringify(sched)}`).toBeLessThanOrEqual(1);
+        }
+      }
+    }
   });
 });
