@@ -213,6 +213,7 @@ describe('vptq format', () => {
     expectCode(q({ outliers: 2, v0: 0 }), 'E_ARG', /v0/);
     expectCode(q({ iters: -1 }), 'E_ARG', /iters/);
     expectCode(q({}, 0, 16), 'E_SHAPE');
+    expectCode(q({}, 8, 15), 'E_SHAPE', /128 weights for a \[8, 15\] matrix/);
     expectCode(() => vptqFormat.rtnKernel(8, 16, vptqParams({ v: 4, k: 10 })), 'E_ARG');
     const p = vptqParams({ v: 4, k: 4, perm: true });
     const parts = randomParts(p, 8, 6, 1);

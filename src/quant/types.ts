@@ -15,6 +15,7 @@
 import type { DType } from '../ir/dtype.js';
 import type { Tensor } from '../dsl/tensor.js';
 import { tensor, type KernelDef, type TensorSpec } from '../dsl/kernel.js';
+import { fail } from '../errors.js';
 import type { HostArray } from '../runtime/backend.js';
 
 /** One storage buffer of an encoding, with concrete shape and host data (f16 values as Float32Array). */
@@ -61,6 +62,12 @@ export interface Format<P extends Readonly<Record<string, number | string | bool
   rtnKernel(N: number, K: number, params: P): KernelDef;
   /** The QuantizedMatrix from rtnKernel's outputs (adding constant tables the program does not produce). */
   fromDevice(outputs: Readonly<Record<string, { readonly shape: readonly number[]; readonly data: HostArray }>>, N: number, K: number, params: P): QuantizedMatrix;
+}
+
+/** Fails unless `w` holds exactly the N x K weights a quantizer was told it holds. */
+export function checkWeights(format: string, w: ArrayLike<number>, N: number, K: number): void {
+  if (!Number.isInteger(N) || !Number.isInteger(K) || N < 1 || K < 1) fail('E_SHAPE', `${format}: bad matrix shape [${N}, ${K}]`);
+  if (w.length !== N * K) fail('E_SHAPE', `${format}: ${w.length} weights for a [${N}, ${K}] matrix (expected ${N * K})`);
 }
 
 /** Codes per u32 word for b-bit codes. */

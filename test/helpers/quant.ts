@@ -72,6 +72,11 @@ export function describeFormat(format: AnyFormat, cases: readonly FormatCase[]):
       }
     });
 
+    it('refuses weights that are not N x K', () => {
+      const [N, K] = shapes[0]!;
+      expect(() => format.quantize(new Float32Array(N * K - 1), N, K, c.params)).toThrow(/^E_SHAPE: .*weights for a \[/);
+    });
+
     it('the DSL round-to-nearest quantizer agrees with the host quantizer (every shape on JS, the first on every backend)', async () => {
       const runs = [...shapes.map((shape, i) => ({ shape, i, rt: js })), ...(await testBackends()).filter((b) => b.name !== 'js').map((b) => ({ shape: shapes[0]!, i: 0, rt: b.rt }))];
       for (const { shape: [N, K], i, rt } of runs) {

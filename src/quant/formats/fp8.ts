@@ -20,7 +20,7 @@ import { packCodesDSL } from '../pack-dsl.js';
 import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, lutDequantize, packCodes, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, checkWeights, lutDequantize, packCodes, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 
 export type Fp8Variant = 'e4m3' | 'e5m2';
 
@@ -161,6 +161,7 @@ export const fp8Format: Format<Fp8Params> = {
   name: 'fp8',
 
   quantize(w, N, K, p) {
+    checkWeights('fp8', w, N, K);
     check(p, N, K);
     const g = fp8BlockSize(p, K);
     const G = Math.ceil(K / g);

@@ -16,7 +16,7 @@ import { kernel, tensor } from '../../dsl/kernel.js';
 import type { Tensor } from '../../dsl/tensor.js';
 import { f16Round } from '../../runtime/f16.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, checkWeights, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QuantizedMatrix } from '../types.js';
 
 export interface IntParams {
   readonly [key: string]: number | string | boolean;
@@ -83,6 +83,7 @@ export const intFormat: Format<IntParams> = {
   name: 'int',
 
   quantize(w, N, K, p) {
+    checkWeights('int', w, N, K);
     check(p, N, K);
     const g = groupSize(p, K);
     const G = Math.ceil(K / g);

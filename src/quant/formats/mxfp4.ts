@@ -23,7 +23,7 @@ import { packCodesDSL } from '../pack-dsl.js';
 import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, packCodes, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, checkWeights, packCodes, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 import { exponentSelect, floorLog2 } from './fp8.js';
 
 /** MXFP4 has no parameters: block 32, E2M1 elements and E8M0 scales are fixed by the spec. */
@@ -96,6 +96,7 @@ export const mxfp4Format: Format<Mxfp4Params> = {
   name: 'mxfp4',
 
   quantize(w, N, K, p) {
+    checkWeights('mxfp4', w, N, K);
     check(p, N, K);
     const G = Math.ceil(K / MX_BLOCK);
     const codes = new Uint32Array(N * K);

@@ -19,7 +19,7 @@ import { packCodesDSL } from '../pack-dsl.js';
 import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, lutDequantize, packCodes, perWord, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, checkWeights, lutDequantize, packCodes, perWord, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 
 export interface Nf4Params {
   readonly [key: string]: number | string | boolean;
@@ -74,6 +74,7 @@ export const nf4Format: Format<Nf4Params> = {
   name: 'nf4',
 
   quantize(w, N, K, p) {
+    checkWeights('nf4', w, N, K);
     check(p, N, K);
     const g = nf4BlockSize(p, K);
     const G = Math.ceil(K / g);

@@ -19,7 +19,7 @@ import { compute, lit, reduceSum, select, type IndexExpr } from '../../dsl/compu
 import { kernel, tensor } from '../../dsl/kernel.js';
 import type { Tensor } from '../../dsl/tensor.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, checkWeights, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QuantizedMatrix } from '../types.js';
 
 export interface TernaryParams {
   readonly [key: string]: number | string | boolean;
@@ -75,6 +75,7 @@ export const ternaryFormat: Format<TernaryParams> = {
   name: 'ternary',
 
   quantize(w, N, K, p) {
+    checkWeights('ternary', w, N, K);
     check(p, N, K);
     const codes = new Uint32Array(N * K);
     let scales: Float32Array;

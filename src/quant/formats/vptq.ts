@@ -59,7 +59,7 @@ import type { Tensor } from '../../dsl/tensor.js';
 import type { Dim } from '../../ir/dims.js';
 import { f16Round } from '../../runtime/f16.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, checkWeights, packCodes, perWord, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 
 export interface VptqParams {
   readonly [key: string]: number | string | boolean;
@@ -418,6 +418,7 @@ export const vptqFormat: Format<VptqParams> = {
   name: 'vptq',
 
   quantize(w, N, K, p) {
+    checkWeights('vptq', w, N, K);
     const L = vptqLayout(p, N, K);
     let wn: ArrayLike<number> = w;
     let norm: { scale: Float64Array; bias: Float64Array } | undefined;
