@@ -30,7 +30,7 @@ describe('int packing', () => {
   });
 
   it('rejects codes that do not fit and mismatched scales', () => {
-    expect(() => packCodes([16], 1, 1, 4)).toThrow(/does not fit in 4 bits/);
+    expect(() => packCodes([16], 1, 1, 4)).toThrow(/^E_ARG: code 16 at \[0, 0\] does not fit in 4 bits/);
     expect(() => intMatrix({ bits: 4, group: 32, symmetric: true }, 2, 64, new Uint32Array(128), new Float32Array(3))).toThrow(/3 scales for \[2, 2\]/);
   });
 

@@ -84,7 +84,7 @@ export function packCodes(codes: ArrayLike<number>, N: number, K: number, bits: 
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) {
       const c = codes[n * K + k]!;
-      if (!Number.isInteger(c) || c < 0 || c > mask) throw new RangeError(`code ${c} at [${n}, ${k}] does not fit in ${bits} bits`);
+      if (!Number.isInteger(c) || c < 0 || c > mask) fail('E_ARG', `code ${c} at [${n}, ${k}] does not fit in ${bits} bits`);
       const wi = n * W + Math.floor(k / per);
       out[wi] = (out[wi]! | (c << ((k % per) * bits))) >>> 0;
     }

@@ -40,7 +40,7 @@ export function packInt8(codes: ArrayLike<number>, N: number, K: number): Uint32
   for (let n = 0; n < N; n++) {
     for (let k = 0; k < K; k++) {
       const c = codes[n * K + k]!;
-      if (!Number.isInteger(c) || c < -128 || c > 127) throw new RangeError(`code ${c} at [${n}, ${k}] is not an int8`);
+      if (!Number.isInteger(c) || c < -128 || c > 127) fail('E_ARG', `code ${c} at [${n}, ${k}] is not an int8`);
       const wi = n * W + (k >> 2);
       out[wi] = (out[wi]! | ((c & 255) << ((k & 3) * 8))) >>> 0;
     }
