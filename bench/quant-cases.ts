@@ -3,13 +3,13 @@
  * Gaussian matrix with a few outliers (what trained linear layers look like to a quantizer).
  */
 import { mulberry32 } from '../src/fuzz/rng.js';
-import { vptqMatrix, vptqParams, type QuantizedMatrix } from '../src/quant/index.js';
+import { vptqMatrix, vptqParams, type QuantizedMatrix, type QuantParams } from '../src/quant/index.js';
 
 export interface BenchFormat {
   readonly label: string;
   /** Registry name (src/quant/index.ts FORMATS); formats not registered are skipped. */
   readonly format: string;
-  readonly params: Readonly<Record<string, number | string | boolean>>;
+  readonly params: QuantParams;
   /** Also time the format as a dequantize-then-matmul pair. */
   readonly pair?: boolean;
   /** How to build the benchmark matrix when the format's own quantize is too slow at this size. */

@@ -6,7 +6,7 @@
 import { gptqQuantize } from '../src/quant/gptq.js';
 import { vptqQuantize } from '../src/quant/vptq.js';
 import { vptqParams } from '../src/quant/formats/vptq.js';
-import { FORMATS, type QuantizedMatrix } from '../src/quant/index.js';
+import { FORMATS, type QuantizedMatrix, type QuantParams } from '../src/quant/index.js';
 import type { IntParams } from '../src/quant/formats/int.js';
 
 /** A layer's calibration activations X [T, K] (its inputs in the float model). */
@@ -19,7 +19,7 @@ export interface QualityScheme {
   quantize(w: Float32Array, N: number, K: number, calib: { X: Float32Array; T: number }): Promise<QuantizedMatrix> | QuantizedMatrix;
 }
 
-const rtn = (label: string, format: string, params: Readonly<Record<string, number | string | boolean>>): QualityScheme => ({
+const rtn = (label: string, format: string, params: QuantParams): QualityScheme => ({
   label: `${label} RTN`,
   format,
   quantize: (w, N, K) => FORMATS[format]!.quantize(w, N, K, params),

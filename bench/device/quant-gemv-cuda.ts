@@ -65,7 +65,7 @@ import { createCudaRuntime, cudaUnavailableReason, type CudaRuntime } from '../.
 import { loadCudaAddon, type CudaAddon, type CuHandle } from '../../src/backends/cuda/native.js';
 import { compileCuda } from '../../src/backends/cuda/nvcc.js';
 import { printCudaUnit } from '../../src/backends/cuda/print.js';
-import { FORMATS, qlinearInputs, qlinearKernel, vptqMatrix, vptqParams, type QuantizedMatrix } from '../../src/quant/index.js';
+import { FORMATS, qlinearInputs, qlinearKernel, vptqMatrix, vptqParams, type QuantizedMatrix, type QuantParams } from '../../src/quant/index.js';
 import { mulberry32 } from '../../src/fuzz/rng.js';
 import { benchMatrix, GEMV_FORMATS } from '../quant-cases.js';
 
@@ -206,7 +206,7 @@ interface ImplSpec {
   readonly storageBytes: number;
   /** Bytes moved besides W storage, x and y (the pair's dense f32 W, written and read). */
   readonly extraBytes: number;
-  readonly params?: Readonly<Record<string, number | string | boolean>>;
+  readonly params?: QuantParams;
   readonly rows: readonly number[];
   /** W's reference rows [rows.length, K] in float64 (as the kernel must see W); computed on first use. */
   wRows(): Float64Array;
@@ -559,7 +559,7 @@ interface GemvResult {
   readonly M: number;
   readonly N: number;
   readonly K: number;
-  readonly params?: Readonly<Record<string, number | string | boolean>>;
+  readonly params?: QuantParams;
   readonly bitsPerWeight: number;
   readonly storageBytes: number;
   /** Bytes the implementation moves at least: W storage + x + y (+ the pair's dense W). */

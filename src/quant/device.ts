@@ -8,12 +8,11 @@ import type { Tensor } from '../dsl/tensor.js';
 import { compile, type CompileOptions } from '../passes/pipeline.js';
 import type { BackendRuntime } from '../runtime/backend.js';
 import { execute, type HostTensor } from '../runtime/execute.js';
-import type { Format, QuantizedMatrix } from './types.js';
+import type { AnyFormat, Format, QuantParams, QuantizedMatrix } from './types.js';
 
-type AnyFormat = Format<any>;
 
 /** Quantizes w [N, K] with `format`'s round-to-nearest DSL program on `rt`. */
-export async function quantizeOnDevice<P extends Readonly<Record<string, number | string | boolean>>>(
+export async function quantizeOnDevice<P extends QuantParams>(
   format: Format<P>, rt: BackendRuntime, w: Float32Array, N: number, K: number, params: P, opts?: CompileOptions,
 ): Promise<QuantizedMatrix> {
   const def = format.rtnKernel(N, K, params);

@@ -9,7 +9,7 @@ import { fp8Format } from './formats/fp8.js';
 import { mxfp4Format } from './formats/mxfp4.js';
 import { ternaryFormat } from './formats/ternary.js';
 import { vptqFormat } from './formats/vptq.js';
-import type { Format } from './types.js';
+import type { AnyFormat } from './types.js';
 
 export * from './types.js';
 export * from './device.js';
@@ -21,7 +21,7 @@ export { ternaryFormat, ternaryMatrix, ternaryCode, absmeanScale, TERNARY_EPS, t
 export { vptqFormat, vptqParams, vptqMatrix, vptqLayout, vptqBits, vptqIndexBits, vptqCodes, checkVptq, type VptqParams, type VptqParts, type VptqLayout } from './formats/vptq.js';
 export { vptqQuantize, vptqQuantizeReport, vptqKmeans, type VptqOptions, type VptqReport } from './vptq.js';
 
-export const FORMATS: Readonly<Record<string, Format<any>>> = {
+export const FORMATS: Readonly<Record<string, AnyFormat>> = {
   int: intFormat,
   nf4: nf4Format,
   fp8: fp8Format,
@@ -30,7 +30,7 @@ export const FORMATS: Readonly<Record<string, Format<any>>> = {
   vptq: vptqFormat,
 };
 
-export function formatOf(name: string): Format<any> {
+export function formatOf(name: string): AnyFormat {
   const f = FORMATS[name];
   if (!f) fail('E_ARG', `unknown quantization format '${name}' (known: ${Object.keys(FORMATS).join(', ')})`);
   return f;

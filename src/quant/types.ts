@@ -25,13 +25,16 @@ export interface QBuffer {
   readonly data: HostArray;
 }
 
+/** A format's parameter record (bits, group size, variant, ...): JSON-serialisable. */
+export type QuantParams = Readonly<Record<string, number | string | boolean>>;
+
 export interface QuantizedMatrix {
   /** The format's name in the registry (`int`, `nf4`, `fp8`, `mxfp4`, `ternary`, `vptq`). */
   readonly format: string;
   readonly N: number;
   readonly K: number;
   /** The format's parameters (bits, group size, ...), JSON-serialisable. */
-  readonly params: Readonly<Record<string, number | string | boolean>>;
+  readonly params: QuantParams;
   /** Storage, by buffer name. */
   readonly buffers: Readonly<Record<string, QBuffer>>;
 }
@@ -41,7 +44,7 @@ export interface QuantizedMatrix {
  * Everything a DSL program needs to read a quantized W is `specs(q)` (the kernel parameters, shapes
  * concrete) and `access(handles, q)`.
  */
-export interface Format<P extends Readonly<Record<string, number | string | boolean>>> {
+export interface Format<P extends QuantParams> {
   readonly name: string;
   /** Round-to-nearest quantization on the host, in float64 (the reference the DSL quantizer matches). */
   quantize(w: Float32Array, N: number, K: number, params: P): QuantizedMatrix;
@@ -68,6 +71,34 @@ export interface Format<P extends Readonly<Record<string, number | string | bool
 export function checkWeights(format: string, w: ArrayLike<number>, N: number, K: number): void {
   if (!Number.isInteger(N) || !Number.isInteger(K) || N < 1 || K < 1) fail('E_SHAPE', `${format}: bad matrix shape [${N}, ${K}]`);
   if (w.length !== N * K) fail('E_SHAPE', `${format}: ${w.length} weights for a [${N}, ${K}] matrix (expected ${N * K})`);
+}
+
+/** Any format, whatever its parameter record (what registries and generic helpers hold). */
+export type AnyFormat = Format<QuantParams>;
+
+/**
+ * Block-absmax quantization on the host: for each block of g weights along K, `block(absmax)` gives
+ * the scale to store (into `scales`, [N, ceil(K / g)]) and the code of each weight of the block.
+ * Returns the codes [N, K].
+ */
+export function quantizeBlocks(
+  w: ArrayLike<number>, N: number, K: number, g: number, scales: Float32Array | Uint32Array,
+  block: (absmax: number) => { scale: number; code: (w: number) => number },
+): Uint32Array {
+  const G = Math.ceil(K / g);
+  const codes = new Uint32Array(N * K);
+  for (let n = 0; n < N; n++) {
+    for (let gi = 0; gi < G; gi++) {
+      const k0 = n * K + gi * g;
+      const k1 = n * K + Math.min(K, (gi + 1) * g);
+      let a = 0;
+      for (let k = k0; k < k1; k++) a = Math.max(a, Math.abs(w[k]!));
+      const { scale, code } = block(a);
+      scales[n * G + gi] = scale;
+      for (let k = k0; k < k1; k++) codes[k] = code(w[k]!);
+    }
+  }
+  return codes;
 }
 
 /** Codes per u32 word for b-bit codes. */

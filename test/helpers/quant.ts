@@ -8,18 +8,15 @@ import { describe, expect, it } from 'vitest';
 import { compile } from '../../src/passes/pipeline.js';
 import { execute } from '../../src/runtime/execute.js';
 import { JSRuntime } from '../../src/backends/js/runtime.js';
-import { qlinearInputs, qlinearKernel, quantizeOnDevice, type Format, type QuantizedMatrix } from '../../src/quant/index.js';
+import { qlinearInputs, qlinearKernel, quantizeOnDevice, type AnyFormat, type QuantizedMatrix, type QuantParams } from '../../src/quant/index.js';
 import { Rng } from '../../src/fuzz/rng.js';
 import { testBackends } from './backends.js';
 import { smokeRun } from './webgpu.js';
 
-// eslint-free: formats have heterogeneous parameter records
-type AnyFormat = Format<any>;
-type Params = Readonly<Record<string, number | string | boolean>>;
 
 export interface FormatCase {
   readonly label: string;
-  readonly params: Params;
+  readonly params: QuantParams;
   /** Shapes [N, K] to quantize; include K not a multiple of the group/pack size. */
   readonly shapes?: readonly (readonly [number, number])[];
 }

@@ -20,7 +20,7 @@ import { packCodesDSL } from '../pack-dsl.js';
 import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, checkWeights, lutDequantize, packCodes, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, quantizeBlocks, checkWeights, lutDequantize, packCodes, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 
 export type Fp8Variant = 'e4m3' | 'e5m2';
 
@@ -164,23 +164,17 @@ export const fp8Format: Format<Fp8Params> = {
     checkWeights('fp8', w, N, K);
     check(p, N, K);
     const g = fp8BlockSize(p, K);
-    const G = Math.ceil(K / g);
-    const codes = new Uint32Array(N * K);
-    const scales = new Float32Array(N * G);
-    for (let n = 0; n < N; n++) {
-      for (let gi = 0; gi < G; gi++) {
-        const k0 = gi * g;
-        const k1 = Math.min(K, k0 + g);
-        let a = 0;
-        for (let k = k0; k < k1; k++) a = Math.max(a, Math.abs(w[n * K + k]!));
-        const s = fp8Scale(a, p.variant);
-        scales[n * G + gi] = s;
-        for (let k = k0; k < k1; k++) {
-          const x = w[n * K + k]! / s;
-          codes[n * K + k] = encodeFp8(x === 0 ? 0 : x, p.variant); // -0 encodes as +0, as on the device
-        }
-      }
-    }
+    const scales = new Float32Array(N * Math.ceil(K / g));
+    const codes = quantizeBlocks(w, N, K, g, scales, (a) => {
+      const s = fp8Scale(a, p.variant);
+      return {
+        scale: s,
+        code: (x) => {
+          const v = x / s;
+          return encodeFp8(v === 0 ? 0 : v, p.variant); // -0 encodes as +0, as on the device
+        },
+      };
+    });
     return fp8Matrix(p, N, K, codes, scales);
   },
 

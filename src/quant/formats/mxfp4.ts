@@ -23,7 +23,7 @@ import { packCodesDSL } from '../pack-dsl.js';
 import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, checkWeights, packCodes, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, quantizeBlocks, checkWeights, packCodes, totalBitsPerWeight, unpackCodes, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 import { exponentSelect, floorLog2 } from './fp8.js';
 
 /** MXFP4 has no parameters: block 32, E2M1 elements and E8M0 scales are fixed by the spec. */
@@ -98,24 +98,18 @@ export const mxfp4Format: Format<Mxfp4Params> = {
   quantize(w, N, K, p) {
     checkWeights('mxfp4', w, N, K);
     check(p, N, K);
-    const G = Math.ceil(K / MX_BLOCK);
-    const codes = new Uint32Array(N * K);
-    const scales = new Uint32Array(N * G);
-    for (let n = 0; n < N; n++) {
-      for (let gi = 0; gi < G; gi++) {
-        const k0 = gi * MX_BLOCK;
-        const k1 = Math.min(K, k0 + MX_BLOCK);
-        let a = 0;
-        for (let k = k0; k < k1; k++) a = Math.max(a, Math.abs(w[n * K + k]!));
-        const e = e8m0Code(a);
-        scales[n * G + gi] = e;
-        const inv = 2 ** (127 - e);
-        for (let k = k0; k < k1; k++) {
-          const x = w[n * K + k]! * inv; // exact: a power-of-two scaling
-          codes[n * K + k] = encodeE2M1(x === 0 ? 0 : x); // -0 encodes as +0, as on the device
-        }
-      }
-    }
+    const scales = new Uint32Array(N * Math.ceil(K / MX_BLOCK));
+    const codes = quantizeBlocks(w, N, K, MX_BLOCK, scales, (a) => {
+      const e = e8m0Code(a);
+      const inv = 2 ** (127 - e);
+      return {
+        scale: e,
+        code: (x) => {
+          const v = x * inv; // exact: a power-of-two scaling
+          return encodeE2M1(v === 0 ? 0 : v); // -0 encodes as +0, as on the device
+        },
+      };
+    });
     return mxfp4Matrix(N, K, codes, scales);
   },
 

@@ -19,7 +19,7 @@ import { packCodesDSL } from '../pack-dsl.js';
 import { compute, lit, reduceMax, select, type IndexExpr } from '../../dsl/compute.js';
 import { kernel, tensor } from '../../dsl/kernel.js';
 import { fail } from '../../errors.js';
-import { bufferSpecs, checkWeights, lutDequantize, packCodes, perWord, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
+import { bufferSpecs, quantizeBlocks, checkWeights, lutDequantize, packCodes, perWord, totalBitsPerWeight, wordsPerRow, type Format, type QBuffer, type QuantizedMatrix } from '../types.js';
 
 export interface Nf4Params {
   readonly [key: string]: number | string | boolean;
@@ -77,20 +77,11 @@ export const nf4Format: Format<Nf4Params> = {
     checkWeights('nf4', w, N, K);
     check(p, N, K);
     const g = nf4BlockSize(p, K);
-    const G = Math.ceil(K / g);
-    const codes = new Uint32Array(N * K);
-    const absmax = new Float32Array(N * G);
-    for (let n = 0; n < N; n++) {
-      for (let gi = 0; gi < G; gi++) {
-        const k0 = gi * g;
-        const k1 = Math.min(K, k0 + g);
-        let a = 0;
-        for (let k = k0; k < k1; k++) a = Math.max(a, Math.abs(w[n * K + k]!));
-        const s = a > 0 ? a : 1; // an f32 value already (max of f32 magnitudes)
-        absmax[n * G + gi] = s;
-        for (let k = k0; k < k1; k++) codes[n * K + k] = nf4Code(w[n * K + k]! / s);
-      }
-    }
+    const absmax = new Float32Array(N * Math.ceil(K / g));
+    const codes = quantizeBlocks(w, N, K, g, absmax, (a) => {
+      const s = a > 0 ? a : 1; // an f32 value already (max of f32 magnitudes)
+      return { scale: s, code: (x) => nf4Code(x / s) };
+    });
     return nf4Matrix(p, N, K, codes, absmax);
   },
 
