@@ -411,35 +411,82 @@ function groupFactor(vals: readonly LExpr[]): { codes: LExpr[]; scale: LExpr; ze
   return undefined;
 }
 
+/**
+ * The tm x tn output tile of a matmul that linear index `linear` (an invocation or a workgroup)
+ * owns, column tiles fastest. Clamped indices keep every load in bounds (and anything hoisted out of
+ * the K loop, such as a prologue's per-row scale); the stores are guarded instead.
+ */
+function tileOf(b: Build, linear: LExpr, mm: Node, tm: number, tn: number): { tilesM: Dim; tilesN: Dim; tile: Omit<Tile, 'accs'> } {
+  const { batchShape, M, N } = matmulDims(mm);
+  const lo = b.lower;
+  const tilesN = dimCdiv(N, tn);
+  const tilesM = dimCdiv(M, tm);
+  const rest = L.div(linear, lo.dim(tilesN));
+  const batch = lo.delinearize(L.div(rest, lo.dim(tilesM)), batchShape);
+  const m0 = L.mul(L.mod(rest, lo.dim(tilesM)), L.i32(tm));
+  const n0 = L.mul(L.mod(linear, lo.dim(tilesN)), L.i32(tn));
+  const [Me, Ne] = [lo.dim(M), lo.dim(N)];
+  const ms = Array.from({ length: tm }, (_, i) => L.add(m0, L.i32(i)));
+  const ns = Array.from({ length: tn }, (_, j) => L.add(n0, L.i32(j)));
+  const mc = ms.map((m) => L.min(m, L.sub(Me, L.i32(1))));
+  const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
+  return { tilesM, tilesN, tile: { batch, ms, ns, mc, nc, Me, Ne, t: scalarOf(mm.dtype) } };
+}
+
+/** uk: the parameter, or 8 for operands read through a decoding prologue (a compute node), else 1. */
+function defaultUnroll(group: FusedGroup, params: ScheduleParams): number {
+  return params.uk ? params.uk : group.inlined.some((n) => n.op === 'compute') ? 8 : 1;
+}
+
+/**
+ * The K loops of a register-blocked tile into `into`: chunks of uk (k = kk * uk + u unrolled, so
+ * packed loads are shared), then the K % uk tail. With stride 1 (one invocation per tile) whole
+ * quantization groups come first where B's scale and zero allow it (accumulateGroups); with stride
+ * s (split-K) invocation lid takes chunks and tail steps lid, lid + s, ...
+ */
+function kLoops(b: Build, o: KOperands, Ke: LExpr, uk: number, into: KStmt[], { stride }: { stride: number }): void {
+  const offset = stride === 1 ? L.i32(0) : L.lid();
+  const loopFrom = (e: LExpr) => b.emitter.emit(e, stride === 1 ? [b.top] : [b.top, b.thread]);
+  const push = (v: string, from: LExpr, to: LExpr, body: KStmt[]) => {
+    const f = loopFrom(from);
+    const t = b.emitter.emit(to, [b.top]);
+    if (!(f.k === 'lit' && t.k === 'lit' && f.v >= t.v)) into.push({ k: 'for', v, from: f, to: t, step: stride, body });
+  };
+  let tailFrom = offset;
+  if (uk > 1) {
+    const kk = L.variable('kk', 'i32', true);
+    const chunkKs = (c: LExpr) => Array.from({ length: uk }, (_, u) => L.add(L.mul(c, L.i32(uk)), L.i32(u)));
+    const chunks = L.div(Ke, L.i32(uk));
+    let chunkFrom = offset;
+    const P = stride === 1 ? groupPeriod(b, o, chunkKs(kk), kk) : undefined;
+    if (P !== undefined) {
+      const groups = L.div(chunks, L.i32(P));
+      if (accumulateGroups(b, o, P, chunkKs, groups, into)) chunkFrom = L.mul(groups, L.i32(P));
+    }
+    const loop = new Scope(new Set(['kk']));
+    accumulate(b, o, chunkKs(kk), [b.top, b.thread, loop]);
+    push('kk', chunkFrom, chunks, loop.stmts);
+    tailFrom = L.add(L.mul(chunks, L.i32(uk)), offset);
+  }
+  const k = L.variable('k', 'i32', true);
+  const loop = new Scope(new Set(['k']));
+  accumulate(b, o, [k], [b.top, b.thread, loop]);
+  push('k', tailFrom, Ke, loop.stmts);
+}
+
 function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
   const { b, epi, mm } = startMatmul(group, names);
-  const { A, B, batchShape, M, N, K } = matmulDims(mm);
+  const { A, B, batchShape, M, K } = matmulDims(mm);
   // A micro-tile taller than a known M only repeats the last row (GEMV: M = 1)
   const tm = typeof M === 'number' ? Math.min(params.tm, M) : params.tm;
   const { tn } = params;
   const vec = params.vec ?? 0;
   if (vec !== 0 && (vec !== 4 || tn % 4 !== 0)) fail('E_ARG', `matmul vec=${vec} needs vec=4 and tn a multiple of 4, got tn=${tn}`);
-  const tilesN = dimCdiv(N, tn);
-  const tilesM = dimCdiv(M, tm);
+  const { tilesM, tilesN, tile } = tileOf(b, L.tid(), mm, tm, tn);
+  const { batch, ms, ns, mc, nc, Ne, t } = tile;
   const lo = b.lower;
-  const tnE = L.mod(L.tid(), lo.dim(tilesN));
-  const rest = L.div(L.tid(), lo.dim(tilesN));
-  const tmE = L.mod(rest, lo.dim(tilesM));
-  const batch = lo.delinearize(L.div(rest, lo.dim(tilesM)), batchShape);
-  const m0 = L.mul(tmE, L.i32(tm));
-  const n0 = L.mul(tnE, L.i32(tn));
-  const Me = lo.dim(M);
-  const Ne = lo.dim(N);
   const Ke = lo.dim(K);
-  const ms = Array.from({ length: tm }, (_, i) => L.add(m0, L.i32(i)));
-  const ns = Array.from({ length: tn }, (_, j) => L.add(n0, L.i32(j)));
-  // Clamped indices keep every load in bounds (and anything hoisted out of the K loop, such as a
-  // prologue's per-row scale); the stores are guarded instead. A separate unclamped loop for interior
-  // tiles, and unrolling k by 4, measured no faster on lavapipe, so there is one loop.
-  const mc = ms.map((m) => L.min(m, L.sub(Me, L.i32(1))));
-  const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
-  const t = scalarOf(mm.dtype);
-  const tile = { batch, ms, ns, mc, nc, Me, Ne, t };
+  const n0 = ns[0]!;
 
   // The vectorized path reads B (and A, when it is a plain f32 buffer) four elements at a time: B
   // must be an f32 buffer in row-major [...batch, K, N] (no view, no prologue). It is taken when N
@@ -514,36 +561,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
     const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
     for (const row of accs) for (const name of row) slowStmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
     const operands: KOperands = { A, B, batch, mc, nc, t, accs };
-    const step = (k: LExpr, loop: Scope) => accumulate(b, operands, [k], [b.top, b.thread, loop]);
-    const chunk = (ks: readonly LExpr[], loop: Scope) => accumulate(b, operands, ks, [b.top, b.thread, loop]);
-    const decodes = group.inlined.some((n) => n.op === 'compute');
-    const uk = params.uk ? params.uk : decodes ? 8 : 1;
-    let tailFrom: LExpr = L.i32(0);
-    if (uk > 1) {
-      // kk counts whole chunks of uk; k = kk * uk + u for the unrolled u, so packed loads are shared
-      const kk = L.variable('kk', 'i32', true);
-      const chunkKs = (c: LExpr) => Array.from({ length: uk }, (_, u) => L.add(L.mul(c, L.i32(uk)), L.i32(u)));
-      const chunks = L.div(Ke, L.i32(uk));
-      let chunkFrom: LExpr = L.i32(0);
-      const P = groupPeriod(b, operands, chunkKs(kk), kk);
-      if (P !== undefined) {
-        // whole groups first: a group's scale and zero are applied once per group (see accumulateGroups)
-        const groups = L.div(chunks, L.i32(P));
-        if (accumulateGroups(b, operands, P, chunkKs, groups, slowStmts)) chunkFrom = L.mul(groups, L.i32(P));
-      }
-      const loop = new Scope(new Set(['kk']));
-      chunk(chunkKs(kk), loop);
-      const from = b.emitter.emit(chunkFrom, [b.top]);
-      const to = b.emitter.emit(chunks, [b.top]);
-      if (!(from.k === 'lit' && to.k === 'lit' && from.v >= to.v)) slowStmts.push({ k: 'for', v: 'kk', from, to, step: 1, body: loop.stmts });
-      tailFrom = L.mul(chunks, L.i32(uk));
-    }
-    const k = L.variable('k', 'i32', true);
-    const loop = new Scope(new Set(['k']));
-    step(k, loop);
-    const from = b.emitter.emit(tailFrom, [b.top]);
-    const to = b.emitter.emit(Ke, [b.top]);
-    if (!(from.k === 'lit' && to.k === 'lit' && from.v >= to.v)) slowStmts.push({ k: 'for', v: 'k', from, to, step: 1, body: loop.stmts });
+    kLoops(b, operands, Ke, defaultUnroll(group, params), slowStmts, { stride: 1 });
     storeTile(b, group, epi, { ...tile, accs }, slowStmts);
   }
   if (fast === undefined) b.thread.stmts.push({ k: 'if', cond: b.emitter.emit(fastCond, [b.top]), then: fastStmts, else: slowStmts });
@@ -567,38 +585,13 @@ function splitKMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sch
   const { A, B, batchShape, M, N, K } = matmulDims(mm);
   const tm = typeof M === 'number' ? Math.min(params.tm, M) : params.tm;
   const tn = typeof N === 'number' ? Math.min(params.tn, N) : params.tn;
-  const tilesN = dimCdiv(N, tn);
-  const tilesM = dimCdiv(M, tm);
-  const lo = b.lower;
-  const tnE = L.mod(L.wid(), lo.dim(tilesN));
-  const rest = L.div(L.wid(), lo.dim(tilesN));
-  const tmE = L.mod(rest, lo.dim(tilesM));
-  const batch = lo.delinearize(L.div(rest, lo.dim(tilesM)), batchShape);
-  const m0 = L.mul(tmE, L.i32(tm));
-  const n0 = L.mul(tnE, L.i32(tn));
-  const [Me, Ne, Ke] = [lo.dim(M), lo.dim(N), lo.dim(K)];
-  const ms = Array.from({ length: tm }, (_, i) => L.add(m0, L.i32(i)));
-  const ns = Array.from({ length: tn }, (_, j) => L.add(n0, L.i32(j)));
-  const mc = ms.map((m) => L.min(m, L.sub(Me, L.i32(1))));
-  const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
-  const t = scalarOf(mm.dtype);
+  const { tilesM, tilesN, tile } = tileOf(b, L.wid(), mm, tm, tn);
+  const { batch, ms, ns, mc, nc, t } = tile;
+  const Ke = b.lower.dim(K);
   const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
   for (const row of accs) for (const name of row) b.thread.stmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
   const operands: KOperands = { A, B, batch, mc, nc, t, accs };
-  const uk = params.uk ? params.uk : group.inlined.some((n) => n.op === 'compute') ? 8 : 1;
-  let tailFrom: LExpr = L.lid();
-  if (uk > 1) {
-    const kk = L.variable('kk', 'i32', true);
-    const loop = new Scope(new Set(['kk']));
-    accumulate(b, operands, Array.from({ length: uk }, (_, u) => L.add(L.mul(kk, L.i32(uk)), L.i32(u))), [b.top, b.thread, loop]);
-    const chunks = L.div(Ke, L.i32(uk));
-    b.thread.stmts.push({ k: 'for', v: 'kk', from: { k: 'lid' }, to: b.emitter.emit(chunks, [b.top]), step: wg, body: loop.stmts });
-    tailFrom = L.add(L.mul(chunks, L.i32(uk)), L.lid());
-  }
-  const k = L.variable('k', 'i32', true);
-  const loop = new Scope(new Set(['k']));
-  accumulate(b, operands, [k], [b.top, b.thread, loop]);
-  b.thread.stmts.push({ k: 'for', v: 'k', from: b.emitter.emit(tailFrom, [b.top, b.thread]), to: b.emitter.emit(Ke, [b.top]), step: wg, body: loop.stmts });
+  kLoops(b, operands, Ke, defaultUnroll(group, params), b.thread.stmts, { stride: wg });
   // partial tiles summed across the workgroup; invocation 0 stores
   const sums = b.emitter.combineSums(coop, b.thread, accs.flat().map((name): KExpr => ({ k: 'var', t, name })), t);
   const total = accs.map((row, i) =>
@@ -609,7 +602,7 @@ function splitKMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sch
     }),
   );
   const stores: KStmt[] = [];
-  storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, t, accs: total }, stores);
+  storeTile(b, group, epi, { ...tile, accs: total }, stores);
   b.thread.stmts.push({ k: 'if', cond: { k: 'bin', t: 'bool', op: 'eq', a: { k: 'lid' }, b: { k: 'lit', t: 'i32', v: 0 } }, then: stores, else: [] });
   const threads = dimMul(dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN)), wg);
   const kern = finish(group, names, b, threads, 'matmul_splitk', { coop: params.coop, tm, tn, ...(params.uk ? { uk: params.uk } : {}), workgroupSize: wg }, wg, true);
