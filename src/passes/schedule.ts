@@ -275,6 +275,16 @@ interface KOperands {
   accs: string[][];
 }
 
+/** A's values [step][row] and B's values [step][column] at the K indices `ks`. */
+function operandValues(b: Build, o: KOperands, ks: readonly LExpr[]): { av: LExpr[][]; bv: LExpr[][] } {
+  return {
+    av: ks.map((k) => o.mc.map((m) => b.lower.valueAt(o.A, [...o.batch, m, k]))),
+    bv: ks.map((k) => o.nc.map((n) => b.lower.valueAt(o.B, [...o.batch, k, n]))),
+  };
+}
+
+const sumOf = (xs: readonly LExpr[]): LExpr => xs.slice(1).reduce((s, x) => L.add(s, x), xs[0]!);
+
 /**
  * Adds a[m, k] * b[k, n] over the K indices `ks` (one step, or an unrolled chunk) to each accumulator,
  * in the last scope of `chain`. Each operand value is used by a whole row/column of the tile. In a
@@ -283,12 +293,9 @@ interface KOperands {
  * work, one multiply-add per weight after unpacking (f32 only; the sum is reassociated).
  */
 function accumulate(b: Build, o: KOperands, ks: readonly LExpr[], chain: readonly Scope[]): void {
-  const lo = b.lower;
   const loop = chain[chain.length - 1]!;
-  const av = ks.map((k) => o.mc.map((m) => lo.valueAt(o.A, [...o.batch, m, k])));
-  const bv = ks.map((k) => o.nc.map((n) => lo.valueAt(o.B, [...o.batch, k, n])));
+  const { av, bv } = operandValues(b, o, ks);
   const factors = o.nc.map((_, j) => (o.t === 'f32' && ks.length > 1 ? groupFactor(bv.map((row) => row[j]!)) : undefined));
-  const sumOf = (xs: LExpr[]) => xs.slice(1).reduce((s, x) => L.add(s, x), xs[0]!);
   const asum = o.mc.map((_, i) => sumOf(av.map((row) => row[i]!)));
   const terms: LExpr[][] = o.mc.map((_, i) =>
     o.nc.map((_, j) => {
@@ -326,8 +333,9 @@ function groupPeriod(b: Build, o: KOperands, ks: readonly LExpr[], kk: LExpr): n
     else if (e === kk) bare = true;
     else L.children(e).forEach(visit);
   };
-  for (const n of o.nc) {
-    const f = groupFactor(ks.map((k) => b.lower.valueAt(o.B, [...o.batch, k, n])));
+  const { bv } = operandValues(b, o, ks);
+  for (const [j] of o.nc.entries()) {
+    const f = groupFactor(bv.map((row) => row[j]!));
     if (!f) return undefined;
     visit(f.scale);
     if (f.zero) visit(f.zero);
@@ -342,19 +350,16 @@ function groupPeriod(b: Build, o: KOperands, ks: readonly LExpr[], kk: LExpr): n
  * one multiply-add.
  */
 function accumulateGroups(b: Build, o: KOperands, P: number, chunkKs: (c: LExpr) => LExpr[], groups: LExpr, into: KStmt[]): boolean {
-  const lo = b.lower;
   const kgName = 'kg';
   const kqName = `kq${P}`;
   const kg = L.variable(kgName, 'i32', true);
   const kq = L.variable(kqName, 'i32', true, P);
   const ks = chunkKs(L.add(L.mul(kg, L.i32(P)), kq));
-  const av = ks.map((k) => o.mc.map((m) => lo.valueAt(o.A, [...o.batch, m, k])));
-  const bv = ks.map((k) => o.nc.map((n) => lo.valueAt(o.B, [...o.batch, k, n])));
+  const { av, bv } = operandValues(b, o, ks);
   const factors = o.nc.map((_, j) => groupFactor(bv.map((row) => row[j]!)));
   // the scale and zero must not vary within a group (they are applied after its inner loop)
   if (factors.some((f) => !f || f.scale.free.has(kqName) || f.zero?.free.has(kqName))) return false;
   const fs = factors as NonNullable<(typeof factors)[number]>[];
-  const sumOf = (xs: LExpr[]) => xs.slice(1).reduce((s, x) => L.add(s, x), xs[0]!);
   const fresh = (p: string) => b.emitter.fresh(p);
   const dots = o.mc.map(() => o.nc.map(() => fresh('d')));
   const sums = o.mc.map(() => fresh('as'));
