@@ -92,33 +92,81 @@ export interface Kernel {
   readonly schedule: { readonly kind: string; readonly params: Readonly<Record<string, number>> };
 }
 
+/** The direct subexpressions of `e`. */
+export function kexprChildren(e: KExpr): KExpr[] {
+  switch (e.k) {
+    case 'load': case 'sload': case 'load4': return [e.index];
+    case 'un': case 'cast': case 'subgroup': case 'splat': case 'comp': return [e.a];
+    case 'bin': return [e.a, e.b];
+    case 'select': return [e.c, e.a, e.b];
+    case 'fma4': return [e.a, e.b, e.c];
+    default: return [];
+  }
+}
+
+/** The expressions a statement evaluates itself (not those of nested statements). */
+export function kstmtExprs(s: KStmt): KExpr[] {
+  switch (s.k) {
+    case 'let': return [s.init];
+    case 'set': return [s.value];
+    case 'store': case 'sstore': return [s.index, s.value];
+    case 'for': return [s.from, s.to];
+    case 'if': return [s.cond];
+    case 'barrier': return [];
+  }
+}
+
+/** The statements nested in `s` (loop and branch bodies). */
+export function kstmtBodies(s: KStmt): (readonly KStmt[])[] {
+  return s.k === 'for' ? [s.body] : s.k === 'if' ? [s.then, s.else] : [];
+}
+
+/** Calls `visit` on every expression and subexpression in `body`, outermost first. */
+export function forEachKExpr(body: readonly KStmt[], visit: (e: KExpr) => void): void {
+  const ex = (e: KExpr): void => {
+    visit(e);
+    kexprChildren(e).forEach(ex);
+  };
+  for (const s of body) {
+    kstmtExprs(s).forEach(ex);
+    kstmtBodies(s).forEach((b) => forEachKExpr(b, visit));
+  }
+}
+
+/** `e` rebuilt bottom-up, each node passed through `f` after its children. */
+export function mapKExpr(e: KExpr, f: (e: KExpr) => KExpr): KExpr {
+  const r = (x: KExpr) => mapKExpr(x, f);
+  switch (e.k) {
+    case 'load': case 'sload': case 'load4': return f({ ...e, index: r(e.index) } as KExpr);
+    case 'un': case 'cast': case 'subgroup': case 'splat': case 'comp': return f({ ...e, a: r(e.a) } as KExpr);
+    case 'bin': return f({ ...e, a: r(e.a), b: r(e.b) });
+    case 'select': return f({ ...e, c: r(e.c), a: r(e.a), b: r(e.b) });
+    case 'fma4': return f({ ...e, a: r(e.a), b: r(e.b), c: r(e.c) });
+    default: return f(e);
+  }
+}
+
+/** `body` with every expression rebuilt through `f` (see mapKExpr). */
+export function mapKStmts(body: readonly KStmt[], f: (e: KExpr) => KExpr): KStmt[] {
+  const m = (e: KExpr) => mapKExpr(e, f);
+  return body.map((s): KStmt => {
+    switch (s.k) {
+      case 'let': return { ...s, init: m(s.init) };
+      case 'set': return { ...s, value: m(s.value) };
+      case 'store': case 'sstore': return { ...s, index: m(s.index), value: m(s.value) };
+      case 'for': return { ...s, from: m(s.from), to: m(s.to), body: mapKStmts(s.body, f) };
+      case 'if': return { ...s, cond: m(s.cond), then: mapKStmts(s.then, f), else: mapKStmts(s.else, f) };
+      case 'barrier': return s;
+    }
+  });
+}
+
 /** Buffers a kernel reads with `load4` (a backend may bind these as arrays of vec4). */
 export function vec4Buffers(body: readonly KStmt[]): Set<string> {
   const out = new Set<string>();
-  const ex = (e: KExpr): void => {
-    switch (e.k) {
-      case 'load4': out.add(e.buf); ex(e.index); return;
-      case 'load': case 'sload': ex(e.index); return;
-      case 'un': case 'cast': case 'subgroup': case 'splat': case 'comp': ex(e.a); return;
-      case 'bin': ex(e.a); ex(e.b); return;
-      case 'select': ex(e.c); ex(e.a); ex(e.b); return;
-      case 'fma4': ex(e.a); ex(e.b); ex(e.c); return;
-      default: return;
-    }
-  };
-  const st = (ss: readonly KStmt[]): void => {
-    for (const s of ss) {
-      switch (s.k) {
-        case 'let': ex(s.init); break;
-        case 'set': ex(s.value); break;
-        case 'store': case 'sstore': ex(s.index); ex(s.value); break;
-        case 'for': ex(s.from); ex(s.to); st(s.body); break;
-        case 'if': ex(s.cond); st(s.then); st(s.else); break;
-        case 'barrier': break;
-      }
-    }
-  };
-  st(body);
+  forEachKExpr(body, (e) => {
+    if (e.k === 'load4') out.add(e.buf);
+  });
   return out;
 }
 

@@ -4,7 +4,7 @@
  * results wrapped to 32 bits so the CPU agrees with GPU arithmetic.
  */
 import { fail, TesseraError } from '../../errors.js';
-import type { KExpr, Kernel, KStmt } from '../../ir/kernel.js';
+import { forEachKExpr, kstmtBodies, type KExpr, type Kernel, type KStmt } from '../../ir/kernel.js';
 import type { Dim } from '../../ir/dims.js';
 
 /** Helpers every generated kernel can call (passed in as `H`). */
@@ -205,27 +205,12 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
  */
 /** Whether invocations must run in lockstep: a barrier, or a subgroup operation. */
 export function hasBarrier(ss: readonly KStmt[]): boolean {
-  const sync = (e: KExpr): boolean => {
-    switch (e.k) {
-      case 'subgroup': return true;
-      case 'load': case 'sload': case 'load4': return sync(e.index);
-      case 'un': case 'cast': case 'splat': case 'comp': return sync(e.a);
-      case 'fma4': return sync(e.a) || sync(e.b) || sync(e.c);
-      case 'bin': return sync(e.a) || sync(e.b);
-      case 'select': return sync(e.c) || sync(e.a) || sync(e.b);
-      default: return false;
-    }
-  };
-  return ss.some((s) => {
-    switch (s.k) {
-      case 'barrier': return true;
-      case 'for': return sync(s.from) || sync(s.to) || hasBarrier(s.body);
-      case 'if': return sync(s.cond) || hasBarrier(s.then) || hasBarrier(s.else);
-      case 'let': return sync(s.init);
-      case 'set': return sync(s.value);
-      case 'store': case 'sstore': return sync(s.index) || sync(s.value);
-    }
+  let sync = false;
+  forEachKExpr(ss, (e) => {
+    if (e.k === 'subgroup') sync = true;
   });
+  const barrier = (b: readonly KStmt[]): boolean => b.some((s) => s.k === 'barrier' || kstmtBodies(s).some(barrier));
+  return sync || barrier(ss);
 }
 
 const sharedArray = (t: string) => (t === 'f32' ? 'Float32Array' : t === 'u32' ? 'Uint32Array' : 'Int32Array');
