@@ -37,7 +37,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 const RESULTS = join(HERE, 'results', 'side-by-side');
 
-export const IMPL_GROUPS = ['tessera', 'tessera-unfused', 'tessera-tuned', 'hand', 'tfjs', 'ort'] as const;
+export const IMPL_GROUPS = ['tessera', 'tessera-unfused', 'tessera-tuned', 'tessera-spec', 'hand', 'tfjs', 'ort'] as const;
 
 export interface SbsOptions {
   readonly quick: boolean;
@@ -374,6 +374,8 @@ export async function buildImpls(ctx: ImplContext, groups: readonly string[], qu
   if (want('tessera')) impls.push(tesseraImpl(ctx));
   if (want('tessera-unfused')) impls.push(tesseraUnfusedImpl(ctx));
   if (want('tessera-tuned')) impls.push(tunedImpl(ctx));
+  // tuned and compiled for the case's exact dims (CompileOptions.specialize), as the hand kernels are
+  if (want('tessera-spec')) impls.push(tunedImpl(ctx, { specialize: true }));
   if (want('hand')) impls.push(...handVariants().map((v) => handImpl(ctx, v)));
   if (want('tfjs')) impls.push(tfjsImpl(ctx));
   const withOrt = ort ?? (groups.includes('ort') || !quick);
@@ -433,7 +435,7 @@ export async function runSideBySide(opts: SbsOptions): Promise<SbsReport> {
   return { ...report, files };
 }
 
-const USAGE = 'usage: bench/side-by-side.ts [--quick] [--cases ID|FAMILY,...] [--impls tessera,tessera-unfused,tessera-tuned,hand,tfjs,ort] [--ort|--no-ort] [--rounds N] [--out DIR|--write|--no-write]';
+const USAGE = 'usage: bench/side-by-side.ts [--quick] [--cases ID|FAMILY,...] [--impls tessera,tessera-unfused,tessera-tuned,tessera-spec,hand,tfjs,ort] [--ort|--no-ort] [--rounds N] [--out DIR|--write|--no-write]';
 
 export function parseArgs(argv: readonly string[]): Omit<SbsOptions, 'log'> {
   let quick = false;

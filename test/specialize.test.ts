@@ -17,7 +17,7 @@ const inputs = (m: number, n: number, k: number) => ({
 
 describe('specialized compiles', () => {
   it('match the reference on every backend for every matmul schedule, at dims that divide the tiles and dims that do not', async () => {
-    const variants = [{}, { vec: 4, tm: 4, tn: 8 }, { tm: 3, tn: 5 }, { coop: 1, tn: 2, workgroupSize: 8 }, { tiled: 1, tm: 2, tn: 2, wm: 4, wn: 4, bk: 4 }];
+    const variants = [{}, { vec: 4, tm: 4, tn: 8 }, { vec: 4, tm: 2, tn: 4, constDims: 0 }, { tm: 3, tn: 5 }, { coop: 1, tn: 2, workgroupSize: 8 }, { tiled: 1, tm: 2, tn: 2, wm: 4, wn: 4, bk: 4 }];
     for (const { name, rt } of await testBackends()) {
       for (const [m, n, k] of [[8, 16, 12], [7, 13, 9]] as const) {
         for (const params of variants) {
@@ -35,6 +35,10 @@ describe('specialized compiles', () => {
     expect(printKernel(k)).not.toMatch(/min\(/);
     expect(cp.specialized).toEqual({ M: 8, N: 16, K: 12 });
     expect(compile(mm.program, { specialize: { M: 8 } }).kernels[0]!.kernel.uniforms).toEqual(['K', 'N']);
+    // constDims: 0 keeps this kernel's dims uniforms; the program is still specialized (checked at dispatch)
+    const kept = compile(mm.program, { specialize: { M: 8, N: 16, K: 12 }, params: { constDims: 0 } });
+    expect(kept.kernels[0]!.kernel.uniforms).toEqual(['K', 'M', 'N']);
+    expect(kept.specialized).toEqual({ M: 8, N: 16, K: 12 });
   });
 
   it('refuse other dims at dispatch and unknown dims at compile time', async () => {

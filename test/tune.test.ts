@@ -68,6 +68,9 @@ describe('autotuner', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-tune-'));
     const ins = inputs(6, 8, 12);
     const res = await tuneProgram(block.program, rt, ins, { cacheDir: dir, repeats: 1, specialize: true });
+    // after the schedule candidates, one more: the winner with its dims kept as uniforms
+    const base = compile(block.program);
+    res.forEach((k, i) => expect(k.tried).toBe(candidatesFor(base.kernels[i]!.group, deviceCaps(rt.info), { M: 6, N: 8, K: 12 }).length + 1));
     const dims = { M: 6, N: 8, K: 12 };
     const tuned = compileTuned(block.program, rt, { cacheDir: dir, dims, specialize: dims });
     expect(tuned.specialized).toEqual(dims);

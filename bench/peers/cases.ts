@@ -269,9 +269,11 @@ export function blockCase(tt: number, d: number, h: number, seed = 15): TesseraC
 /** The standard set: full sizes, or small ones for --quick. */
 export function standardCases(quick: boolean): TesseraCase[] {
   if (quick) {
-    return [matmulCase(64), matmulCase(128), matmulCase(256), gemvCase(1024, 1024), softmaxCase(256, 256), layernormCase(256, 256), blockCase(32, 128, 256)];
+    return [matmulCase(64), matmulCase(128), matmulCase(256), gemvCase(1024, 1024), softmaxCase(256, 256), layernormCase(256, 256), blockCase(32, 128, 256), blockCase(1, 64, 172)];
   }
-  return [matmulCase(256), matmulCase(512), matmulCase(1024), gemvCase(4096, 4096), softmaxCase(4096, 1024), layernormCase(4096, 1024), blockCase(128, 512, 1024)];
+  // the block twice: a prefill chunk (compute-bound: the matmuls dominate) and one decode step at the
+  // FFN shape of models/bytes1M.bin (dim 128, hidden 344), where kernel launches and the small ops weigh
+  return [matmulCase(256), matmulCase(512), matmulCase(1024), gemvCase(4096, 4096), softmaxCase(4096, 1024), layernormCase(4096, 1024), blockCase(128, 512, 1024), blockCase(1, 128, 344)];
 }
 
 /** Cases whose id or family is in `filter` (comma list); all when the filter is empty. */

@@ -180,13 +180,17 @@ export function tesseraUnfusedImpl(ctx: ImplContext, opts: CompileOptions = {}):
  * 'tessera-tuned': the case's program tuned on this adapter at the case's shapes (tessera tune's
  * tuner: every candidate timed, winners cached in .tessera-cache/tune, or $TESSERA_CACHE_DIR), then
  * compiled with the winners. Tuning time is logged, never counted in the case's timings.
+ * 'tessera-spec' (`specialize`): the same, tuned and compiled for the case's exact dims
+ * (CompileOptions.specialize: dims as constants, or kept as uniforms per kernel where the tuner
+ * measured that faster), as the hand-written kernels are.
  */
-export function tunedImpl(ctx: ImplContext): Impl {
-  return tesseraImpl(ctx, 'tessera-tuned', async (c, rt) => {
+export function tunedImpl(ctx: ImplContext, opts: { specialize?: boolean } = {}): Impl {
+  const name = opts.specialize ? 'tessera-spec' : 'tessera-tuned';
+  return tesseraImpl(ctx, name, async (c, rt) => {
     const t0 = performance.now();
-    const results = await tuneProgram(c.def.program, rt, c.inputs, { repeats: 5 });
+    const results = await tuneProgram(c.def.program, rt, c.inputs, { repeats: 5, ...(opts.specialize ? { specialize: true } : {}) });
     const picks = results.map((r) => `${r.kernel}: ${Object.entries(r.best).map(([k, v]) => `${k}=${v}`).join(' ') || 'default'}${r.cached ? ' (cached)' : ''}`);
-    ctx.log(`tuned ${c.id} in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${picks.join('; ')}`);
-    return compileTuned(c.def.program, rt, { dims: c.dims });
+    ctx.log(`${name}: tuned ${c.id} in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${picks.join('; ')}`);
+    return compileTuned(c.def.program, rt, { dims: c.dims, ...(opts.specialize ? { specialize: c.dims } : {}) });
   });
 }

@@ -21,6 +21,8 @@ export function printKExpr(e: KExpr): string {
     case 'splat': return `splat4(${printKExpr(e.a)})`;
     case 'comp': return `${printKExpr(e.a)}.${'xyzw'[e.i]}`;
     case 'fma4': return `fma4(${printKExpr(e.a)}, ${printKExpr(e.b)}, ${printKExpr(e.c)})`;
+    case 'vec4': return `vec4(${e.a.map(printKExpr).join(', ')})`;
+    case 'bin4': return `${e.op}4(${printKExpr(e.a)}, ${printKExpr(e.b)})`;
   }
 }
 
@@ -30,6 +32,7 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[]): void {
       case 'let': out.push(`${ind}${s.mut ? 'var' : 'let'} ${s.name}: ${s.t} = ${printKExpr(s.init)}`); break;
       case 'set': out.push(`${ind}${s.name} = ${printKExpr(s.value)}`); break;
       case 'store': out.push(`${ind}${s.buf}[${printKExpr(s.index)}] = ${printKExpr(s.value)}`); break;
+      case 'store4': out.push(`${ind}${s.buf}[${printKExpr(s.index)}..+4] = ${printKExpr(s.value)}`); break;
       case 'sstore': out.push(`${ind}@${s.arr}[${printKExpr(s.index)}] = ${printKExpr(s.value)}`); break;
       case 'barrier': out.push(`${ind}barrier`); break;
       case 'for':

@@ -13,7 +13,7 @@ import type { Dim, Shape } from './dims.js';
 export type Scalar = 'f32' | 'i32' | 'u32' | 'bool';
 /**
  * Value types: the scalars, plus `vec4f` (four f32 lanes) for the vector forms below, which only
- * the vectorized matmul schedule produces (locals, `load4`, `splat`, `comp`, `fma4`).
+ * the vectorized matmul schedule produces (locals, `load4`, `splat`, `comp`, `fma4`, `vec4`, `bin4`, `store4`).
  */
 export type KType = Scalar | 'vec4f';
 
@@ -47,13 +47,18 @@ export type KExpr =
   | { readonly k: 'load4'; readonly t: 'vec4f'; readonly buf: string; readonly index: KExpr }
   | { readonly k: 'splat'; readonly t: 'vec4f'; readonly a: KExpr } // f32 -> all four lanes
   | { readonly k: 'comp'; readonly t: 'f32'; readonly a: KExpr; readonly i: 0 | 1 | 2 | 3 } // one lane of a vec4f
-  | { readonly k: 'fma4'; readonly t: 'vec4f'; readonly a: KExpr; readonly b: KExpr; readonly c: KExpr }; // a * b + c per lane (may be fused)
+  | { readonly k: 'fma4'; readonly t: 'vec4f'; readonly a: KExpr; readonly b: KExpr; readonly c: KExpr } // a * b + c per lane (may be fused)
+  | { readonly k: 'vec4'; readonly t: 'vec4f'; readonly a: readonly [KExpr, KExpr, KExpr, KExpr] } // four f32 values as lanes
+  | { readonly k: 'bin4'; readonly t: 'vec4f'; readonly op: 'add' | 'sub' | 'mul' | 'div'; readonly a: KExpr; readonly b: KExpr }; // lane-wise f32 arithmetic
 
 export type KStmt =
   | { readonly k: 'let'; readonly name: string; readonly t: KType; readonly init: KExpr; readonly mut: boolean }
   | { readonly k: 'set'; readonly name: string; readonly value: KExpr }
   | { readonly k: 'store'; readonly buf: string; readonly index: KExpr; readonly value: KExpr }
   | { readonly k: 'sstore'; readonly arr: string; readonly index: KExpr; readonly value: KExpr }
+  // store4: a vec4f value to the f32 elements index..index+3 of an f32 buffer (index a multiple of 4,
+  // index + 3 in bounds, as for load4)
+  | { readonly k: 'store4'; readonly buf: string; readonly index: KExpr; readonly value: KExpr }
   | { readonly k: 'for'; readonly v: string; readonly from: KExpr; readonly to: KExpr; readonly step: number; readonly body: readonly KStmt[] } // v in [from, to) by step > 0
   | { readonly k: 'if'; readonly cond: KExpr; readonly then: readonly KStmt[]; readonly else: readonly KStmt[] }
   | { readonly k: 'barrier' };
@@ -100,6 +105,8 @@ export function kexprChildren(e: KExpr): KExpr[] {
     case 'bin': return [e.a, e.b];
     case 'select': return [e.c, e.a, e.b];
     case 'fma4': return [e.a, e.b, e.c];
+    case 'vec4': return [...e.a];
+    case 'bin4': return [e.a, e.b];
     default: return [];
   }
 }
@@ -109,7 +116,7 @@ export function kstmtExprs(s: KStmt): KExpr[] {
   switch (s.k) {
     case 'let': return [s.init];
     case 'set': return [s.value];
-    case 'store': case 'sstore': return [s.index, s.value];
+    case 'store': case 'sstore': case 'store4': return [s.index, s.value];
     case 'for': return [s.from, s.to];
     case 'if': return [s.cond];
     case 'barrier': return [];
@@ -142,6 +149,8 @@ export function mapKExpr(e: KExpr, f: (e: KExpr) => KExpr): KExpr {
     case 'bin': return f({ ...e, a: r(e.a), b: r(e.b) });
     case 'select': return f({ ...e, c: r(e.c), a: r(e.a), b: r(e.b) });
     case 'fma4': return f({ ...e, a: r(e.a), b: r(e.b), c: r(e.c) });
+    case 'vec4': return f({ ...e, a: [r(e.a[0]), r(e.a[1]), r(e.a[2]), r(e.a[3])] });
+    case 'bin4': return f({ ...e, a: r(e.a), b: r(e.b) });
     default: return f(e);
   }
 }
@@ -153,7 +162,7 @@ export function mapKStmts(body: readonly KStmt[], f: (e: KExpr) => KExpr): KStmt
     switch (s.k) {
       case 'let': return { ...s, init: m(s.init) };
       case 'set': return { ...s, value: m(s.value) };
-      case 'store': case 'sstore': return { ...s, index: m(s.index), value: m(s.value) };
+      case 'store': case 'sstore': case 'store4': return { ...s, index: m(s.index), value: m(s.value) };
       case 'for': return { ...s, from: m(s.from), to: m(s.to), body: mapKStmts(s.body, f) };
       case 'if': return { ...s, cond: m(s.cond), then: mapKStmts(s.then, f), else: mapKStmts(s.else, f) };
       case 'barrier': return s;
@@ -161,12 +170,19 @@ export function mapKStmts(body: readonly KStmt[], f: (e: KExpr) => KExpr): KStmt
   });
 }
 
-/** Buffers a kernel reads with `load4` (a backend may bind these as arrays of vec4). */
+/** Buffers a kernel reads with `load4` or writes with `store4` (a backend may bind these as arrays of vec4). */
 export function vec4Buffers(body: readonly KStmt[]): Set<string> {
   const out = new Set<string>();
   forEachKExpr(body, (e) => {
     if (e.k === 'load4') out.add(e.buf);
   });
+  const stores = (ss: readonly KStmt[]): void => {
+    for (const s of ss) {
+      if (s.k === 'store4') out.add(s.buf);
+      kstmtBodies(s).forEach(stores);
+    }
+  };
+  stores(body);
   return out;
 }
 

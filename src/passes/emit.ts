@@ -5,7 +5,19 @@
  */
 import { fail } from '../errors.js';
 import type { KExpr, KShared, KStmt, Scalar } from '../ir/kernel.js';
-import { children, substVar, variable, type LExpr } from './lexpr.js';
+import { add, children, div, i32, mul, substVar, variable, type LExpr } from './lexpr.js';
+
+/**
+ * Does `e` contain a reduction that runs inside the loop over `v` (one that uses v: the inner level
+ * of a reduction over several axes)? Only the innermost level of nested reductions is unrolled:
+ * unrolling every level would multiply the code by ur per level. (A reduction that does not use v,
+ * such as the row max inside a softmax's sum, is computed before the loop and does not count.)
+ */
+function nestsReduction(e: LExpr, v: string, seen = new Set<LExpr>()): boolean {
+  if (seen.has(e) || !e.free.has(v)) return false;
+  seen.add(e);
+  return e.k === 'red' || children(e).some((c) => nestsReduction(c, v, seen));
+}
 
 export class Scope {
   readonly stmts: KStmt[] = [];
@@ -32,6 +44,8 @@ type Combine = (a: readonly KExpr[], b: readonly KExpr[]) => { stmts: KStmt[]; o
 export class Emitter {
   private counter = 0;
   coop: Cooperative | undefined;
+  /** Lanes of an unrolled sum/max/min/online reduction outside a cooperative scope (ScheduleParams.ur). */
+  unroll = 1;
   private uses = new Map<LExpr, number>();
   /** Reduction variables get short names in emission order, so output does not depend on node ids. */
   private names = new Map<string, string>();
@@ -126,30 +140,37 @@ export class Emitter {
    * One loop for a row max and the sum of exponentials against it (online softmax):
    *   m' = max(m, x); s = s * exp(m - m') + exp(x - m'); m = m'
    * with -inf guarded so a row that starts with -inf (a mask) does not turn the sum into NaN.
+   * Unrolled, each lane keeps its own (m, s) pair; the pairs merge after the loop.
    */
   private emitOnline(sum: Extract<LExpr, { k: 'red' }>, mx: Extract<LExpr, { k: 'red' }>, chain: readonly Scope[]): void {
     const scope = chain[chain.length - 1]!;
-    const extent = this.emit(sum.extent, chain);
-    if (!this.names.has(sum.v)) this.names.set(sum.v, `r${this.names.size}`);
-    const vname = this.varName(sum.v);
-    const loop = new Scope(new Set([sum.v]));
-    const x = this.emit((sum.body as Extract<LExpr, { k: 'un' }>).a.k === 'bin' ? ((sum.body as Extract<LExpr, { k: 'un' }>).a as Extract<LExpr, { k: 'bin' }>).a : sum.body, [...chain, loop]);
-    const [m, s, xv, mn] = [this.fresh('acc'), this.fresh('acc'), this.fresh('x'), this.fresh('m')];
+    const X = (sum.body as Extract<LExpr, { k: 'un' }>).a.k === 'bin' ? ((sum.body as Extract<LExpr, { k: 'un' }>).a as Extract<LExpr, { k: 'bin' }>).a : sum.body;
     const f = (name: string): KExpr => ({ k: 'var', t: 'f32', name });
     const lit = (v: number): KExpr => ({ k: 'lit', t: 'f32', v });
     const exp = (a: KExpr): KExpr => ({ k: 'un', t: 'f32', op: 'exp', a });
     const sub = (a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: 'f32', op: 'sub', a, b });
     const isNegInf = (a: KExpr): KExpr => ({ k: 'bin', t: 'bool', op: 'eq', a, b: lit(-Infinity) });
-    scope.stmts.push({ k: 'let', name: m, t: 'f32', init: lit(-Infinity), mut: true });
-    scope.stmts.push({ k: 'let', name: s, t: 'f32', init: lit(0), mut: true });
-    loop.stmts.push({ k: 'let', name: xv, t: 'f32', init: x, mut: false });
-    loop.stmts.push({ k: 'let', name: mn, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: f(m), b: f(xv) }, mut: false });
-    const scale: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(m)), a: lit(0), b: exp(sub(f(m), f(mn))) };
-    const term: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(xv)), a: lit(0), b: exp(sub(f(xv), f(mn))) };
-    loop.stmts.push({ k: 'set', name: s, value: { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: scale }, b: term } });
-    loop.stmts.push({ k: 'set', name: m, value: f(mn) });
+    const lanes: [string, string][] = [];
+    this.reductionLoops(sum.v, sum.extent, chain, !nestsReduction(sum.body, sum.v), (q, at) => {
+      const x = at(X);
+      if (!lanes[q]) {
+        lanes[q] = [this.fresh('acc'), this.fresh('acc')];
+        scope.stmts.push({ k: 'let', name: lanes[q][0], t: 'f32', init: lit(-Infinity), mut: true });
+        scope.stmts.push({ k: 'let', name: lanes[q][1], t: 'f32', init: lit(0), mut: true });
+      }
+      const [m, s] = lanes[q];
+      const [xv, mn] = [this.fresh('x'), this.fresh('m')];
+      const scale: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(m)), a: lit(0), b: exp(sub(f(m), f(mn))) };
+      const term: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(xv)), a: lit(0), b: exp(sub(f(xv), f(mn))) };
+      return [
+        { k: 'let', name: xv, t: 'f32', init: x, mut: false },
+        { k: 'let', name: mn, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: f(m), b: f(xv) }, mut: false },
+        { k: 'set', name: s, value: { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: scale }, b: term } },
+        { k: 'set', name: m, value: f(mn) },
+      ];
+    });
+    const [m, s] = lanes[0]!;
     const coop = this.coop?.scope === scope ? this.coop : undefined;
-    scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : { k: 'lit', t: 'i32', v: 0 }, to: extent, step: coop?.wg ?? 1, body: loop.stmts });
     if (coop?.subgroup) {
       // the row max across the subgroup, then each lane's sum rescaled to it and added
       const rm = this.fresh('v');
@@ -161,22 +182,90 @@ export class Emitter {
       scope.cache.set(sum, f(rs));
       return;
     }
-    if (coop) {
-      // merge (m1, s1) and (m2, s2): m = max(m1, m2); s = s1 * exp(m1 - m) + s2 * exp(m2 - m)
-      const [rm, rs] = this.combineAcross(coop, scope, [f(m), f(s)], ['f32', 'f32'], (a, b) => {
-        const mm = this.fresh('m');
-        const w = (x: KExpr): KExpr => ({ k: 'select', t: 'f32', c: isNegInf(x), a: lit(0), b: exp(sub(x, f(mm))) });
-        return {
-          stmts: [{ k: 'let', name: mm, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: a[0]!, b: b[0]! }, mut: false }],
-          out: [f(mm), { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: a[1]!, b: w(a[0]!) }, b: { k: 'bin', t: 'f32', op: 'mul', a: b[1]!, b: w(b[0]!) } }],
-        };
-      });
-      scope.cache.set(mx, rm!);
-      scope.cache.set(sum, rs!);
-      return;
+    const [rm, rs] = coop
+      ? this.combineAcross(coop, scope, [f(m), f(s)], ['f32', 'f32'], this.mergeOnline)
+      : this.combineLanes(scope, lanes.map(([lm, ls]) => [f(lm), f(ls)]), ['f32', 'f32'], this.mergeOnline);
+    scope.cache.set(mx, rm!);
+    scope.cache.set(sum, rs!);
+  }
+
+  /** Merges (m1, s1) and (m2, s2): m = max(m1, m2); s = s1 * exp(m1 - m) + s2 * exp(m2 - m), a -inf max weighing 0. */
+  private readonly mergeOnline: Combine = (a, b) => {
+    const mm = this.fresh('m');
+    const ref: KExpr = { k: 'var', t: 'f32', name: mm };
+    const w = (x: KExpr): KExpr => ({
+      k: 'select', t: 'f32', c: { k: 'bin', t: 'bool', op: 'eq', a: x, b: { k: 'lit', t: 'f32', v: -Infinity } },
+      a: { k: 'lit', t: 'f32', v: 0 }, b: { k: 'un', t: 'f32', op: 'exp', a: { k: 'bin', t: 'f32', op: 'sub', a: x, b: ref } },
+    });
+    return {
+      stmts: [{ k: 'let', name: mm, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: a[0]!, b: b[0]! }, mut: false }],
+      out: [ref, { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: a[1]!, b: w(a[0]!) }, b: { k: 'bin', t: 'f32', op: 'mul', a: b[1]!, b: w(b[0]!) } }],
+    };
+  };
+
+  /**
+   * The loops of a reduction over `v` in [0, extent), placed in chain's last scope; `step(q, at)`
+   * gives the statements for element v + q (`at` emits an expression of v at that element). In a
+   * cooperative scope the loop strides across the workgroup. Otherwise, with `unrollable` and
+   * `unroll` > 1, a main loop runs over whole chunks of `unroll` elements (lanes q = 0..unroll-1,
+   * each with its own accumulators, so the chains are independent) and a tail loop runs lane 0 over
+   * the extent % unroll elements left. Returns the number of lanes.
+   */
+  private reductionLoops(v: string, extent: LExpr, chain: readonly Scope[], unrollable: boolean, step: (q: number, at: (x: LExpr) => KExpr) => KStmt[]): number {
+    const scope = chain[chain.length - 1]!;
+    const coop = this.coop?.scope === scope ? this.coop : undefined;
+    const u = coop || !unrollable ? 1 : Math.max(1, Math.floor(this.unroll));
+    const to = this.emit(extent, chain);
+    if (!this.names.has(v)) this.names.set(v, `r${this.names.size}`);
+    const vname = this.varName(v);
+    const run = (loop: Scope, q: number): void => {
+      const inner = [...chain, loop];
+      const at = (x: LExpr): KExpr => {
+        if (q === 0) return this.emit(x, inner);
+        const shifted = substVar(x, v, add(variable(v), i32(q)));
+        this.countUses([shifted]);
+        return this.emit(shifted, inner);
+      };
+      loop.stmts.push(...step(q, at));
+    };
+    const zero: KExpr = { k: 'lit', t: 'i32', v: 0 };
+    const main = new Scope(new Set([v]));
+    for (let q = 0; q < u; q++) run(main, q);
+    if (u === 1) {
+      scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : zero, to, step: coop?.wg ?? 1, body: main.stmts });
+      return 1;
     }
-    scope.cache.set(mx, f(m));
-    scope.cache.set(sum, f(s));
+    const wholeL = mul(div(extent, i32(u)), i32(u));
+    const whole = this.emit(wholeL, chain);
+    const tail = new Scope(new Set([v]));
+    run(tail, 0);
+    if (wholeL.k !== 'lit' || wholeL.v > 0) scope.stmts.push({ k: 'for', v: vname, from: zero, to: whole, step: u, body: main.stmts });
+    if (wholeL !== extent) scope.stmts.push({ k: 'for', v: vname, from: whole, to, step: 1, body: tail.stmts });
+    return u;
+  }
+
+  /**
+   * Combines the lanes of an unrolled reduction (each a tuple of values of `types`) pairwise in a
+   * tree, binding each merged value; returns the combined tuple.
+   */
+  private combineLanes(scope: Scope, lanes: readonly (readonly KExpr[])[], types: readonly Scalar[], combine: Combine): KExpr[] {
+    let level = lanes;
+    while (level.length > 1) {
+      const next: KExpr[][] = [];
+      for (let i = 0; i + 1 < level.length; i += 2) {
+        const c = combine(level[i]!, level[i + 1]!);
+        scope.stmts.push(...c.stmts);
+        next.push(c.out.map((init, j) => {
+          if (init.k === 'var') return init;
+          const name = this.fresh('v');
+          scope.stmts.push({ k: 'let', name, t: types[j]!, init, mut: false });
+          return { k: 'var', t: types[j]!, name };
+        }));
+      }
+      if (level.length % 2) next.push([...level[level.length - 1]!]);
+      level = next;
+    }
+    return [...level[0]!];
   }
 
   /**
@@ -262,53 +351,59 @@ export class Emitter {
     return idx!;
   }
 
-  /** acc = init; for (v = 0; v < extent; v++) acc = combine(acc, body) — placed in chain's last scope. */
+  /**
+   * acc = init; for (v = 0; v < extent; v++) acc = combine(acc, body) — placed in chain's last scope.
+   * sum, max and min unroll into independent lane accumulators (see reductionLoops), combined after.
+   */
   private emitReduction(e: Extract<LExpr, { k: 'red' }>, chain: readonly Scope[]): KExpr {
     const scope = chain[chain.length - 1]!;
-    const extent = this.emit(e.extent, chain);
-    if (!this.names.has(e.v)) this.names.set(e.v, `r${this.names.size}`);
-    const vname = this.varName(e.v);
-    const loop = new Scope(new Set([e.v]));
-    const inner = [...chain, loop];
-    const body = this.emit(e.body, inner);
-    const acc = this.fresh('acc');
     const bt: Scalar = e.body.t;
-    const accRef: KExpr = { k: 'var', t: bt, name: acc };
+    const ref = (name: string): KExpr => ({ k: 'var', t: bt, name });
     const init = (v: number): KExpr => ({ k: 'lit', t: bt, v: bt === 'f32' ? v : v === NEG_INF ? (bt === 'u32' ? 0 : -2147483648) : bt === 'u32' ? 4294967295 : 2147483647 });
-    let result: KExpr = accRef;
-    const v: KExpr = { k: 'var', t: 'i32', name: vname };
-    switch (e.fn) {
-      case 'sum':
-        scope.stmts.push({ k: 'let', name: acc, t: bt, init: { k: 'lit', t: bt, v: 0 }, mut: true });
-        loop.stmts.push({ k: 'set', name: acc, value: { k: 'bin', t: bt, op: 'add', a: accRef, b: body } });
-        break;
-      case 'max':
-      case 'min':
-        scope.stmts.push({ k: 'let', name: acc, t: bt, init: init(e.fn === 'max' ? NEG_INF : Infinity), mut: true });
-        loop.stmts.push({ k: 'set', name: acc, value: { k: 'bin', t: bt, op: e.fn, a: accRef, b: body } });
-        break;
-      case 'argmax':
-      case 'argmin': {
-        const idx = this.fresh('arg');
-        scope.stmts.push({ k: 'let', name: acc, t: bt, init: init(e.fn === 'argmax' ? NEG_INF : Infinity), mut: true });
+    const coop = this.coop?.scope === scope ? this.coop : undefined;
+    let result: KExpr;
+    if (e.fn === 'argmax' || e.fn === 'argmin') {
+      const fn = e.fn;
+      let acc = '';
+      let idx = '';
+      this.reductionLoops(e.v, e.extent, chain, false, (_q, at) => {
+        const body = at(e.body);
+        acc = this.fresh('acc');
+        idx = this.fresh('arg');
+        scope.stmts.push({ k: 'let', name: acc, t: bt, init: init(fn === 'argmax' ? NEG_INF : Infinity), mut: true });
         scope.stmts.push({ k: 'let', name: idx, t: 'i32', init: { k: 'lit', t: 'i32', v: 0 }, mut: true });
         const x = this.fresh('x');
-        loop.stmts.push({ k: 'let', name: x, t: bt, init: body, mut: false });
-        const xr: KExpr = { k: 'var', t: bt, name: x };
-        let better: KExpr = { k: 'bin', t: 'bool', op: e.fn === 'argmax' ? 'gt' : 'lt', a: xr, b: accRef };
+        const xr = ref(x);
+        let better: KExpr = { k: 'bin', t: 'bool', op: fn === 'argmax' ? 'gt' : 'lt', a: xr, b: ref(acc) };
         if (bt === 'f32') {
           // A NaN wins over any number (the first NaN is kept): numpy's argmax/argmin semantics.
-          const nanFirst: KExpr = { k: 'bin', t: 'bool', op: 'and', a: { k: 'un', t: 'bool', op: 'isnan', a: xr }, b: { k: 'un', t: 'bool', op: 'not', a: { k: 'un', t: 'bool', op: 'isnan', a: accRef } } };
+          const nanFirst: KExpr = { k: 'bin', t: 'bool', op: 'and', a: { k: 'un', t: 'bool', op: 'isnan', a: xr }, b: { k: 'un', t: 'bool', op: 'not', a: { k: 'un', t: 'bool', op: 'isnan', a: ref(acc) } } };
           better = { k: 'bin', t: 'bool', op: 'or', a: better, b: nanFirst };
         }
-        loop.stmts.push({ k: 'if', cond: better, then: [{ k: 'set', name: acc, value: xr }, { k: 'set', name: idx, value: v }], else: [] });
-        result = { k: 'var', t: 'i32', name: idx };
-        break;
-      }
+        const v: KExpr = { k: 'var', t: 'i32', name: this.varName(e.v) };
+        return [
+          { k: 'let', name: x, t: bt, init: body, mut: false },
+          { k: 'if', cond: better, then: [{ k: 'set', name: acc, value: xr }, { k: 'set', name: idx, value: v }], else: [] },
+        ];
+      });
+      result = { k: 'var', t: 'i32', name: idx };
+      if (coop) result = this.combineReduction(coop, scope, e.fn, bt, ref(acc), result);
+    } else {
+      const op = e.fn === 'sum' ? 'add' : e.fn;
+      const start: KExpr = e.fn === 'sum' ? { k: 'lit', t: bt, v: 0 } : init(e.fn === 'max' ? NEG_INF : Infinity);
+      const accs: string[] = [];
+      this.reductionLoops(e.v, e.extent, chain, !nestsReduction(e.body, e.v), (q, at) => {
+        const body = at(e.body);
+        if (accs[q] === undefined) {
+          accs[q] = this.fresh('acc');
+          scope.stmts.push({ k: 'let', name: accs[q], t: bt, init: start, mut: true });
+        }
+        return [{ k: 'set', name: accs[q], value: { k: 'bin', t: bt, op, a: ref(accs[q]), b: body } }];
+      });
+      result = coop
+        ? this.combineReduction(coop, scope, e.fn, bt, ref(accs[0]!), ref(accs[0]!))
+        : this.combineLanes(scope, accs.map((a) => [ref(a)]), [bt], (a, b) => ({ stmts: [], out: [{ k: 'bin', t: bt, op, a: a[0]!, b: b[0]! }] }))[0]!;
     }
-    const coop = this.coop?.scope === scope ? this.coop : undefined;
-    scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : { k: 'lit', t: 'i32', v: 0 }, to: extent, step: coop?.wg ?? 1, body: loop.stmts });
-    if (coop) result = this.combineReduction(coop, scope, e.fn, bt, accRef, result);
     scope.cache.set(e, result);
     return result;
   }

@@ -75,7 +75,16 @@ function checkSpecialize(p: Program, dims: Readonly<Record<string, number>>): Re
  * columns per invocation (8 words in flight; measured 1.2-1.3x over 4 on both software drivers).
  */
 function groupDefaults(group: FusedGroup): Partial<ScheduleParams> {
-  return group.kind === 'matmul' && group.inlined.some((n) => n.op === 'compute') ? { tn: 8 } : {};
+  if (group.kind !== 'matmul') return {};
+  if (group.inlined.some((n) => n.op === 'compute')) return { tn: 8 };
+  // f32 operands: the vec4 register-blocked schedule (it falls back to the scalar path where its
+  // dims are not multiples of 4). B a plain [K, N] buffer: 8x8 per invocation (about 2x the scalar
+  // 4x4 on both software drivers); otherwise (B read as [N, K]: weights stored [out, in], mostly
+  // multiplied by one token's activations) vec4 along K, one row by 4 columns (as fast as the
+  // hand-written GEMV on lavapipe; taller tiles recompute rows when M is 1 at run time).
+  const mm = group.contraction ?? group.root;
+  const B = mm.args[1]!;
+  return group.reads.includes(B) && B.dtype === 'f32' ? { tm: 8, tn: 8, vec: 4 } : { tm: 1, tn: 4, vec: 4 };
 }
 
 export function compile(source: Program, opts: CompileOptions = {}): CompiledProgram {
@@ -94,15 +103,20 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   dump('memory', () => plan.buffers.map((b) => `${b.role} ${b.name}: ${b.dtype}${shapeToString(b.shape)}`).join('\n'));
 
   const specialized = opts.specialize && Object.keys(opts.specialize).length > 0 ? checkSpecialize(source, opts.specialize) : undefined;
-  const names = {
+  const generic = {
     readOf: (n: Node) => plan.of.get(n) ?? fail('E_INTERNAL', `no buffer for %${n.id}`),
     writeOf: (n: Node) => plan.writes.get(n) ?? fail('E_INTERNAL', `no output buffer for %${n.id}`),
-    ...(specialized ? { dims: specialized } : {}),
   };
+  const constant = specialized ? { ...generic, dims: specialized } : generic;
   const used = new Map<string, number>();
   const kernels = groups.map((group, i) => {
-    const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group), ...opts.params, ...opts.groupParams?.(group, i) };
-    const scheduled = scheduleGroup(group, names, gp);
+    const chosen = { ...opts.params, ...opts.groupParams?.(group, i) };
+    const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group), ...chosen };
+    // the default vec4 path needs tn % 4 == 0: a tile chosen without saying `vec` stays scalar
+    if (chosen.vec === undefined && gp.tn % 4 !== 0) gp.vec = 0;
+    const kept = specialized !== undefined && gp.constDims === 0;
+    const made = scheduleGroup(group, kept ? generic : constant, gp);
+    const scheduled = kept ? { ...made, schedule: { ...made.schedule, params: { ...made.schedule.params, constDims: 0 } } } : made;
     const k = group.kind === 'matmul' && gp.stage !== 0 ? stageGatherTables(scheduled) : scheduled;
     const count = used.get(k.name) ?? 0;
     used.set(k.name, count + 1);

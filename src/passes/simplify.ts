@@ -35,7 +35,7 @@ const FOLD: Record<string, (a: number, b: number) => number> = {
 };
 const UNFOLD: Record<string, (a: number) => number> = { neg: (a) => -a, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, abs: Math.abs };
 
-export const RULES: readonly Rule[] = [
+const LOCAL_RULES: readonly Rule[] = [
   { name: 'x+0', apply: (n) => (n.op === 'add' && constValue(n.args[1]!) === 0 ? n.args[0] : n.op === 'add' && constValue(n.args[0]!) === 0 ? n.args[1] : undefined) },
   { name: 'x-0', apply: (n) => (n.op === 'sub' && constValue(n.args[1]!) === 0 ? n.args[0] : undefined) },
   { name: 'x*1', apply: (n) => (n.op === 'mul' && constValue(n.args[1]!) === 1 ? n.args[0] : n.op === 'mul' && constValue(n.args[0]!) === 1 ? n.args[1] : undefined) },
@@ -80,10 +80,46 @@ export const RULES: readonly Rule[] = [
   },
 ];
 
+/** The factors of a product tree of same-shaped muls: ((a * b) * c) -> [a, b, c]. */
+function factorsOf(n: Node): Node[] {
+  return n.op === 'mul' && shapeEq(n.args[0]!.shape, n.shape) && shapeEq(n.args[1]!.shape, n.shape) ? [...factorsOf(n.args[0]!), ...factorsOf(n.args[1]!)] : [n];
+}
+
+/** `expand(s)` of a per-row value s [..., M, 1] over the columns of a [..., M, K] operand. */
+function isRowBroadcast(f: Node, shape: readonly Node['shape'][number][]): boolean {
+  if (f.op !== 'expand') return false;
+  const s = f.args[0]!.shape;
+  const r = shape.length;
+  return s.length === r && r >= 2 && s[r - 1] === 1 && shapeEq(s.slice(0, r - 1), shape.slice(0, r - 1));
+}
+
+/**
+ * matmul(P * rowScale(s), B) = matmul(P, B) * rowScale(s): a per-row factor of A (an RMSNorm's or a
+ * layer norm's 1/rms, a per-token activation scale) leaves the K loop and becomes an epilogue
+ * multiply, once per output instead of once per A element per column tile.
+ */
+const ROW_SCALE_OUT_OF_MATMUL: Rule = {
+  name: 'row scale out of matmul',
+  apply: (n) => {
+    if (n.op !== 'matmul' || !isFloatNode(n)) return undefined;
+    const [A, B] = n.args as [Node, Node];
+    const fs = factorsOf(A);
+    const i = fs.findIndex((f) => isRowBroadcast(f, A.shape));
+    if (i < 0 || fs.length < 2) return undefined;
+    const rest = fs.filter((_, j) => j !== i).reduce((acc, f) => intern('mul', [acc, f], A.dtype, A.shape, {}));
+    const mm = intern('matmul', [rest, B], n.dtype, n.shape, n.attrs);
+    const s = fs[i]!.args[0]!;
+    const scale = intern('expand', [s], s.dtype, n.shape, { shape: [...n.shape] });
+    return intern('mul', [mm, scale], n.dtype, n.shape, {});
+  },
+};
+
 /** Rebuilds `n` with new args (interned, so unchanged subgraphs stay identical). */
 function withArgs(n: Node, args: readonly Node[]): Node {
   return args.every((a, i) => a === n.args[i]) ? n : intern(n.op, args, n.dtype, n.shape, n.attrs);
 }
+
+export const RULES: readonly Rule[] = [...LOCAL_RULES, ROW_SCALE_OUT_OF_MATMUL];
 
 export function simplify(p: Program, rules: readonly Rule[] = RULES): Program {
   const map = new Map<Node, Node>();

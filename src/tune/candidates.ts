@@ -38,7 +38,7 @@ function matmulRows(group: FusedGroup, dims?: DimBindings): number | undefined {
 /**
  * The candidates for `group` on a device with `caps`; with `dims` (the shapes being tuned for),
  * split-K variants are left out for matmuls with more than 64 rows, where they are never the best
- * and are slow to time.
+ * and are slow to time, and so are vec4 tiles taller than the rows (or of one or two rows over 64).
  */
 export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: DimBindings): Candidate[] {
   switch (group.kind) {
@@ -46,7 +46,9 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       return [1, 2, 4, 8].flatMap((perThread) => [64, 128, 256].map((workgroupSize) => ({ perThread, workgroupSize })));
     case 'row':
     case 'reduce': {
-      const perRow = WG.map((workgroupSize) => ({ coop: 0, workgroupSize }));
+      // one invocation per row at the default ur, and with one chain (ur 1) or 8 lanes (ur 8, a little
+      // faster than 4 on SwiftShader)
+      const perRow: Candidate[] = [...WG.map((workgroupSize) => ({ coop: 0, workgroupSize })), ...[1, 8].map((ur) => ({ coop: 0, ur, workgroupSize: 64 }))];
       // one workgroup per row with tree reductions: what a real GPU wants for long rows
       const rowWise = group.kind === 'reduce' || group.rowAxes === 1;
       const coop = rowWise ? WG.map((workgroupSize) => ({ coop: 1, workgroupSize })) : [];
@@ -57,7 +59,7 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
     }
     case 'matmul': {
       const tiles: [number, number][] = [[1, 4], [1, 8], [2, 2], [2, 4], [4, 4], [4, 8], [8, 4], [8, 8]];
-      const registerBlocked = tiles.flatMap(([tm, tn]) => [32, 64, 128].map((workgroupSize) => ({ tiled: 0, tm, tn, workgroupSize })));
+      const registerBlocked = tiles.flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ tiled: 0, vec: 0, tm, tn, workgroupSize })));
       // workgroup-memory tiled: (wm*tm) x (wn*tn) blocks, K tiles of bk
       const tiled: Candidate[] = [
         { tiled: 1, tm: 4, tn: 4, wm: 8, wn: 8, bk: 8 },
@@ -67,8 +69,14 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
         { tiled: 1, tm: 1, tn: 4, wm: 4, wn: 16, bk: 32 },
       ];
       // vec4 loads and FMAs along N (and K) when N and K are multiples of 4, the scalar path otherwise
-      const vecTiles: [number, number][] = [[1, 8], [2, 8], [4, 4], [4, 8], [8, 4], [8, 8], [16, 8], [8, 16]];
-      const vectorized = vecTiles.flatMap(([tm, tn]) => [64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
+      const vecTiles: [number, number][] = [[1, 4], [1, 8], [2, 4], [2, 8], [4, 4], [4, 8], [8, 4], [8, 8], [16, 8], [8, 16]];
+      // (small workgroups balance the few cores of a software driver: 16x8 in workgroups of 16 measured
+      // 1.1x workgroups of 64 at 1024 on lavapipe)
+      // Tiles that cannot pay at the rows being tuned are left out: taller than M (the extra rows
+      // repeat the last one), or one or two rows for more than 64 (B reloaded for every row).
+      const rowsKnown = matmulRows(group, dims);
+      const fits = ([tm]: [number, number]) => rowsKnown === undefined || (tm <= rowsKnown && (rowsKnown <= 64 || tm > 2));
+      const vectorized = vecTiles.filter(fits).flatMap(([tm, tn]) => [16, 32, 64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
       // split-K: a workgroup per output tile strides over K and sums its partials (GEMV, small batches)
       const splitK: Candidate[] = [[1, 1], [1, 2], [1, 4], [2, 2], [4, 1]].flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ coop: 1, tm, tn, workgroupSize })));
       const sg = caps.subgroupSize;
@@ -76,8 +84,7 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       // K unrolled by more than the default where B is decoded from packed words (a group's codes per chunk)
       const decodes = group.inlined.some((n) => n.op === 'compute');
       const unrolled: Candidate[] = decodes ? [16, 32].flatMap((uk) => [{ tiled: 0, tm: 1, tn: 4, uk, workgroupSize: 64 }, { coop: 1, tm: 1, tn: 1, uk, workgroupSize: 64 }]) : [];
-      const rows = matmulRows(group, dims);
-      return [...registerBlocked, ...vectorized, ...tiled, ...(rows === undefined || rows <= 64 ? splitK : []), ...unrolled];
+      return [...registerBlocked, ...vectorized, ...tiled, ...(rowsKnown === undefined || rowsKnown <= 64 ? splitK : []), ...unrolled];
     }
   }
 }

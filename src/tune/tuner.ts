@@ -13,7 +13,7 @@ import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { candidatesFor, deviceCaps, type Candidate } from './candidates.js';
 import { cacheDir, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
 
-export const COMPILER_VERSION = 'tessera-0.1.0';
+export const COMPILER_VERSION = 'tessera-0.1.1';
 
 export interface TuneProgress {
   readonly kernel: string;
@@ -93,8 +93,11 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       let bestMs = def.medianMs;
       const rejected: string[] = [];
       const cands = candidatesFor(ck.group, deviceCaps(rt.info), prep.dims);
-      for (const [ci, cand] of cands.entries()) {
-        opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length });
+      // specialized: after the schedule, whether this kernel is faster with the dims as uniforms
+      const refine = specialize ? 1 : 0;
+      for (let ci = 0; ci < cands.length + refine; ci++) {
+        const cand: Candidate = ci < cands.length ? cands[ci]! : { ...best, constDims: 0 };
+        opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length + refine });
         const variant = compile(program, { ...copts, groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
         rt.run(variant, bindings, prep.dims);
         const bad = close(await rt.download(out), expected);
@@ -110,7 +113,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       }
       rec.entries = [...rec.entries.filter((e) => JSON.stringify(e.dims) !== JSON.stringify(prep.dims)), { dims: prep.dims, params: best, medianMs: bestMs, defaultMs: def.medianMs, timing: def.source }];
       writeRecord(rec, dir);
-      results.push({ kernel: ck.kernel.name, kind: ck.kernel.schedule.kind, defaultMs: def.medianMs, best, bestMs, tried: cands.length, rejected, cached: false, tuneMs: performance.now() - t0 });
+      results.push({ kernel: ck.kernel.name, kind: ck.kernel.schedule.kind, defaultMs: def.medianMs, best, bestMs, tried: cands.length + refine, rejected, cached: false, tuneMs: performance.now() - t0 });
     }
   } finally {
     prep.free();

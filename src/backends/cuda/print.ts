@@ -70,6 +70,15 @@ __device__ __forceinline__ float4 tsr_ld4(const float* p, int i) {
   if ((reinterpret_cast<unsigned long long>(q) & 15ull) == 0ull) return *reinterpret_cast<const float4*>(q);
   return make_float4(q[0], q[1], q[2], q[3]);
 }
+__device__ __forceinline__ void tsr_st4(float* p, int i, float4 v) {
+  float* q = p + i;
+  if ((reinterpret_cast<unsigned long long>(q) & 15ull) == 0ull) { *reinterpret_cast<float4*>(q) = v; return; }
+  q[0] = v.x; q[1] = v.y; q[2] = v.z; q[3] = v.w;
+}
+__device__ __forceinline__ float4 tsr_add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
+__device__ __forceinline__ float4 tsr_sub4(float4 a, float4 b) { return make_float4(a.x - b.x, a.y - b.y, a.z - b.z, a.w - b.w); }
+__device__ __forceinline__ float4 tsr_mul4(float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); }
+__device__ __forceinline__ float4 tsr_div4(float4 a, float4 b) { return make_float4(a.x / b.x, a.y / b.y, a.z / b.z, a.w / b.w); }
 __device__ __forceinline__ float4 tsr_splat4(float s) { return make_float4(s, s, s, s); }
 __device__ __forceinline__ float4 tsr_fma4(float4 a, float4 b, float4 c) {
   return make_float4(fmaf(a.x, b.x, c.x), fmaf(a.y, b.y, c.y), fmaf(a.z, b.z, c.z), fmaf(a.w, b.w, c.w));
@@ -136,6 +145,8 @@ class Printer {
       case 'splat': return `tsr_splat4(${this.expr(e.a)})`;
       case 'comp': return `(${this.expr(e.a)}).${'xyzw'[e.i]}`;
       case 'fma4': return `tsr_fma4(${this.expr(e.a)}, ${this.expr(e.b)}, ${this.expr(e.c)})`;
+      case 'vec4': return `make_float4(${e.a.map((x) => this.expr(x)).join(', ')})`;
+      case 'bin4': return `tsr_${e.op}4(${this.expr(e.a)}, ${this.expr(e.b)})`;
       case 'select': return `(${this.expr(e.c)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
       case 'cast': return this.cast(e.t, e.a);
       case 'subgroup': {
@@ -243,6 +254,10 @@ class Printer {
         case 'let': out.push(`${ind}${s.mut ? '' : 'const '}${SCALAR[s.t]} ${s.name} = ${this.expr(s.init)};`); break;
         case 'set': out.push(`${ind}${s.name} = ${this.expr(s.value)};`); break;
         case 'store': out.push(`${ind}b_${s.buf}[${this.expr(s.index)}] = ${this.storeValue(s.buf, s.value)};`); break;
+        case 'store4':
+          if (this.bufType(s.buf) !== 'f32') fail('E_INTERNAL', `kernel ${this.k.name}: vec4 store to ${this.bufType(s.buf)} buffer ${s.buf}`);
+          out.push(`${ind}tsr_st4(b_${s.buf}, ${this.expr(s.index)}, ${this.expr(s.value)});`);
+          break;
         case 'sstore': out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${this.expr(s.value)};`); break;
         case 'barrier': out.push(`${ind}__syncthreads();`); break;
         case 'for':

@@ -17,6 +17,11 @@ const HELPER_SOURCE: Readonly<Record<string, string>> = {
   // vec4f values are 4-element arrays
   ld4: '(b, i) => [b[i], b[i + 1], b[i + 2], b[i + 3]]',
   splat4: '(x) => [x, x, x, x]',
+  add4: '(a, b) => [Math.fround(a[0] + b[0]), Math.fround(a[1] + b[1]), Math.fround(a[2] + b[2]), Math.fround(a[3] + b[3])]',
+  sub4: '(a, b) => [Math.fround(a[0] - b[0]), Math.fround(a[1] - b[1]), Math.fround(a[2] - b[2]), Math.fround(a[3] - b[3])]',
+  mul4: '(a, b) => [Math.fround(a[0] * b[0]), Math.fround(a[1] * b[1]), Math.fround(a[2] * b[2]), Math.fround(a[3] * b[3])]',
+  div4: '(a, b) => [Math.fround(a[0] / b[0]), Math.fround(a[1] / b[1]), Math.fround(a[2] / b[2]), Math.fround(a[3] / b[3])]',
+  st4: '(b, i, v) => { b[i] = v[0]; b[i + 1] = v[1]; b[i + 2] = v[2]; b[i + 3] = v[3]; }',
   fma4: '(a, b, c) => [Math.fround(a[0] * b[0] + c[0]), Math.fround(a[1] * b[1] + c[1]), Math.fround(a[2] * b[2] + c[2]), Math.fround(a[3] * b[3] + c[3])]',
   fmax: '(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b))',
   fmin: '(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b))',
@@ -100,6 +105,8 @@ function expr(e: KExpr): string {
     case 'splat': return `H.splat4(${expr(e.a)})`;
     case 'comp': return `${expr(e.a)}[${e.i}]`;
     case 'fma4': return `H.fma4(${expr(e.a)}, ${expr(e.b)}, ${expr(e.c)})`;
+    case 'vec4': return `[${e.a.map(expr).join(', ')}]`;
+    case 'bin4': return `H.${e.op}4(${expr(e.a)}, ${expr(e.b)})`;
     case 'select': return `(${expr(e.c)} ? ${expr(e.a)} : ${expr(e.b)})`;
     case 'cast': return cast(e.t, e.a);
     case 'subgroup': return `(yield ['${e.op}', ${expr(e.a)}, '${e.t}'])`; // the workgroup driver combines the lanes' values
@@ -178,6 +185,12 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
       case 'set': out.push(`${ind}${s.name} = ${expr(s.value)};`); break;
       case 'store':
         out.push(checked ? `${ind}H.st(b_${s.buf}, ${expr(s.index)}, ${storeValue(s.buf, s.value)}, '${s.buf}');` : `${ind}b_${s.buf}[${expr(s.index)}] = ${storeValue(s.buf, s.value)};`);
+        break;
+      case 'store4':
+        if (checked) {
+          const v = `v4_${out.length}`;
+          out.push(`${ind}{ const ${v} = ${expr(s.value)}; const i_${v} = ${expr(s.index)}; for (let q = 0; q < 4; q++) H.st(b_${s.buf}, i_${v} + q, ${v}[q], '${s.buf}'); }`);
+        } else out.push(`${ind}H.st4(b_${s.buf}, ${expr(s.index)}, ${expr(s.value)});`);
         break;
       case 'sstore': out.push(`${ind}${s.arr}[${expr(s.index)}] = ${expr(s.value)};`); break;
       case 'barrier': out.push(`${ind}yield;`); break;

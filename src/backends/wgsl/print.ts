@@ -465,12 +465,12 @@ class Printer {
     if (!Number.isInteger(k.workgroupSize) || k.workgroupSize < 1) {
       fail('E_VERIFY', `kernel '${k.name}': workgroupSize must be a positive integer, got ${k.workgroupSize}`);
     }
-    // A buffer read with load4 is bound as array<vec4<f32>> (the runtime sizes buffers in 16-byte
+    // A buffer read with load4 or written with store4 is bound as array<vec4<f32>> (the runtime sizes buffers in 16-byte
     // units); its scalar accesses become buf[i >> 2][i & 3].
     const vec4 = vec4Buffers(k.body);
     for (const b of k.buffers) {
       if (this.bufs.has(b.name)) fail('E_VERIFY', `kernel '${k.name}': buffer '${b.name}' declared twice`);
-      if (vec4.has(b.name) && storageType(b.dtype, this.caps) !== 'f32') fail('E_VERIFY', `kernel '${k.name}': vec4 loads from ${b.dtype} buffer '${b.name}'`);
+      if (vec4.has(b.name) && storageType(b.dtype, this.caps) !== 'f32') fail('E_VERIFY', `kernel '${k.name}': vec4 access to ${b.dtype} buffer '${b.name}'`);
       this.bufs.set(b.name, { name: this.names.name(`buffer:${b.name}`, b.name), dtype: b.dtype, ...(vec4.has(b.name) ? { vec4: true } : {}) });
     }
     for (const n of vec4) if (!this.bufs.has(n)) fail('E_VERIFY', `kernel '${k.name}': no buffer named '${n}'`);
@@ -584,6 +584,12 @@ class Printer {
         this.line(depth, `${this.element(b, s.index)} = ${this.storeValue(b.dtype, s.value)};`);
         return;
       }
+      case 'store4': {
+        const b = this.buf(s.buf);
+        if (!b.vec4) fail('E_VERIFY', `kernel '${this.kernel.name}': vec4 store to buffer '${s.buf}' not bound as vec4`);
+        this.line(depth, `${b.name}[${this.quadIndex(s.index)}] = ${this.expr(s.value)};`);
+        return;
+      }
       case 'sstore':
         this.line(depth, `${this.sharedName(s.arr)}[${this.expr(s.index)}] = ${this.expr(s.value)};`);
         return;
@@ -643,6 +649,12 @@ class Printer {
   }
 
   /** An operand position: atoms print bare, compound expressions in parentheses (WGSL forbids mixing some operators unparenthesized). */
+  /** The vec4 number of element index `e` (a multiple of 4): q for 4 * q, else e >> 2. */
+  private quadIndex(e: KExpr): string {
+    if (e.k === 'bin' && e.op === 'mul' && e.b.k === 'lit' && e.b.v === 4) return this.expr(e.a);
+    return `${this.operand(e)} >> 2u`;
+  }
+
   private operand(e: KExpr): string {
     const s = this.expr(e);
     if (e.k === 'bin' && BIN_SYMBOL[e.op] !== undefined) return `(${s})`;
@@ -674,10 +686,12 @@ class Printer {
         }
       }
       case 'sload': return `${this.sharedName(e.arr)}[${this.expr(e.index)}]`;
-      case 'load4': return `${this.buf(e.buf).name}[${this.operand(e.index)} >> 2u]`;
+      case 'load4': return `${this.buf(e.buf).name}[${this.quadIndex(e.index)}]`;
       case 'splat': return `vec4<f32>(${this.expr(e.a)})`;
       case 'comp': return `${this.operand(e.a)}.${'xyzw'[e.i]}`;
       case 'fma4': return `fma(${this.expr(e.a)}, ${this.expr(e.b)}, ${this.expr(e.c)})`;
+      case 'vec4': return `vec4<f32>(${e.a.map((x) => this.expr(x)).join(', ')})`;
+      case 'bin4': return `(${this.expr(e.a)} ${{ add: '+', sub: '-', mul: '*', div: '/' }[e.op]} ${this.expr(e.b)})`;
       case 'un': return this.unary(e.op, e.t, e.a);
       case 'bin': return this.binary(e.op, e.t, e.a, e.b);
       case 'select': return `select(${this.expr(e.b)}, ${this.expr(e.a)}, ${this.expr(e.c)})`;
