@@ -29,6 +29,16 @@ describe('tessera tune', () => {
     expect(again.out).not.toMatch(/candidates in/);
   });
 
+  it('tunes the program specialized to the dims with --specialize, and checks it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-tune-spec-'));
+    const r = await cli('tune', SAMPLE, '--backend', 'js', '--dims', 'M=5,N=7', '--repeat', '1', '--cache', dir, '--specialize');
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/tuned, specialized program: .* MATCH/);
+    // the specialized kernels have their own cache entries: tuning generically afterwards re-times
+    const generic = await cli('tune', SAMPLE, '--backend', 'js', '--dims', 'M=5,N=7', '--repeat', '1', '--cache', dir);
+    expect(generic.out).toMatch(/candidates in/);
+  });
+
   it('is listed in --help and rejects a bad backend', async () => {
     expect((await cli('--help')).out).toMatch(/tune/);
     const bad = await cli('tune', SAMPLE, '--backend', 'nope');

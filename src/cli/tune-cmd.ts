@@ -26,12 +26,13 @@ function progressBar(io: CliIO, tty: boolean): (p: TuneProgress) => void {
 export const tuneCommand: Command = {
   name: 'tune',
   summary: 'time every schedule candidate of every kernel on a backend and cache the fastest',
-  usage: ['tune <file.ts|file.tsr> [--backend js|webgpu|cuda] [--dims M=64,N=128] [--repeat N] [--force]'],
+  usage: ['tune <file.ts|file.tsr> [--backend js|webgpu|cuda] [--dims M=64,N=128] [--repeat N] [--force] [--specialize]'],
   flags: [
     { name: 'backend', value: 'js|webgpu|cuda', help: 'where to tune (default: webgpu when an adapter exists, else js)' },
     { name: 'dims', value: 'M=64,..', repeat: true, help: "the shapes to tune at (default: a library op's bench dims, else its sample dims, else 64)" },
     { name: 'repeat', value: 'N', help: 'timed launches per candidate (default 7)' },
     { name: 'force', help: 're-time kernels that are already tuned at these dims' },
+    { name: 'specialize', help: 'tune and check the program compiled for exactly these dims (dims as constants where faster)' },
     { name: 'cache', value: 'DIR', help: 'tuning cache folder (default .tessera-cache/tune)' },
   ],
   details: [
@@ -56,7 +57,8 @@ export const tuneCommand: Command = {
         const dimText = Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
         io.out(`${program.name}: tuning at ${dimText}\n`);
         const t0 = performance.now();
-        const results = await tuneProgram(program, rt, randomInputs(program, dims, 1), { repeats, force: has(args, 'force'), onProgress: progressBar(io, tty), ...(cacheDir ? { cacheDir } : {}) });
+        const specialize = has(args, 'specialize');
+        const results = await tuneProgram(program, rt, randomInputs(program, dims, 1), { repeats, force: has(args, 'force'), specialize, onProgress: progressBar(io, tty), ...(cacheDir ? { cacheDir } : {}) });
         if (tty) io.out('\n');
         for (const r of results) {
           const params = Object.entries(r.best).map(([k, v]) => `${k}=${v}`).join(' ') || 'default';
@@ -64,10 +66,10 @@ export const tuneCommand: Command = {
           io.out(`  ${r.kernel} (${r.kind}): ${params}  ${r.bestMs.toFixed(3)} ms vs default ${r.defaultMs.toFixed(3)} ms (${speedup.toFixed(2)}x)${r.cached ? ', cached' : `, ${r.tried} candidates in ${(r.tuneMs / 1000).toFixed(1)} s`}\n`);
           for (const rej of r.rejected) io.out(`    rejected ${rej}\n`);
         }
-        const tuned = compileTuned(program, rt, { dims, ...(cacheDir ? { cacheDir } : {}) });
+        const tuned = compileTuned(program, rt, { dims, ...(specialize ? { specialize: dims } : {}), ...(cacheDir ? { cacheDir } : {}) });
         const report = await runAndCheck(tuned, rt, dims, 2, repeats, tolerance);
         for (const c of report.checks) io.out(`  ${describeCheck(c)}\n`);
-        io.out(`  tuned program: ${report.runMs.toFixed(3)} ms (${report.timing} time), tuning took ${((performance.now() - t0) / 1000).toFixed(1)} s, ${report.ok ? 'MATCH' : 'MISMATCH'}\n`);
+        io.out(`  tuned${specialize ? ', specialized' : ''} program: ${report.runMs.toFixed(3)} ms (${report.timing} time), tuning took ${((performance.now() - t0) / 1000).toFixed(1)} s, ${report.ok ? 'MATCH' : 'MISMATCH'}\n`);
         if (!report.ok) failed++;
       }
     } finally {
