@@ -8,6 +8,7 @@ import type { Program } from '../ir/graph.js';
 import { hostArrayFor, type HostArray } from '../runtime/backend.js';
 import type { HostTensor } from '../runtime/execute.js';
 import { evalProgram, refFromHost, refMismatch, type RefTensor } from '../ref/index.js';
+import { mulberry32 } from '../fuzz/rng.js';
 
 /** The dims a program needs: every symbol in its inputs and outputs, `given` first, else `dflt`. */
 export function chooseDims(p: Program, given: Readonly<Record<string, number>>, dflt = 16): Record<string, number> {
@@ -19,17 +20,8 @@ export function chooseDims(p: Program, given: Readonly<Record<string, number>>, 
   return dims;
 }
 
-/** mulberry32: a small, fast, seedable PRNG, so `--seed` reproduces a run exactly. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (src/fuzz/rng.ts), so `--seed` reproduces a run exactly. */
+export const rng = mulberry32;
 
 function randomArray(dtype: DType, n: number, next: () => number): HostArray {
   const a = hostArrayFor(dtype, n);
