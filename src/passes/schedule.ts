@@ -375,21 +375,21 @@ function multipleOf4(e: LExpr, Ke: LExpr): boolean {
  */
 function vectorizeLanes(b: Build, e: LExpr, kv: LExpr, Ke: LExpr, f32Bufs: ReadonlySet<string>, chain: readonly Scope[], loop: Scope, memo: Map<LExpr, KExpr>): KExpr {
   const vt = 'vec4f' as const;
-  const k4 = L.mul(kv, L.i32(4));
   const hit = memo.get(e);
   if (hit) return hit;
   let value: KExpr;
+  const base = load4Base(e, f32Bufs, Ke);
   if (!e.free.has('kq')) {
     value = { k: 'splat', t: vt, a: b.emitter.emit(e, chain) };
-  } else if (load4Base(e, f32Bufs, Ke) !== undefined) {
+  } else if (base !== undefined) {
     // element (base/4 + kv) * 4: printed as vec4 number base/4 + kv (see the vec4 B loads)
-    const base = load4Base(e, f32Bufs, Ke)!;
     value = { k: 'load4', t: vt, buf: (e as Extract<LExpr, { k: 'load' }>).buf, index: b.emitter.emit(L.mul(L.add(L.div(base, L.i32(4)), kv), L.i32(4)), chain) };
   } else if (isLaneOp(e)) {
     const x = vectorizeLanes(b, e.a, kv, Ke, f32Bufs, chain, loop, memo);
     const y = vectorizeLanes(b, e.b, kv, Ke, f32Bufs, chain, loop, memo);
     value = { k: 'bin4', t: vt, op: e.op, a: x, b: y };
   } else {
+    const k4 = L.mul(kv, L.i32(4));
     const lanes = [0, 1, 2, 3].map((q) => L.substVar(e, 'kq', L.add(k4, L.i32(q))));
     b.emitter.countUses(lanes);
     value = { k: 'vec4', t: vt, a: lanes.map((l) => b.emitter.emit(l, chain)) as [KExpr, KExpr, KExpr, KExpr] };
@@ -657,20 +657,35 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   const fastStmts: KStmt[] = [];
   const slowStmts: KStmt[] = fast === undefined ? [] : b.thread.stmts;
 
+  // Both vec4 paths: a loop counting vec4 steps along K (kv), vec4 accumulators zeroed before it.
+  // Every vec4 index is a hoisted base in vec4 units plus a multiple of kv (k4 = 4 kv), printed
+  // without a shift (measured 1.1x on SwiftShader).
+  const kv = L.variable('kv', 'i32', true);
+  const loop = new Scope(new Set(['kv']));
+  const chain = [b.top, b.thread, loop];
+  const vt = 'vec4f' as const;
+  const vvar = (name: string): KExpr => ({ k: 'var', t: vt, name });
+  const vecAccs = (rows: number, cols: number): string[][] =>
+    Array.from({ length: rows }, () =>
+      Array.from({ length: cols }, () => {
+        const name = b.emitter.fresh('cv');
+        fastStmts.push({ k: 'let', name, t: vt, init: { k: 'splat', t: vt, a: { k: 'lit', t: 'f32', v: 0 } }, mut: true });
+        return name;
+      }),
+    );
+  const pushLoop = () => {
+    const steps = L.div(Ke, L.i32(4));
+    b.emitter.countUses([steps, steps]); // a let outside the loop, not a division per iteration
+    fastStmts.push({ k: 'for', v: 'kv', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(steps, [b.top]), step: 1, body: loop.stmts });
+  };
+
   if (vecK && fast !== false) {
-    const kv = L.variable('kv', 'i32', true);
-    const loop = new Scope(new Set(['kv']));
-    const chain = [b.top, b.thread, loop];
-    const vt = 'vec4f' as const;
     const memo = new Map<LExpr, KExpr>();
     const av = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, KQ]), kv, Ke, bufs32, chain, loop, memo));
     const bv = nc.map((n) => vectorizeLanes(b, lo.valueAt(B, [...batch, KQ, n]), kv, Ke, bufs32, chain, loop, memo));
-    const vaccs = mc.map(() => nc.map(() => b.emitter.fresh('cv')));
-    for (const row of vaccs) for (const name of row) fastStmts.push({ k: 'let', name, t: vt, init: { k: 'splat', t: vt, a: { k: 'lit', t: 'f32', v: 0 } }, mut: true });
-    vaccs.forEach((row, i) => row.forEach((name, j) => loop.stmts.push({ k: 'set', name, value: { k: 'fma4', t: vt, a: av[i]!, b: bv[j]!, c: { k: 'var', t: vt, name } } })));
-    const steps = L.div(Ke, L.i32(4));
-    b.emitter.countUses([steps, steps]);
-    fastStmts.push({ k: 'for', v: 'kv', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(steps, [b.top]), step: 1, body: loop.stmts });
+    const vaccs = vecAccs(mc.length, nc.length);
+    vaccs.forEach((row, i) => row.forEach((name, j) => loop.stmts.push({ k: 'set', name, value: { k: 'fma4', t: vt, a: av[i]!, b: bv[j]!, c: vvar(name) } })));
+    pushLoop();
     const lane = (name: string, q: 0 | 1 | 2 | 3): KExpr => ({ k: 'comp', t: 'f32', a: { k: 'var', t: vt, name }, i: q });
     const add = (x: KExpr, y: KExpr): KExpr => ({ k: 'bin', t: 'f32', op: 'add', a: x, b: y });
     const accs = vaccs.map((row) =>
@@ -683,14 +698,6 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
     storeTile(b, group, epi, { ...tile, accs }, fastStmts);
     if (fast) b.thread.stmts.push(...fastStmts);
   } else if (fast !== false) {
-    // The loop counts vec4 steps along K: every vec4 index is a hoisted base in vec4 units plus a
-    // multiple of the counter (k4 = 4 kv), printed without a shift (measured 1.1x on SwiftShader).
-    const kv = L.variable('kv', 'i32', true);
-    const k4 = L.mul(kv, L.i32(4));
-    const loop = new Scope(new Set(['kv']));
-    const chain = [b.top, b.thread, loop];
-    const vt = 'vec4f' as const;
-    const vvar = (name: string): KExpr => ({ k: 'var', t: vt, name });
     const kks = [0, 1, 2, 3] as const;
     const quarter = (x: LExpr) => L.div(x, L.i32(4));
     // element index 4 * q of vec4 number q (backends print load4/store4 of 4 * q as element q)
@@ -709,7 +716,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
     } else {
       // A read through a prologue: its value at four consecutive k, vectorized where it can be
       const memo = new Map<LExpr, KExpr>(); // shared by the rows: a column factor is loaded once
-      const vecs = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, KQ]), kv, Ke, f32Reads(group, names), chain, loop, memo));
+      const vecs = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, KQ]), kv, Ke, bufs32, chain, loop, memo));
       aAt = (i, kk) => ({ k: 'comp', t: 'f32', a: vecs[i]!, i: kk });
     }
     // B: for each k, tn / 4 vec4s along N, at a column clamped to N - 4 (a multiple of 4): vec4
@@ -726,8 +733,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
         return name;
       }),
     );
-    const vaccs = mc.map(() => cols.map(() => b.emitter.fresh('cv')));
-    for (const row of vaccs) for (const name of row) fastStmts.push({ k: 'let', name, t: vt, init: { k: 'splat', t: vt, a: { k: 'lit', t: 'f32', v: 0 } }, mut: true });
+    const vaccs = vecAccs(mc.length, cols.length);
     vaccs.forEach((row, i) =>
       row.forEach((name, j) => {
         let acc: KExpr = vvar(name);
@@ -735,9 +741,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
         loop.stmts.push({ k: 'set', name, value: acc });
       }),
     );
-    const steps = quarter(Ke);
-    b.emitter.countUses([steps, steps]); // a let outside the loop, not a division per iteration
-    fastStmts.push({ k: 'for', v: 'kv', from: { k: 'lit', t: 'i32', v: 0 }, to: b.emitter.emit(steps, [b.top]), step: 1, body: loop.stmts });
+    pushLoop();
     // the lanes as scalar accumulators, stored through the epilogue like the scalar path's
     const accs = vaccs.map((row) =>
       row.flatMap((name) =>
