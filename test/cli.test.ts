@@ -24,6 +24,10 @@ import { evalProgram, refFromHost, refMismatch } from '../src/ref/index.js';
 import type { BackendRuntime, DeviceBuffer, HostArray } from '../src/runtime/backend.js';
 import { fixedShape } from './fixtures/cli-edge.js';
 import { linearBias } from './fixtures/cli-matmul.js';
+import { linearF16 } from './fixtures/cli-matmul-f16.js';
+import { buildManifest } from '../src/cli/manifest.js';
+import { generateWrapper } from '../src/cli/wrapper.js';
+import { loadWGSLPrinter } from '../src/cli/backends.js';
 import { mixed, rowSoftmax, siluAffine } from './fixtures/cli-sample.js';
 import { getTestWebGPU, webgpuRequired } from './helpers/webgpu.js';
 
@@ -267,6 +271,35 @@ describe('tessera compile --target cuda', () => {
     expect([...second.keys()]).toEqual([...first.keys()]);
     expect(first.size).toBe(12);
     for (const [name, bytes] of first) expect(second.get(name)!.equals(bytes), name).toBe(true);
+  });
+
+  it('writes the wrappers of two schedules of one program in one process (each a file of its own to ts-morph)', async () => {
+    const wgsl = await loadWGSLPrinter();
+    const texts: string[] = [];
+    for (const opts of [{ tensorCores: true }, { params: { mma: 1, wm: 1, wn: 1, fm: 1, fn: 1, bk: 16 } }, {}]) {
+      const cp = compile(linearF16.program, opts);
+      texts.push(await generateWrapper(cp, buildManifest(cp, ['wgsl'], wgsl), wgsl));
+    }
+    expect(new Set(texts).size).toBe(3);
+    for (const t of texts) expect(t).toMatch(/export async function runLinearF16\(/);
+  });
+
+  it('compiles f16 matmuls for tensor cores when every target is CUDA, and not otherwise', async () => {
+    const file = join(ROOT, 'test/fixtures/cli-matmul-f16.ts');
+    const kind = async (dir: string, ...flags: string[]) => {
+      const r = await cli('compile', file, '--out', join(tmp, dir), ...flags);
+      expect(r.code, r.err).toBe(0);
+      return manifestOf(join(tmp, dir), 'linear_f16').kernels[0]!;
+    };
+    const mma = await kind('f16-cuda', '--target', 'cuda');
+    expect(mma.schedule).toMatchObject({ kind: 'matmul_mma', params: { mma: 1, workgroupSize: 4 } });
+    // four warps per block: 128 CUDA threads, and the fatbin built (nvcc accepted the WMMA code)
+    expect(mma.cuda!.block).toEqual([128, 1, 1]);
+    expect(readFileSync(join(tmp, 'f16-cuda', 'linear_f16', 'linear_f16.cu'), 'utf8')).toContain('nvcuda::wmma::mma_sync');
+    expect(readFileSync(join(tmp, 'f16-cuda', 'linear_f16', 'linear_f16.fatbin')).readUInt32LE(0)).toBe(0xba55ed50);
+    expect((await kind('f16-mixed', '--target', 'wgsl,cuda')).schedule.kind).toBe('matmul');
+    expect((await kind('f16-off', '--target', 'cuda', '--params', 'mma=0')).schedule.kind).toBe('matmul');
+    expect((await kind('f16-on', '--target', 'wgsl', '--params', 'mma=1,wm=1,wn=1,fm=1,fn=1,bk=16')).schedule.kind).toBe('matmul_mma');
   });
 
   it('without nvcc writes the .cu and says that no binary was produced', async () => {

@@ -73,7 +73,7 @@ beforeAll(async () => {
     expect(r.code, r.err).toBe(0);
     for (const { program } of await loadPrograms(join(ROOT, src))) {
       const manifest = JSON.parse(readFileSync(join(gen, program.name, 'manifest.json'), 'utf8')) as Manifest;
-      modules.push({ program: program.name, path: join(gen, program.name, `${program.name}_torch.py`), manifest, cp: compile(program) });
+      modules.push({ program: program.name, path: join(gen, program.name, `${program.name}_torch.py`), manifest, cp: compile(program, { tensorCores: true }) });
     }
   }
   for (const m of modules) {

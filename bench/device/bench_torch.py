@@ -51,6 +51,16 @@ def cases(torch, quick: bool):
             return {'a': (torch.rand(m, k, device=dev) * 2 - 1).to(dtype), 'b': (torch.rand(k, n, device=dev) * 2 - 1).to(dtype)}
         return make
 
+    def mm_case(name, what, dtype, tol):
+        return {
+            'name': name, 'what': what,
+            'check_dims': (67, 45, 131), 'dims': (4096 // big, 4096 // big, 4096 // big),
+            'inputs': mm_inputs(dtype),
+            'torch': lambda i: torch.matmul(i['a'], i['b']),
+            'tol': tol,
+            'bytes': None, 'flops': lambda m, n, k: 2 * m * n * k,
+        }
+
     return [
         {
             'name': 'silu_chain', 'what': 'silu(x * a + b), f32, one fused kernel vs eager torch',
@@ -68,22 +78,9 @@ def cases(torch, quick: bool):
             'tol': (1e-4, 1e-6),
             'bytes': lambda m, n: 4 * 2 * m * n, 'flops': None,
         },
-        {
-            'name': 'matmul', 'what': 'a @ b, f32 (no TF32), vs torch.matmul',
-            'check_dims': (67, 45, 131), 'dims': (4096 // big, 4096 // big, 4096 // big),
-            'inputs': mm_inputs(torch.float32),
-            'torch': lambda i: torch.matmul(i['a'], i['b']),
-            'tol': (1e-4, 1e-3),
-            'bytes': None, 'flops': lambda m, n, k: 2 * m * n * k,
-        },
-        {
-            'name': 'matmul_f16', 'what': 'a @ b, f16 in and out (f32 accumulation), vs torch.matmul',
-            'check_dims': (67, 45, 131), 'dims': (4096 // big, 4096 // big, 4096 // big),
-            'inputs': mm_inputs(torch.float16),
-            'torch': lambda i: torch.matmul(i['a'], i['b']),
-            'tol': (1e-2, 1e-2),
-            'bytes': None, 'flops': lambda m, n, k: 2 * m * n * k,
-        },
+        mm_case('matmul', 'a @ b, f32 (no TF32), vs torch.matmul', torch.float32, (1e-4, 1e-3)),
+        mm_case('matmul_f16', 'a @ b, f16 in and out (f32 accumulation), tensor cores (WMMA), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
+        mm_case('matmul_f16_simt', 'a @ b, f16, the SIMT schedule (--params mma=0), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
     ]
 
 

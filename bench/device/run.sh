@@ -81,18 +81,21 @@ step_failed() { FAILED+=("$1"); log "FAILED: $1"; }
 
 # The steps that need the GPU, as the real run executes them (printed by the dry run).
 BENCH_PROGRAMS=bench/device/programs.ts
+# the f16 matmul under the SIMT schedule (compiled with --params mma=0), beside the tensor-core one
+SIMT_PROGRAM=bench/device/programs-simt.ts
 EXAMPLE_PROGRAM=examples/torch/rmsnorm_silu.ts
+gen_flags() { if [ "$1" = "$SIMT_PROGRAM" ]; then echo "--params mma=0"; fi; }
 VITEST_FILES=(test/cuda.test.ts test/op-props.test.ts test/fuzz.test.ts)
 gpu_plan() {
   cat <<EOF
   1. tar -xJf .device/node.tar.xz -C /tmp/tessera-node; tar -xJf .device/node_modules.tar.xz  (PATH=/tmp/tessera-node/bin:\$PATH)
-  2. node bin/tessera.mjs compile $BENCH_PROGRAMS --target torch --out .device/gen   (and $EXAMPLE_PROGRAM)
+  2. node bin/tessera.mjs compile $BENCH_PROGRAMS --target torch --out .device/gen   (and $EXAMPLE_PROGRAM; $SIMT_PROGRAM with --params mma=0)
   3. in the background: python3 bench/device/bench_torch.py --build <each module>   (load_inline, TORCH_EXTENSIONS_DIR=/tmp/tessera-torch-ext)
   4. TESSERA_CUDA_REQUIRED=1 TESSERA_SMOKE=1 TESSERA_FUZZ_COUNT=$FUZZ node node_modules/vitest/vitest.mjs run ${VITEST_FILES[*]}
   5. node bin/tessera.mjs devices; node bin/tessera.mjs run test/fixtures/cli-sample.ts --backend cuda
   6. python3 examples/torch/run_example.py --module .device/gen/rmsnorm_silu/rmsnorm_silu_torch.py --json \$OUT/example.json
   7. python3 bench/device/bench_torch.py --gen .device/gen --out \$OUT/device-results.json ${QUICK[*]}
-     (silu_chain vs eager torch, softmax vs torch.softmax, matmul f32 and f16 vs torch.matmul)
+     (silu_chain vs eager torch, softmax vs torch.softmax, matmul f32 and f16 (tensor cores and SIMT) vs torch.matmul)
   8. node --import tsx $QUANT_SCRIPT --out \$OUT/quant-gemv.json${QUANT_ARGS:+ $QUANT_ARGS}   (timeout ${QUANT_TIMEOUT}s)
      (copy bandwidth, launch floor; GEMV f32, f16, int8, int4, nf4, fp8, mxfp4, ternary, VPTQ 2-bit fused, int4 dequant+matmul;
       M=1 and 16, each under the script's VARIANTS schedules; merged into device-results.json as quant_gemv)
@@ -138,13 +141,14 @@ if [ "$DRY" = 1 ]; then
 
   log "4. generate the modules with the unpacked node: --target cuda,torch --archs sm_90 (nvcc builds the .fatbin and .ptx)"
   GEN="$SIM/gen"
-  for prog in "$BENCH_PROGRAMS" "$EXAMPLE_PROGRAM"; do
-    (cd "$SIM/repo" && TESSERA_CACHE_DIR="$ROOT/.tessera-cache" node bin/tessera.mjs compile "$prog" --target cuda,torch --archs sm_90 --out "$GEN") > "$SIM/gen.log" 2>&1 \
+  for prog in "$BENCH_PROGRAMS" "$SIMT_PROGRAM" "$EXAMPLE_PROGRAM"; do
+    # shellcheck disable=SC2046
+    (cd "$SIM/repo" && TESSERA_CACHE_DIR="$ROOT/.tessera-cache" node bin/tessera.mjs compile "$prog" --target cuda,torch --archs sm_90 $(gen_flags "$prog") --out "$GEN") > "$SIM/gen.log" 2>&1 \
       || { cat "$SIM/gen.log"; echo "run.sh: tessera compile $prog failed" >&2; exit 1; }
     grep -v '^  wrote' "$SIM/gen.log" | sed 's/^/   /'
   done
   MODULES=("$GEN"/*/*_torch.py)
-  [ "${#MODULES[@]}" -ge 5 ] || { echo "run.sh: expected 5 modules, got ${#MODULES[@]}" >&2; exit 1; }
+  [ "${#MODULES[@]}" -ge 6 ] || { echo "run.sh: expected 6 modules, got ${#MODULES[@]}" >&2; exit 1; }
   for m in "${MODULES[@]}"; do
     p="$(basename "$m" _torch.py)"
     [ -s "$GEN/$p/$p.fatbin" ] || { echo "run.sh: no $p.fatbin" >&2; exit 1; }
@@ -222,8 +226,9 @@ MODULES=()
 if [ "$SKIP_GEN" = 0 ]; then
   log "2. generate the PyTorch modules"
   rm -rf "$GEN"
-  for prog in "$BENCH_PROGRAMS" "$EXAMPLE_PROGRAM"; do
-    if node bin/tessera.mjs compile "$prog" --target torch --out "$GEN" > /tmp/tessera-gen.log 2>&1; then
+  for prog in "$BENCH_PROGRAMS" "$SIMT_PROGRAM" "$EXAMPLE_PROGRAM"; do
+    # shellcheck disable=SC2046
+    if node bin/tessera.mjs compile "$prog" --target torch $(gen_flags "$prog") --out "$GEN" > /tmp/tessera-gen.log 2>&1; then
       grep -v '^  wrote' /tmp/tessera-gen.log
     else
       cat /tmp/tessera-gen.log

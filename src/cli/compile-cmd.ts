@@ -8,7 +8,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Program } from '../ir/graph.js';
 import { printProgram } from '../ir/text/index.js';
 import { compile, STAGES, type CompiledProgram } from '../passes/pipeline.js';
-import { DEFAULT_PARAMS, type ScheduleParams } from '../passes/schedule.js';
+import type { ScheduleParams } from '../passes/schedule.js';
 import { printJSModule } from '../backends/js/print.js';
 import { printCudaUnit } from '../backends/cuda/print.js';
 import { compileCuda, DEFAULT_ARCHS, NVCC_FLAGS, nvccAvailable } from '../backends/cuda/nvcc.js';
@@ -22,12 +22,23 @@ import { generateWrapper } from './wrapper.js';
 export interface CompileFlags {
   readonly params: Partial<ScheduleParams>;
   readonly dumpAfter: readonly string[];
+  /** Compile for tensor cores (f16 matmuls take the mma schedule by default; see CompileOptions.tensorCores). */
+  readonly tensorCores?: boolean;
 }
+
+/**
+ * Every schedule parameter `--params` takes, with its least value: 0 where 0 turns a path off
+ * (tiled, coop, vec, uk, stage, constDims, mma), else 1.
+ */
+export const PARAM_MIN: Readonly<Record<keyof ScheduleParams, number>> = {
+  workgroupSize: 1, perThread: 1, tm: 1, tn: 1, tiled: 0, wm: 1, wn: 1, bk: 1, coop: 0, vec: 0,
+  uk: 0, stage: 0, constDims: 0, ur: 1, mma: 0, fm: 1, fn: 1,
+};
 
 /** Flags `compile` and `run` share. */
 export const COMPILE_FLAGS: readonly FlagSpec[] = [
   { name: 'dump-after', value: 'STAGE', repeat: true, help: `print the IR after a stage: ${STAGES.join(', ')}` },
-  { name: 'params', value: 'k=v,..', repeat: true, help: `schedule parameters (${Object.keys(DEFAULT_PARAMS).join(', ')})` },
+  { name: 'params', value: 'k=v,..', repeat: true, help: `schedule parameters (${Object.keys(PARAM_MIN).join(', ')})` },
 ];
 
 export function compileFlags(p: Parsed, command: string): CompileFlags {
@@ -37,8 +48,9 @@ export function compileFlags(p: Parsed, command: string): CompileFlags {
   }
   const params = keyValues(p, 'params', command);
   for (const [k, v] of Object.entries(params)) {
-    if (!(k in DEFAULT_PARAMS)) throw new UsageError(`unknown schedule parameter '${k}'; known: ${Object.keys(DEFAULT_PARAMS).join(', ')}`, command);
-    if (v < 1) throw new UsageError(`schedule parameter ${k} must be >= 1, got ${v}`, command);
+    const min = PARAM_MIN[k as keyof ScheduleParams];
+    if (min === undefined) throw new UsageError(`unknown schedule parameter '${k}'; known: ${Object.keys(PARAM_MIN).join(', ')}`, command);
+    if (v < min) throw new UsageError(`schedule parameter ${k} must be >= ${min}, got ${v}`, command);
   }
   return { params, dumpAfter };
 }
@@ -48,6 +60,7 @@ export function compileProgram(program: Program, flags: CompileFlags, io: CliIO)
   const t0 = performance.now();
   const cp = compile(program, {
     params: flags.params,
+    ...(flags.tensorCores ? { tensorCores: true } : {}),
     dumpAfter: flags.dumpAfter,
     printProgram,
     onDump: (stage, text) => io.out(`// ---- ${program.name} after ${stage} ----\n${text.trimEnd()}\n`),
@@ -165,7 +178,11 @@ export const compileCommand: Command = {
     const targets = parseTargets(args, 'compile');
     const archs = parseArchs(args, 'compile');
     if (args.flags.has('archs') && !targets.includes('cuda')) throw new UsageError('--archs applies to --target cuda (add cuda to the targets)', 'compile');
-    const flags = compileFlags(args, 'compile');
+    // CUDA-only output for GPUs with tensor cores (every arch sm_70+, as the default --archs): f16
+    // matmuls take the mma schedule; with wgsl or js among the targets they keep one that runs well
+    // everywhere (--params mma=1 or mma=0 decides either way)
+    const cudaOnly = targets.every((t) => t === 'cuda' || t === 'torch');
+    const flags = { ...compileFlags(args, 'compile'), tensorCores: cudaOnly && archs.every((a) => Number(/\d+/.exec(a)![0]) >= 70) };
     const out = flag(args, 'out') ?? 'gen';
     const programs = await loadPrograms(file);
     for (const { program } of programs) {

@@ -10,7 +10,7 @@ import type { DType } from '../ir/dtype.js';
 import type { Kernel } from '../ir/kernel.js';
 import { isBinary, isReduce, isUnary } from '../ir/ops.js';
 import type { CompiledKernel, CompiledProgram } from '../passes/pipeline.js';
-import { cudaStorageType } from '../backends/cuda/print.js';
+import { cudaBlockSize, cudaSharedBytes, cudaStorageType } from '../backends/cuda/print.js';
 import { WGSL_CAPS, type WGSLPrinter } from './backends.js';
 
 /** Every target `compile` can write, in the fixed order the manifest lists them. */
@@ -82,7 +82,7 @@ export interface CudaKernelEntry {
   readonly entry: string;
   /** Buffer pointers in binding order, then one int per uniform dim. */
   readonly params: readonly CudaParamEntry[];
-  /** Threads per block: [workgroupSize, 1, 1]. */
+  /** Threads per block: [workgroupSize, 1, 1], or [32 * workgroupSize, 1, 1] for a warp kernel (one warp per invocation). */
   readonly block: readonly [number, number, number];
   /** Blocks to launch: cdiv(threads, workgroupSize) (no launch when threads is 0). */
   readonly blocks: string;
@@ -166,7 +166,7 @@ const BASE_CONVENTIONS: Record<string, string> = {
 
 /** Added to the conventions with --target cuda or torch. */
 const CUDA_CONVENTION: Record<string, string> = {
-  cuda: 'kernels[].cuda says how to launch each kernel of the CUDA translation unit: <<<grid, block, 0, stream>>> with the listed parameters in order (buffer pointers as device addresses of dense row-major storage, then each dim as int). grid: blocks = ceil(threads / workgroupSize); when blocks <= 2147483647 the grid is (blocks, 1, 1), else y = ceil(blocks / 2147483647) and x = ceil(blocks / y); skip the launch when threads is 0. A launch may cover at most 2^31 threads (the kernels compute an int linear id and guard tid < threads). Storage is native: f32 float, f16 __half, i32 int, u32 unsigned int, bool unsigned char 0/1 (buffers[].cuda). No dynamic shared memory.',
+  cuda: 'kernels[].cuda says how to launch each kernel of the CUDA translation unit: <<<grid, block, 0, stream>>> with the listed parameters in order (buffer pointers as device addresses of dense row-major storage, then each dim as int). block is kernels[].cuda.block (32 threads per invocation for a tensor-core kernel, whose invocations are warps). grid: blocks = ceil(threads / workgroupSize); when blocks <= 2147483647 the grid is (blocks, 1, 1), else y = ceil(blocks / 2147483647) and x = ceil(blocks / y); skip the launch when threads is 0. A launch may cover at most 2^31 threads (the kernels compute an int linear id and guard tid < threads). Storage is native: f32 float, f16 __half, i32 int, u32 unsigned int, bool unsigned char 0/1 (buffers[].cuda). No dynamic shared memory.',
 };
 
 const MORE_CONVENTIONS: Record<string, string> = {
@@ -347,11 +347,11 @@ export function cudaKernelEntry(k: Kernel): CudaKernelEntry {
     ...k.buffers.map((b) => ({ name: `b_${b.name}`, type: `${b.access === 'read' ? 'const ' : ''}${cudaStorageType(b.dtype)}*`, buffer: b.name })),
     ...k.uniforms.map((u) => ({ name: `d_${u}`, type: 'int' as const, dim: u })),
   ];
-  const shared = k.shared.reduce((acc, s) => acc + s.size * (s.t === 'bool' ? 1 : 4), 0);
+  const shared = cudaSharedBytes(k);
   return {
     entry: k.name,
     params,
-    block: [k.workgroupSize, 1, 1],
+    block: [cudaBlockSize(k), 1, 1],
     ...cudaLaunch(k.threads, k.workgroupSize),
     dynamicSharedBytes: 0,
     ...(shared > 0 ? { staticSharedBytes: shared } : {}),

@@ -85,9 +85,10 @@ export const runCommand: Command = {
     for (const [k, v] of Object.entries(given)) if (v < 1) throw new UsageError(`dim ${k} must be >= 1, got ${v}`, 'run');
     const seed = intFlag(args, 'seed', 1, 0, 'run');
     const repeat = intFlag(args, 'repeat', 10, 1, 'run');
-    const flags = compileFlags(args, 'run');
+    const parsed = compileFlags(args, 'run');
     const programs = await loadPrograms(args.positionals[0]!);
     const { rt, why } = await pickRuntime(choice);
+    const flags = { ...parsed, tensorCores: rt.info.features.includes('tensor-cores') };
     let failed = 0;
     try {
       io.out(`backend: ${rt.info.kind} (${why})\n  ${rt.info.description}\n`);

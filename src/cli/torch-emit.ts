@@ -20,7 +20,7 @@ import { dimProduct, dimSymbols, dimToString, type Dim, type Shape } from '../ir
 import type { DType } from '../ir/dtype.js';
 import type { Kernel } from '../ir/kernel.js';
 import type { CompiledProgram } from '../passes/pipeline.js';
-import { cudaStorageType } from '../backends/cuda/print.js';
+import { cudaBlockSize, cudaStorageType } from '../backends/cuda/print.js';
 import { CUDA_MAX_GRID_X, CUDA_MAX_GRID_Y, type Manifest } from './manifest.js';
 
 /** PyTorch dtypes by Tessera dtype (u32 lives in int32 tensors: same bits). */
@@ -193,7 +193,7 @@ function launcherSource(k: KernelFacts, dimNames: readonly string[], elements: R
     ...kernel.buffers.map((b, i) => `static_cast<${b.access === 'read' ? 'const ' : ''}${cudaStorageType(b.dtype)}*>(t_${k.bindings[i]!}.data_ptr())`),
     ...kernel.uniforms.map((u) => `tsr_i32(d_${u}, tsr_name, ${JSON.stringify(u)})`),
   ];
-  lines.push(`  ${kernel.name}<<<grid, dim3(${kernel.workgroupSize}, 1, 1), 0, at::cuda::getCurrentCUDAStream().stream()>>>(`);
+  lines.push(`  ${kernel.name}<<<grid, dim3(${cudaBlockSize(kernel)}, 1, 1), 0, at::cuda::getCurrentCUDAStream().stream()>>>(`);
   lines.push(`      ${args.join(',\n      ')});`);
   lines.push('  C10_CUDA_KERNEL_LAUNCH_CHECK();');
   lines.push('}');
@@ -247,7 +247,7 @@ export function generateTorchModule(cp: CompiledProgram, manifest: Manifest, cud
     const entry = manifest.kernels[i]!;
     return [
       `    {'name': ${pyQuote(k.name)}, 'launcher': ${pyQuote(parts[i]!.table.name)}, 'buffers': ${pyTuple(ck.bindings.map(pyQuote))},`,
-      `     'block': ${k.workgroupSize}, 'threads': ${pyLambda(dimToPy(k.threads), [k.threads])}, 'blocks': ${pyQuote(entry.cuda?.blocks ?? entry.workgroups)}},`,
+      `     'block': ${cudaBlockSize(k)}, 'threads': ${pyLambda(dimToPy(k.threads), [k.threads])}, 'blocks': ${pyQuote(entry.cuda?.blocks ?? entry.workgroups)}},`,
     ].join('\n');
   });
 

@@ -301,6 +301,12 @@ type StatementStructures = import('ts-morph').StatementStructures;
 type CodeBlockWriter = import('ts-morph').CodeBlockWriter;
 let tsMorph: Promise<TsMorph> | undefined;
 let project: import('ts-morph').Project | undefined;
+/**
+ * Each wrapper gets a file name of its own: a file re-created under a name the project has seen is
+ * re-parsed incrementally against the old text, and ts-morph then reports "A syntax error was
+ * inserted" (two schedules of one program compiled in one process).
+ */
+let fileCount = 0;
 
 /** The wrapper module's source text. Deterministic: the same program prints the same bytes. */
 export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, wgsl: WGSLPrinter): Promise<string> {
@@ -313,7 +319,7 @@ export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, w
     manipulationSettings: { indentationText: tm.IndentationText.TwoSpaces, quoteKind: tm.QuoteKind.Single, newLineKind: tm.NewLineKind.LineFeed },
   });
   const P = pascalCase(cp.name);
-  const sf = project.createSourceFile(`${cp.name}.ts`, '', { overwrite: true });
+  const sf = project.createSourceFile(`${cp.name}.${fileCount++}.ts`, '');
   const { VariableDeclarationKind: VDK, StructureKind: SK } = tm;
   // Collected first and added in one call: ts-morph re-parses the file after every manipulation.
   const statements: (string | StatementStructures)[] = [];

@@ -35,8 +35,12 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[]): void {
       case 'store4': out.push(`${ind}${s.buf}[${printKExpr(s.index)}..+4] = ${printKExpr(s.value)}`); break;
       case 'sstore': out.push(`${ind}@${s.arr}[${printKExpr(s.index)}] = ${printKExpr(s.value)}`); break;
       case 'barrier': out.push(`${ind}barrier`); break;
+      case 'mmaFill': out.push(`${ind}${s.frag} = 0`); break;
+      case 'mmaLoad': out.push(`${ind}${s.frag} = @${s.arr}[${printKExpr(s.offset)}, ld ${s.ld}]`); break;
+      case 'mma': out.push(`${ind}${s.d} += mma(${s.a}, ${s.b})`); break;
+      case 'mmaStore': out.push(`${ind}@${s.arr}[${printKExpr(s.offset)}, ld ${s.ld}] = ${s.frag}`); break;
       case 'for':
-        out.push(`${ind}for ${s.v} in ${printKExpr(s.from)}..${printKExpr(s.to)}${s.step !== 1 ? ` step ${s.step}` : ''} {`);
+        out.push(`${ind}for${s.lanes ? ' lanes' : ''} ${s.v} in ${printKExpr(s.from)}..${printKExpr(s.to)}${s.step !== 1 ? ` step ${s.step}` : ''} {`);
         stmts(s.body, ind + '  ', out);
         out.push(`${ind}}`);
         break;
@@ -56,10 +60,11 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[]): void {
 export function printKernel(k: Kernel): string {
   const out = [
     `kernel ${k.name} [${k.schedule.kind} ${Object.entries(k.schedule.params).map(([a, b]) => `${a}=${b}`).join(' ')}]`,
-    `  threads ${dimToString(k.threads)} / workgroup ${k.workgroupSize}`,
+    `  threads ${dimToString(k.threads)} / workgroup ${k.workgroupSize}${k.warp ? ' (warps)' : ''}`,
     ...k.buffers.map((b) => `  buffer ${b.name}: ${b.dtype}[${b.shape.map(dimToString).join(', ')}] ${b.access}`),
     ...(k.uniforms.length ? [`  uniforms ${k.uniforms.join(', ')}`] : []),
-    ...k.shared.map((s) => `  shared ${s.name}: ${s.t}[${s.size}]`),
+    ...k.shared.map((s) => `  shared ${s.name}: ${s.half ? 'f16' : s.t}[${s.size}]`),
+    ...(k.fragments ?? []).map((f) => `  fragment ${f.name}: ${f.use} 16x16`),
     '{',
   ];
   stmts(k.body, '  ', out);

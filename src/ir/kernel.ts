@@ -59,9 +59,20 @@ export type KStmt =
   // store4: a vec4f value to the f32 elements index..index+3 of an f32 buffer (index a multiple of 4,
   // index + 3 in bounds, as for load4)
   | { readonly k: 'store4'; readonly buf: string; readonly index: KExpr; readonly value: KExpr }
-  | { readonly k: 'for'; readonly v: string; readonly from: KExpr; readonly to: KExpr; readonly step: number; readonly body: readonly KStmt[] } // v in [from, to) by step > 0
+  // v in [from, to) by step > 0. `lanes` (warp kernels only): the iterations are independent and a
+  // warp's 32 lanes split them on CUDA (lane l runs iterations l, l + 32, ...); elsewhere a plain loop.
+  // The body may not assign variables declared outside it.
+  | { readonly k: 'for'; readonly v: string; readonly from: KExpr; readonly to: KExpr; readonly step: number; readonly body: readonly KStmt[]; readonly lanes?: true }
   | { readonly k: 'if'; readonly cond: KExpr; readonly then: readonly KStmt[]; readonly else: readonly KStmt[] }
-  | { readonly k: 'barrier' };
+  | { readonly k: 'barrier' }
+  // Tensor-core tiles (warp kernels only; see KFragment). mmaFill: an accumulator := 0. mmaLoad: an
+  // a or b fragment := the 16 x 16 block of a half shared array at offset + r * ld + c (row-major;
+  // offset a multiple of 16, ld a multiple of 16). mma: d += a x b (16 x 16 x 16, f32 accumulation).
+  // mmaStore: the f32 shared array at offset + r * ld + c := an accumulator.
+  | { readonly k: 'mmaFill'; readonly frag: string }
+  | { readonly k: 'mmaLoad'; readonly frag: string; readonly arr: string; readonly offset: KExpr; readonly ld: number }
+  | { readonly k: 'mma'; readonly d: string; readonly a: string; readonly b: string }
+  | { readonly k: 'mmaStore'; readonly frag: string; readonly arr: string; readonly offset: KExpr; readonly ld: number };
 
 export interface KBuffer {
   readonly name: string;
@@ -76,6 +87,18 @@ export interface KShared {
   readonly name: string;
   readonly t: Scalar;
   readonly size: number;
+  /** f32 values stored as f16 (`__half` on CUDA; elsewhere f32 words rounded to half on store). */
+  readonly half?: true;
+}
+
+/**
+ * A 16 x 16 tile a warp holds for tensor-core matrix multiply-accumulate: `a` (rows x k) and `b`
+ * (k x columns) hold f16 values, `acc` f32. CUDA prints WMMA fragments; the other backends, which
+ * run a warp kernel's invocation as one thread, hold 256 values and run the mma statements as loops.
+ */
+export interface KFragment {
+  readonly name: string;
+  readonly use: 'a' | 'b' | 'acc';
 }
 
 export interface Kernel {
@@ -93,6 +116,16 @@ export interface Kernel {
    * runtime launches it only where every subgroup has at least `workgroupSize` invocations.
    */
   readonly subgroup?: boolean;
+  /**
+   * A warp kernel: each invocation is one warp. CUDA runs it as 32 threads per invocation (blocks of
+   * 32 * workgroupSize threads): every lane runs the scalar statements alike, `lanes` loops split
+   * their iterations across the lanes, and the mma statements are warp-wide tensor-core operations.
+   * The other backends run each invocation as one thread. Stores outside `lanes` loops would be
+   * made by every lane (with the same value); schedules keep them inside.
+   */
+  readonly warp?: true;
+  /** The tensor-core tiles a warp kernel declares. */
+  readonly fragments?: readonly KFragment[];
   /** Which schedule made it, with its parameters: for the manifest, dumps and the tuner. */
   readonly schedule: { readonly kind: string; readonly params: Readonly<Record<string, number>> };
 }
@@ -119,7 +152,8 @@ export function kstmtExprs(s: KStmt): KExpr[] {
     case 'store': case 'sstore': case 'store4': return [s.index, s.value];
     case 'for': return [s.from, s.to];
     case 'if': return [s.cond];
-    case 'barrier': return [];
+    case 'mmaLoad': case 'mmaStore': return [s.offset];
+    case 'barrier': case 'mmaFill': case 'mma': return [];
   }
 }
 
@@ -165,7 +199,8 @@ export function mapKStmts(body: readonly KStmt[], f: (e: KExpr) => KExpr): KStmt
       case 'store': case 'sstore': case 'store4': return { ...s, index: m(s.index), value: m(s.value) };
       case 'for': return { ...s, from: m(s.from), to: m(s.to), body: mapKStmts(s.body, f) };
       case 'if': return { ...s, cond: m(s.cond), then: mapKStmts(s.then, f), else: mapKStmts(s.else, f) };
-      case 'barrier': return s;
+      case 'mmaLoad': case 'mmaStore': return { ...s, offset: m(s.offset) };
+      case 'barrier': case 'mmaFill': case 'mma': return s;
     }
   });
 }

@@ -10,6 +10,7 @@ import { printKernel } from '../ir/kernel-print.js';
 import { fuse, type FusedGroup } from './fuse.js';
 import { planBuffers, type BufferPlan, type PlannedBuffer } from './memory.js';
 import { DEFAULT_PARAMS, scheduleGroup, type ScheduleParams } from './schedule.js';
+import { MMA_DEFAULTS, mmaApplies } from './schedule-mma.js';
 import { stageGatherTables } from './stage.js';
 import { simplify } from './simplify.js';
 
@@ -41,6 +42,12 @@ export interface CompileOptions {
   readonly specialize?: Readonly<Record<string, number>>;
   /** Per-group schedule parameters (an autotuner's choices), over `params`. */
   readonly groupParams?: (group: FusedGroup, index: number) => Partial<ScheduleParams> | undefined;
+  /**
+   * The target has tensor cores (CUDA, sm_70+): f16 x f16 matmuls default to the mma schedule
+   * (ScheduleParams.mma). Off by default, since the CPU and WebGPU backends run that schedule as a
+   * slow emulation; `tessera compile` turns it on when every target is CUDA or PyTorch.
+   */
+  readonly tensorCores?: boolean;
   /** Storage buffers one kernel may bind; wider groups are split (default 8, WebGPU's minimum). */
   readonly maxStorageBuffers?: number;
   /** Called with a text dump after each stage whose name it asks for. */
@@ -74,8 +81,10 @@ function checkSpecialize(p: Program, dims: Readonly<Record<string, number>>): Re
  * Defaults that depend on the group: a matmul whose B is decoded from packed words takes 8 output
  * columns per invocation (8 words in flight; measured 1.2-1.3x over 4 on both software drivers).
  */
-function groupDefaults(group: FusedGroup): Partial<ScheduleParams> {
+function groupDefaults(group: FusedGroup, mma: boolean): Partial<ScheduleParams> {
   if (group.kind !== 'matmul') return {};
+  // f16 x f16 on tensor cores: MMA_DEFAULTS' block of four warps
+  if (mma && mmaApplies(group)) return { mma: 1, ...MMA_DEFAULTS };
   if (group.inlined.some((n) => n.op === 'compute')) return { tn: 8 };
   // f32 operands: the vec4 register-blocked schedule (it falls back to the scalar path where its
   // dims are not multiples of 4). B a plain [K, N] buffer: 8x8 per invocation (about 2x the scalar
@@ -111,13 +120,15 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   const used = new Map<string, number>();
   const kernels = groups.map((group, i) => {
     const chosen = { ...opts.params, ...opts.groupParams?.(group, i) };
-    const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group), ...chosen };
+    const mma = chosen.mma !== undefined ? chosen.mma !== 0 : opts.tensorCores === true;
+    const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group, mma), ...chosen };
     // the default vec4 path needs tn % 4 == 0: a tile chosen without saying `vec` stays scalar
     if (chosen.vec === undefined && gp.tn % 4 !== 0) gp.vec = 0;
     const kept = specialized !== undefined && gp.constDims === 0;
     const made = scheduleGroup(group, kept ? generic : constant, gp);
     const scheduled = kept ? { ...made, schedule: { ...made.schedule, params: { ...made.schedule.params, constDims: 0 } } } : made;
-    const k = group.kind === 'matmul' && gp.stage !== 0 ? stageGatherTables(scheduled) : scheduled;
+    // a warp kernel's lanes would copy a table 32 times over: it keeps its tables in global memory
+    const k = group.kind === 'matmul' && gp.stage !== 0 && !scheduled.warp ? stageGatherTables(scheduled) : scheduled;
     const count = used.get(k.name) ?? 0;
     used.set(k.name, count + 1);
     const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;

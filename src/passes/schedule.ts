@@ -20,6 +20,7 @@ import type { FusedGroup } from './fuse.js';
 import * as L from './lexpr.js';
 import type { LExpr } from './lexpr.js';
 import { NodeLowering } from './lower-node.js';
+import { mmaApplies, mmaMatmulSchedule } from './schedule-mma.js';
 
 export interface ScheduleParams {
   workgroupSize: number;
@@ -71,6 +72,15 @@ export interface ScheduleParams {
    * Default ROW_UNROLL.
    */
   ur?: number;
+  /**
+   * matmul: 1 = the tensor-core schedule (schedule-mma.ts) for f16 x f16 matmuls, a block of wm x wn
+   * warps each holding fm x fn accumulator tiles of 16 x 16, K tiles of bk (a multiple of 16); other
+   * matmuls keep their schedule. 0 = off. On by default where CompileOptions.tensorCores says the
+   * target has tensor cores.
+   */
+  mma?: number;
+  fm?: number;
+  fn?: number;
 }
 
 /**
@@ -91,7 +101,7 @@ export interface BufferNames {
   readonly dims?: Readonly<Record<string, number>>;
 }
 
-interface Build {
+export interface Build {
   lower: NodeLowering;
   emitter: Emitter;
   top: Scope;
@@ -106,7 +116,7 @@ function start(group: FusedGroup, names: BufferNames, override?: (node: Node, id
   return { lower, emitter: new Emitter(), top: new Scope(new Set()), thread: new Scope(new Set(['tid', 'lid', 'wid'])), out: names.writeOf(group.root), shared: [] };
 }
 
-function finish(group: FusedGroup, names: BufferNames, b: Build, threads: Dim, kind: string, params: Record<string, number>, workgroupSize: number, byWorkgroup = false): Kernel {
+export function finish(group: FusedGroup, names: BufferNames, b: Build, threads: Dim, kind: string, params: Record<string, number>, workgroupSize: number, byWorkgroup = false): Kernel {
   // Kernels with barriers guard on the workgroup index, which is uniform across a workgroup.
   const guard: KStmt = byWorkgroup
     ? { k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: { k: 'wid' }, b: emitDim(b, dimCdiv(threads, workgroupSize)) }, then: b.thread.stmts, else: [] }
@@ -156,7 +166,7 @@ function storeAll(b: Build, group: FusedGroup, names: BufferNames, chain: Scope[
 
 export function scheduleGroup(group: FusedGroup, names: BufferNames, params: ScheduleParams = DEFAULT_PARAMS): Kernel {
   switch (group.kind) {
-    case 'matmul': return params.tiled ? tiledMatmulSchedule(group, names, params) : params.coop ? splitKMatmulSchedule(group, names, params) : matmulSchedule(group, names, params);
+    case 'matmul': return params.mma && mmaApplies(group) ? mmaMatmulSchedule(group, names, params) : params.tiled ? tiledMatmulSchedule(group, names, params) : params.coop ? splitKMatmulSchedule(group, names, params) : matmulSchedule(group, names, params);
     case 'row': return params.coop && group.rowAxes === 1 ? cooperativeSchedule(group, names, params) : rowSchedule(group, names, params);
     case 'reduce': return params.coop ? cooperativeSchedule(group, names, params) : elementwiseSchedule(group, names, 1, params.workgroupSize, params.ur ?? ROW_UNROLL);
     default: return elementwiseSchedule(group, names, group.kind === 'elementwise' ? params.perThread : 1, params.workgroupSize);
@@ -246,7 +256,7 @@ interface Epilogue {
   held?: { idx: readonly LExpr[]; acc: LExpr };
 }
 
-function startMatmul(group: FusedGroup, names: BufferNames): { b: Build; epi: Epilogue; mm: Node } {
+export function startMatmul(group: FusedGroup, names: BufferNames): { b: Build; epi: Epilogue; mm: Node } {
   const mm = group.contraction ?? group.root;
   const epi: Epilogue = {};
   const b = start(group, names, (node, idx) => {
@@ -406,7 +416,7 @@ function vectorizeLanes(b: Build, e: LExpr, kv: LExpr, Ke: LExpr, f32Bufs: Reado
 }
 
 /** Operands and dims of a matmul [...batch, M, K] x [...batch, K, N]. */
-function matmulDims(mm: Node): { A: Node; B: Node; batchShape: Shape; M: Dim; N: Dim; K: Dim } {
+export function matmulDims(mm: Node): { A: Node; B: Node; batchShape: Shape; M: Dim; N: Dim; K: Dim } {
   const [A, B] = mm.args as [Node, Node];
   const r = mm.shape.length;
   return { A, B, batchShape: mm.shape.slice(0, r - 2), M: mm.shape[r - 2]!, N: mm.shape[r - 1]!, K: A.shape[r - 1]! };
@@ -811,6 +821,21 @@ function splitKMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sch
 }
 
 /**
+ * The BM x BN output block a workgroup owns (blocks along N fastest, then M, then the batch): the
+ * block counts, the block's row and column indices and its batch indices.
+ */
+export function blockOf(b: Build, mm: Node, BM: number, BN: number): { groupsM: Dim; groupsN: Dim; gm: LExpr; gn: LExpr; batch: LExpr[] } {
+  const { batchShape, M, N } = matmulDims(mm);
+  const lo = b.lower;
+  const groupsN = dimCdiv(N, BN);
+  const groupsM = dimCdiv(M, BM);
+  const gn = L.mod(L.wid(), lo.dim(groupsN));
+  const rest = L.div(L.wid(), lo.dim(groupsN));
+  const gm = L.mod(rest, lo.dim(groupsM));
+  return { groupsM, groupsN, gm, gn, batch: lo.delinearize(L.div(rest, lo.dim(groupsM)), batchShape) };
+}
+
+/**
  * Workgroup-memory tiled matmul: a workgroup of wm x wn invocations computes a (wm*tm) x (wn*tn)
  * block of the output; per K tile of bk, the workgroup stages the A and B tiles in shared memory
  * (zero outside the matrix), synchronises, and each invocation accumulates its tm x tn micro-tile
@@ -824,12 +849,7 @@ function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sche
   const BM = tm * wm;
   const BN = tn * wn;
   const lo = b.lower;
-  const groupsN = dimCdiv(N, BN);
-  const groupsM = dimCdiv(M, BM);
-  const gn = L.mod(L.wid(), lo.dim(groupsN));
-  const rest = L.div(L.wid(), lo.dim(groupsN));
-  const gm = L.mod(rest, lo.dim(groupsM));
-  const batch = lo.delinearize(L.div(rest, lo.dim(groupsM)), batchShape);
+  const { groupsM, groupsN, gm, gn, batch } = blockOf(b, mm, BM, BN);
   const tx = L.mod(L.lid(), L.i32(wn));
   const ty = L.div(L.lid(), L.i32(wn));
   const Me = lo.dim(M);

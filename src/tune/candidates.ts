@@ -4,6 +4,7 @@
  */
 import type { FusedGroup } from '../passes/fuse.js';
 import type { ScheduleParams } from '../passes/schedule.js';
+import { mmaApplies } from '../passes/schedule-mma.js';
 import { evalDim, type DimBindings } from '../ir/dims.js';
 
 export type Candidate = Partial<ScheduleParams>;
@@ -14,13 +15,29 @@ const WG = [32, 64, 128, 256];
 export interface DeviceCaps {
   /** The guaranteed subgroup size, when subgroup operations exist. */
   readonly subgroupSize?: number;
+  /** Tensor cores (a CUDA device of compute capability 7.0 or newer): f16 matmuls may take the mma schedule. */
+  readonly tensorCores?: boolean;
 }
 
-/** The caps a runtime reports (subgroup sizes live in its limits). */
+/** The caps a runtime reports (subgroup sizes live in its limits; tensor cores are the feature 'tensor-cores'). */
 export function deviceCaps(info: { features: readonly string[]; limits: Readonly<Record<string, number>> }): DeviceCaps {
   const sg = info.limits['subgroupMinSize'];
-  return info.features.includes('subgroups') && sg ? { subgroupSize: Math.min(sg, 256) } : {};
+  return { ...(info.features.includes('subgroups') && sg ? { subgroupSize: Math.min(sg, 256) } : {}), ...(info.features.includes('tensor-cores') ? { tensorCores: true } : {}) };
 }
+
+/**
+ * Tensor-core blocks (warps wm x wn, tiles fm x fn per warp, K tiles of bk): from one warp of one
+ * tile (small or ragged shapes) to 128 x 128 blocks of eight warps, the usual shapes for big f16 GEMMs.
+ */
+const MMA_CANDIDATES: Candidate[] = [
+  { wm: 1, wn: 1, fm: 1, fn: 1, bk: 32 },
+  { wm: 2, wn: 2, fm: 1, fn: 1, bk: 32 },
+  { wm: 2, wn: 2, fm: 2, fn: 2, bk: 32 },
+  { wm: 2, wn: 2, fm: 2, fn: 2, bk: 64 },
+  { wm: 2, wn: 4, fm: 4, fn: 2, bk: 32 },
+  { wm: 4, wn: 2, fm: 2, fn: 4, bk: 32 },
+  { wm: 2, wn: 2, fm: 4, fn: 4, bk: 32 },
+].map((c) => ({ mma: 1, ...c }));
 
 /** The number of output rows (M) of a matmul group, when known from its shape or `dims`. */
 function matmulRows(group: FusedGroup, dims?: DimBindings): number | undefined {
@@ -84,7 +101,10 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       // K unrolled by more than the default where B is decoded from packed words (a group's codes per chunk)
       const decodes = group.inlined.some((n) => n.op === 'compute');
       const unrolled: Candidate[] = decodes ? [16, 32].flatMap((uk) => [{ tiled: 0, tm: 1, tn: 4, uk, workgroupSize: 64 }, { coop: 1, tm: 1, tn: 1, uk, workgroupSize: 64 }]) : [];
-      return [...registerBlocked, ...vectorized, ...tiled, ...(rowsKnown === undefined || rowsKnown <= 64 ? splitK : []), ...unrolled];
+      const all = [...registerBlocked, ...vectorized, ...tiled, ...(rowsKnown === undefined || rowsKnown <= 64 ? splitK : []), ...unrolled];
+      // with tensor cores, f16 x f16 matmuls also try the mma schedule (the others say mma 0, since
+      // tensor cores make it their default)
+      return caps.tensorCores && mmaApplies(group) ? [...MMA_CANDIDATES, ...all.map((c) => ({ ...c, mma: 0 }))] : all;
     }
   }
 }

@@ -52,12 +52,17 @@ function deviceKey(rt: BackendRuntime): string {
   return `${rt.info.kind}:${rt.info.description}`;
 }
 
-function close(a: HostArray, b: HostArray): string | undefined {
+/**
+ * Where a candidate's output differs from the default schedule's beyond reassociation: 1e-4 relative
+ * for f32, two f16 ulps for f16 (a sum in another order may round to the neighbouring half).
+ */
+function close(a: HostArray, b: HostArray, dtype: string): string | undefined {
+  const [rtol, atol] = dtype === 'f16' ? [2e-3, 1e-4] : [1e-4, 1e-5];
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
     if (Number.isNaN(x) && Number.isNaN(y)) continue;
-    if (!(Math.abs(x - y) <= 1e-5 + 1e-4 * Math.abs(y))) return `element ${i}: ${x} vs ${y}`;
+    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) return `element ${i}: ${x} vs ${y}`;
   }
   return undefined;
 }
@@ -67,7 +72,9 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
   const repeats = opts.repeats ?? 7;
   const dir = opts.cacheDir ?? cacheDir();
   const specialize = opts.specialize ? bindDims(compile(program), inputs) : undefined;
-  const copts = specialize ? { specialize } : {};
+  // a device with tensor cores compiles f16 matmuls to the mma schedule by default, as compileTuned does
+  const tensorCores = deviceCaps(rt.info).tensorCores === true;
+  const copts = { ...(specialize ? { specialize } : {}), ...(tensorCores ? { tensorCores } : {}) };
   const base = compile(program, copts);
   const prep = prepare(base, rt, inputs);
   const results: KernelTuning[] = [];
@@ -100,7 +107,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
         opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length + refine });
         const variant = compile(program, { ...copts, groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
         rt.run(variant, bindings, prep.dims);
-        const bad = close(await rt.download(out), expected);
+        const bad = close(await rt.download(out), expected, out.dtype);
         if (bad) {
           rejected.push(`${JSON.stringify(cand)}: ${bad}`);
           continue;
@@ -127,6 +134,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
  */
 export function compileTuned(program: Program, device: BackendRuntime | string, opts: CompileOptions & { dims?: Readonly<Record<string, number>>; cacheDir?: string } = {}): CompiledProgram {
   const dev = typeof device === 'string' ? device : deviceKey(device);
+  if (typeof device !== 'string' && opts.tensorCores === undefined && deviceCaps(device.info).tensorCores) opts = { ...opts, tensorCores: true };
   const base = compile(program, opts);
   const chosen = base.kernels.map((ck) => {
     const rec = readRecord(tuneKey(printKernel(ck.kernel), dev, COMPILER_VERSION), opts.cacheDir ?? cacheDir());

@@ -105,6 +105,25 @@ async function main(): Promise<void> {
     assert.deepEqual(params.slice(kernel.buffers.length).map(Number), kernel.uniforms.map((s) => dims[s as 'M' | 'N']));
   });
 
+  // A tensor-core kernel: its invocations are warps, so a block is 32 threads per invocation.
+  {
+    const [K] = [D.dim('K')];
+    const mm = D.kernel('stubmma', { a: D.tensor('f16', [M, K]), b: D.tensor('f16', [K, N]) }, ({ a, b }) => D.matmul(a, b));
+    const cm = compile(mm.program, { tensorCores: true });
+    const kernel = cm.kernels[0]!.kernel;
+    assert.equal(kernel.warp, true);
+    const d = { M: 70, N: 130, K: 40 };
+    clearLog();
+    const sig = process.env['TESSERA_STUB_SIG'];
+    process.env['TESSERA_STUB_SIG'] = 'pppiii';
+    await execute(cm, rt, { a: { shape: [70, 40], data: new Float32Array(2800) }, b: { shape: [40, 130], data: new Float32Array(5200) } }, d);
+    const [line] = readLog();
+    const m = /^launch (\S+) grid (\d+) (\d+) (\d+) block (\d+) (\d+) (\d+) shared (\d+)/.exec(line ?? '');
+    assert.ok(m, line);
+    assert.deepEqual(m.slice(2, 9).map(Number), [Math.ceil(evalDim(kernel.threads, d) / kernel.workgroupSize), 1, 1, 32 * kernel.workgroupSize, 1, 1, 0]);
+    process.env['TESSERA_STUB_SIG'] = sig!;
+  }
+
   // Hand-built kernels: the exact pointers, a grid folded into y, host checks before any launch.
   const k: Kernel = {
     name: 'stub_fill',

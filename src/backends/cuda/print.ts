@@ -11,7 +11,7 @@
  * float->int with NaN -> 0 (PTX cvt.rzi.sat), integer division and modulo by zero give 0.
  */
 import type { DType } from '../../ir/dtype.js';
-import type { KBinary, KExpr, Kernel, KStmt, KType, KUnary, Scalar } from '../../ir/kernel.js';
+import { forEachKExpr, type KBinary, type KExpr, type Kernel, type KStmt, type KType, type KUnary, type Scalar } from '../../ir/kernel.js';
 import { fail } from '../../errors.js';
 
 export function cudaStorageType(d: DType): string {
@@ -130,14 +130,14 @@ class Printer {
       case 'var': return e.name;
       case 'uniform': return `d_${e.name}`;
       case 'tid': return 'tid';
-      case 'lid': return '((int)threadIdx.x)';
+      case 'lid': return this.k.warp ? '((int)(threadIdx.x >> 5))' : '((int)threadIdx.x)';
       case 'wid': return '((int)(blockIdx.y * gridDim.x + blockIdx.x))';
       case 'load': {
         const x = `b_${e.buf}[${this.expr(e.index)}]`;
         const d = this.bufType(e.buf);
         return d === 'f16' ? `__half2float(${x})` : d === 'bool' ? `(${x} != 0)` : x;
       }
-      case 'sload': return `s_${e.arr}[${this.expr(e.index)}]`;
+      case 'sload': return this.half(e.arr) ? `__half2float(s_${e.arr}[${this.expr(e.index)}])` : `s_${e.arr}[${this.expr(e.index)}]`;
       case 'load4': {
         if (this.bufType(e.buf) !== 'f32') fail('E_INTERNAL', `kernel ${this.k.name}: vec4 loads from ${this.bufType(e.buf)} buffer ${e.buf}`);
         return `tsr_ld4(b_${e.buf}, ${this.expr(e.index)})`;
@@ -150,6 +150,7 @@ class Printer {
       case 'select': return `(${this.expr(e.c)} ? ${this.expr(e.a)} : ${this.expr(e.b)})`;
       case 'cast': return this.cast(e.t, e.a);
       case 'subgroup': {
+        if (this.k.warp) fail('E_INTERNAL', `kernel ${this.k.name}: subgroup operations in a warp kernel`);
         // the workgroup is one warp (<= 32 lanes): a butterfly over the block's lanes
         const fn = `tsr_sg_${e.op}_${e.t === 'f32' ? 'f' : e.t === 'u32' ? 'u' : 'i'}`;
         return `${fn}(${this.expr(e.a)}, ${this.k.workgroupSize})`;
@@ -241,6 +242,10 @@ class Printer {
     }
   }
 
+  half(arr: string): boolean {
+    return this.k.shared.find((s) => s.name === arr)?.half === true;
+  }
+
   private storeValue(buf: string, v: KExpr): string {
     const d = this.bufType(buf);
     if (d === 'f16') return `__float2half_rn(${this.expr(v)})`;
@@ -258,9 +263,29 @@ class Printer {
           if (this.bufType(s.buf) !== 'f32') fail('E_INTERNAL', `kernel ${this.k.name}: vec4 store to ${this.bufType(s.buf)} buffer ${s.buf}`);
           out.push(`${ind}tsr_st4(b_${s.buf}, ${this.expr(s.index)}, ${this.expr(s.value)});`);
           break;
-        case 'sstore': out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${this.expr(s.value)};`); break;
+        case 'sstore': {
+          const v = this.expr(s.value);
+          out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${this.half(s.arr) ? `__float2half_rn(${v})` : v};`);
+          break;
+        }
         case 'barrier': out.push(`${ind}__syncthreads();`); break;
+        case 'mmaFill': out.push(`${ind}nvcuda::wmma::fill_fragment(f_${s.frag}, 0.0f);`); break;
+        case 'mmaLoad': out.push(`${ind}nvcuda::wmma::load_matrix_sync(f_${s.frag}, s_${s.arr} + (${this.expr(s.offset)}), ${s.ld});`); break;
+        case 'mma': out.push(`${ind}nvcuda::wmma::mma_sync(f_${s.d}, f_${s.a}, f_${s.b}, f_${s.d});`); break;
+        case 'mmaStore':
+          out.push(`${ind}nvcuda::wmma::store_matrix_sync(s_${s.arr} + (${this.expr(s.offset)}), f_${s.frag}, ${s.ld}, nvcuda::wmma::mem_row_major);`);
+          out.push(`${ind}__syncwarp();`);
+          break;
         case 'for':
+          if (s.lanes) {
+            // the warp's lanes split the iterations; the warp meets again after the loop
+            if (!this.k.warp) fail('E_INTERNAL', `kernel ${this.k.name}: a lanes loop outside a warp kernel`);
+            out.push(`${ind}for (int ${s.v} = ${this.expr(s.from)} + tsr_lane * ${s.step}; ${s.v} < ${this.expr(s.to)}; ${s.v} += ${32 * s.step}) {`);
+            this.stmts(s.body, ind + '  ', out);
+            out.push(`${ind}}`);
+            out.push(`${ind}__syncwarp();`);
+            break;
+          }
           out.push(`${ind}for (int ${s.v} = ${this.expr(s.from)}; ${s.v} < ${this.expr(s.to)}; ${s.v} += ${s.step}) {`);
           this.stmts(s.body, ind + '  ', out);
           out.push(`${ind}}`);
@@ -294,6 +319,31 @@ export function cudaEntryName(k: Kernel): string {
   return RESERVED.has(base) || /^[0-9]/.test(base) ? `tessera_${base}` : base;
 }
 
+/** CUDA threads per block: the workgroup size, times 32 for a warp kernel (one warp per invocation). */
+export function cudaBlockSize(k: Kernel): number {
+  return k.warp ? 32 * k.workgroupSize : k.workgroupSize;
+}
+
+/** Bytes of `__shared__` memory a kernel declares. */
+export function cudaSharedBytes(k: Kernel): number {
+  return k.shared.reduce((n, s) => n + s.size * (s.half ? 2 : s.t === 'bool' ? 1 : 4), 0);
+}
+
+const WMMA = 'nvcuda::wmma';
+const FRAGMENT: Record<'a' | 'b' | 'acc', string> = {
+  a: `${WMMA}::fragment<${WMMA}::matrix_a, 16, 16, 16, __half, ${WMMA}::row_major>`,
+  b: `${WMMA}::fragment<${WMMA}::matrix_b, 16, 16, 16, __half, ${WMMA}::row_major>`,
+  acc: `${WMMA}::fragment<${WMMA}::accumulator, 16, 16, 16, float>`,
+};
+
+function usesTid(k: Kernel): boolean {
+  let used = false;
+  forEachKExpr(k.body, (e) => {
+    if (e.k === 'tid') used = true;
+  });
+  return used;
+}
+
 /** The kernel's CUDA entry point (without the prelude; see printCudaUnit). */
 export function printCudaKernel(k: Kernel): string {
   const p = new Printer(k);
@@ -301,11 +351,20 @@ export function printCudaKernel(k: Kernel): string {
     ...k.buffers.map((b) => `${b.access === 'read' ? 'const ' : ''}${cudaStorageType(b.dtype)}* __restrict__ b_${b.name}`),
     ...k.uniforms.map((u) => `int d_${u}`),
   ];
+  const frags = k.fragments ?? [];
+  // a warp kernel's invocation is a warp: tid and lid count warps, tsr_lane is the thread's lane
   const out = [
+    ...(frags.length ? ['#include <mma.h>', '#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 700', '#error "Tessera tensor-core kernels need sm_70 or newer"', '#endif'] : []),
     `// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`,
-    `extern "C" __global__ void __launch_bounds__(${k.workgroupSize}) ${cudaEntryName(k)}(${params.join(', ')}) {`,
-    `  const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * ${k.workgroupSize}u + threadIdx.x);`,
-    ...k.shared.map((s) => `  __shared__ ${SCALAR[s.t]} s_${s.name}[${s.size}];`),
+    `extern "C" __global__ void __launch_bounds__(${cudaBlockSize(k)}) ${cudaEntryName(k)}(${params.join(', ')}) {`,
+    // (a kernel guarded by its block index may not read tid: then it is not declared)
+    ...(!usesTid(k) ? [] : k.warp
+      ? [`  const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * ${k.workgroupSize}u + (threadIdx.x >> 5));`]
+      : [`  const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * ${k.workgroupSize}u + threadIdx.x);`]),
+    ...(k.warp ? ['  const int tsr_lane = (int)(threadIdx.x & 31u);'] : []),
+    // 32-byte aligned: tensor-core loads and stores need 256-bit aligned addresses
+    ...k.shared.map((s) => `  __shared__ ${k.warp ? '__align__(32) ' : ''}${s.half ? '__half' : SCALAR[s.t]} s_${s.name}[${s.size}];`),
+    ...frags.map((f) => `  ${FRAGMENT[f.use]} f_${f.name};`),
   ];
   p.stmts(k.body, '  ', out);
   out.push('}');

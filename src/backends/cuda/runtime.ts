@@ -21,13 +21,13 @@ import { createHash } from 'node:crypto';
 import { fail, TesseraError } from '../../errors.js';
 import type { DType } from '../../ir/dtype.js';
 import { evalDim } from '../../ir/dims.js';
-import type { Kernel, Scalar } from '../../ir/kernel.js';
+import type { Kernel } from '../../ir/kernel.js';
 import { hostMatches, hostTypeName, type BackendInfo, type BackendRuntime, type DeviceBuffer, type HostArray } from '../../runtime/backend.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../runtime/f16.js';
 import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
 import { chooseCudaCompiler, compileCuda, type CompileCudaOptions } from './nvcc.js';
-import { cudaEntryName, printCudaUnit } from './print.js';
+import { cudaBlockSize, cudaEntryName, cudaSharedBytes, printCudaUnit } from './print.js';
 import { foldGrid, launchGrid } from '../../runtime/grid.js';
 
 export interface CudaRuntimeOptions {
@@ -46,7 +46,6 @@ export function cudaElementBytes(d: DType): number {
   }
 }
 
-const SHARED_BYTES: Record<Scalar, number> = { f32: 4, i32: 4, u32: 4, bool: 1 };
 
 /** Largest linear thread id + 1 a kernel's i32 id can reach. */
 
@@ -116,7 +115,8 @@ export class CudaRuntime implements BackendRuntime {
     this.info = {
       kind: 'cuda',
       description: `${device.name} (${this.arch}, ${device.smCount} SMs, ${(device.totalMem / 2 ** 30).toFixed(1)} GiB, CUDA driver ${driver}, ${compilerText})`,
-      features: ['shader-f16', 'subgroups'],
+      // tensor cores (WMMA f16, sm_70+): f16 matmuls default to the mma schedule (deviceCaps, the tuner, `tessera run`)
+      features: ['shader-f16', 'subgroups', ...(major >= 7 ? ['tensor-cores'] : [])],
       limits: {
         // a warp is a subgroup; kernels with subgroup operations use one warp per block
         subgroupMinSize: 32,
@@ -265,12 +265,14 @@ export class CudaRuntime implements BackendRuntime {
     const threads = evalDim(kernel.threads, dims);
     if (!Number.isInteger(threads) || threads < 0) fail('E_ARG', `kernel '${k}': thread count ${threads} is not a non-negative integer`);
     const wg = kernel.workgroupSize;
+    const block = cudaBlockSize(kernel);
     const d = this.device;
-    if (!Number.isInteger(wg) || wg < 1 || wg > d.maxThreadsPerBlock || wg > d.maxBlockDimX) {
-      fail('E_DEVICE_LIMIT', `kernel '${k}': workgroup size ${wg} is outside the device's 1..${Math.min(d.maxThreadsPerBlock, d.maxBlockDimX)} threads per block`);
+    if (!Number.isInteger(wg) || wg < 1 || block > d.maxThreadsPerBlock || block > d.maxBlockDimX) {
+      fail('E_DEVICE_LIMIT', `kernel '${k}': ${block} threads per block${kernel.warp ? ` (${wg} warps)` : ''} is outside the device's 1..${Math.min(d.maxThreadsPerBlock, d.maxBlockDimX)}`);
     }
     if (kernel.subgroup && wg > 32) fail('E_DEVICE_LIMIT', `kernel '${k}': its subgroup operations assume one warp per block, but the block has ${wg} threads`);
-    const shared = kernel.shared.reduce((s, a) => s + a.size * SHARED_BYTES[a.t], 0);
+    if (kernel.fragments?.length && d.computeCapability[0] < 7) fail('E_DEVICE_LIMIT', `kernel '${k}': its tensor-core (mma) schedule needs compute capability 7.0 or newer, the device has ${d.computeCapability.join('.')}`);
+    const shared = cudaSharedBytes(kernel);
     if (shared > d.maxSharedMemPerBlock) fail('E_DEVICE_LIMIT', `kernel '${k}': ${shared} bytes of shared memory, the device allows ${d.maxSharedMemPerBlock} per block`);
     const grid = launchGrid(k, threads, wg, d.maxGridDimX, d.maxGridDimY);
     return { bufs, uniforms, threads, grid };
@@ -282,7 +284,7 @@ export class CudaRuntime implements BackendRuntime {
     if (threads === 0) return;
     const entry = this.functionFor(kernel);
     const params: CuParam[] = [...bufs.map((b) => b.ptr), ...uniforms];
-    this.cu(`launch of kernel '${kernel.name}'`, () => this.addon.launchKernel(entry.fn, [grid[0], grid[1], 1], [kernel.workgroupSize, 1, 1], 0, params));
+    this.cu(`launch of kernel '${kernel.name}'`, () => this.addon.launchKernel(entry.fn, [grid[0], grid[1], 1], [cudaBlockSize(kernel), 1, 1], 0, params));
   }
 
   /** Compile and load a kernel ahead of its first run (E_BACKEND if the compiler or the driver rejects it). */

@@ -21,6 +21,17 @@ const HELPER_SOURCE: Readonly<Record<string, string>> = {
   sub4: '(a, b) => [Math.fround(a[0] - b[0]), Math.fround(a[1] - b[1]), Math.fround(a[2] - b[2]), Math.fround(a[3] - b[3])]',
   mul4: '(a, b) => [Math.fround(a[0] * b[0]), Math.fround(a[1] * b[1]), Math.fround(a[2] * b[2]), Math.fround(a[3] * b[3])]',
   div4: '(a, b) => [Math.fround(a[0] / b[0]), Math.fround(a[1] / b[1]), Math.fround(a[2] / b[2]), Math.fround(a[3] / b[3])]',
+  // tensor-core tiles (warp kernels) as 256-element arrays: load/store a 16 x 16 block at o + r * ld + c,
+  // d += a x b with f32 accumulation (a product of two f16 values is exact in f32)
+  mmaLd: '(f, s, o, ld) => { for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) f[r * 16 + c] = s[o + r * ld + c]; }',
+  mmaSt: '(f, s, o, ld) => { for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) s[o + r * ld + c] = f[r * 16 + c]; }',
+  mma: `(d, a, b) => {
+    for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) {
+      let s = d[i * 16 + j];
+      for (let k = 0; k < 16; k++) s = Math.fround(s + a[i * 16 + k] * b[k * 16 + j]);
+      d[i * 16 + j] = s;
+    }
+  }`,
   st4: '(b, i, v) => { b[i] = v[0]; b[i + 1] = v[1]; b[i + 2] = v[2]; b[i + 3] = v[3]; }',
   fma4: '(a, b, c) => [Math.fround(a[0] * b[0] + c[0]), Math.fround(a[1] * b[1] + c[1]), Math.fround(a[2] * b[2] + c[2]), Math.fround(a[3] * b[3] + c[3])]',
   fmax: '(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b))',
@@ -192,8 +203,17 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
           out.push(`${ind}{ const ${v} = ${expr(s.value)}; const i_${v} = ${expr(s.index)}; for (let q = 0; q < 4; q++) H.st(b_${s.buf}, i_${v} + q, ${v}[q], '${s.buf}'); }`);
         } else out.push(`${ind}H.st4(b_${s.buf}, ${expr(s.index)}, ${expr(s.value)});`);
         break;
-      case 'sstore': out.push(`${ind}${s.arr}[${expr(s.index)}] = ${expr(s.value)};`); break;
+      case 'sstore': {
+        // a half array holds f32 words rounded to f16, as a tensor core would see them
+        const v = k.shared.find((x) => x.name === s.arr)?.half ? `H.f16(${expr(s.value)})` : expr(s.value);
+        out.push(`${ind}${s.arr}[${expr(s.index)}] = ${v};`);
+        break;
+      }
       case 'barrier': out.push(`${ind}yield;`); break;
+      case 'mmaFill': out.push(`${ind}f_${s.frag}.fill(0);`); break;
+      case 'mmaLoad': out.push(`${ind}H.mmaLd(f_${s.frag}, ${s.arr}, ${expr(s.offset)}, ${s.ld});`); break;
+      case 'mma': out.push(`${ind}H.mma(f_${s.d}, f_${s.a}, f_${s.b});`); break;
+      case 'mmaStore': out.push(`${ind}H.mmaSt(f_${s.frag}, ${s.arr}, ${expr(s.offset)}, ${s.ld});`); break;
       case 'for':
         out.push(`${ind}for (let ${s.v} = ${expr(s.from)}; ${s.v} < ${expr(s.to)}; ${s.v} += ${s.step}) {`);
         stmts(s.body, ind + '  ', out, k);
@@ -226,6 +246,11 @@ export function hasBarrier(ss: readonly KStmt[]): boolean {
   return sync || barrier(ss);
 }
 
+/** A warp kernel's tensor-core tiles, 256 values each, per invocation (one invocation runs a warp's work). */
+function fragments(k: Kernel, ind: string, out: string[]): void {
+  for (const f of k.fragments ?? []) out.push(`${ind}const f_${f.name} = new Float32Array(256);`);
+}
+
 const sharedArray = (t: string) => (t === 'f32' ? 'Float32Array' : t === 'u32' ? 'Uint32Array' : 'Int32Array');
 
 export function printJS(k: Kernel, opts: { boundsCheck?: boolean } = {}): string {
@@ -237,6 +262,7 @@ export function printJS(k: Kernel, opts: { boundsCheck?: boolean } = {}): string
     out.push('for (let tid = 0; tid < nThreads; tid++) {');
     out.push(`  const lid = tid % ${k.workgroupSize};`);
     out.push(`  const wid = Math.floor(tid / ${k.workgroupSize});`);
+    fragments(k, '  ', out);
     stmts(k.body, '  ', out, k);
     out.push('}');
     return out.join('\n');
@@ -248,6 +274,7 @@ export function printJS(k: Kernel, opts: { boundsCheck?: boolean } = {}): string
   out.push('for (let wid = 0; wid < groups; wid++) {');
   for (const s of k.shared) out.push(`  const ${s.name} = new ${sharedArray(s.t)}(${s.size});`);
   out.push('  const invocation = function* (tid, lid) {');
+  fragments(k, '    ', out);
   stmts(k.body, '    ', out, k);
   out.push('  };');
   out.push(`  const lanes = [];`);

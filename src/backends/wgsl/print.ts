@@ -534,6 +534,8 @@ class Printer {
       'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {',
     );
     out.push(`  let tid = i32((wid.y * nwg.x + wid.x) * ${k.workgroupSize}u + lidx);`);
+    // a warp kernel's tensor-core tiles: 256 values per invocation (the invocation does a warp's work)
+    for (const f of k.fragments ?? []) out.push(`  var ${this.fragName(f.name)}: array<f32, 256>;`);
     out.push(...body);
     out.push('}');
     return out.join('\n') + '\n';
@@ -565,6 +567,11 @@ class Printer {
     return b;
   }
 
+  private fragName(name: string): string {
+    if (!(this.kernel.fragments ?? []).some((f) => f.name === name)) fail('E_VERIFY', `kernel '${this.kernel.name}': no fragment named '${name}'`);
+    return this.names.name(`frag:${name}`, `f_${name}`);
+  }
+
   private sharedName(name: string): string {
     const s = this.shared.get(name);
     if (s === undefined) fail('E_VERIFY', `kernel '${this.kernel.name}': no shared array named '${name}'`);
@@ -590,9 +597,46 @@ class Printer {
         this.line(depth, `${b.name}[${this.quadIndex(s.index)}] = ${this.expr(s.value)};`);
         return;
       }
-      case 'sstore':
-        this.line(depth, `${this.sharedName(s.arr)}[${this.expr(s.index)}] = ${this.expr(s.value)};`);
+      case 'sstore': {
+        // a half array holds f32 words rounded to f16, as a tensor core would see them
+        const half = this.kernel.shared.find((x) => x.name === s.arr)?.half;
+        const v = half ? `${this.helper('t_f16_round')}(${this.expr(s.value)})` : this.expr(s.value);
+        this.line(depth, `${this.sharedName(s.arr)}[${this.expr(s.index)}] = ${v};`);
         return;
+      }
+      case 'mmaFill':
+        this.line(depth, `${this.fragName(s.frag)} = array<f32, 256>();`);
+        return;
+      case 'mmaLoad': case 'mmaStore': {
+        // a warp kernel's invocation is one thread here: the tile moves in two loops
+        const f = this.fragName(s.frag);
+        const arr = this.sharedName(s.arr);
+        const [o, r, c] = [this.names.name(`mma:o${this.lines.length}`, 'mo'), this.names.name(`mma:r${this.lines.length}`, 'mr'), this.names.name(`mma:c${this.lines.length}`, 'mc')];
+        const at = `${o} + ${r} * ${this.intLit(s.ld)} + ${c}`;
+        this.line(depth, '{');
+        this.line(depth + 1, `let ${o}: i32 = ${this.expr(s.offset)};`);
+        this.line(depth + 1, `for (var ${r}: i32 = 0i; ${r} < 16i; ${r}++) {`);
+        this.line(depth + 2, `for (var ${c}: i32 = 0i; ${c} < 16i; ${c}++) {`);
+        this.line(depth + 3, s.k === 'mmaLoad' ? `${f}[${r} * 16i + ${c}] = ${arr}[${at}];` : `${arr}[${at}] = ${f}[${r} * 16i + ${c}];`);
+        this.line(depth + 2, '}');
+        this.line(depth + 1, '}');
+        this.line(depth, '}');
+        return;
+      }
+      case 'mma': {
+        const [d, a, b] = [this.fragName(s.d), this.fragName(s.a), this.fragName(s.b)];
+        const [i, j, q, acc] = ['i', 'j', 'q', 's'].map((x) => this.names.name(`mma:${x}${this.lines.length}`, `m${x}`)) as [string, string, string, string];
+        this.line(depth, `for (var ${i}: i32 = 0i; ${i} < 16i; ${i}++) {`);
+        this.line(depth + 1, `for (var ${j}: i32 = 0i; ${j} < 16i; ${j}++) {`);
+        this.line(depth + 2, `var ${acc}: f32 = ${d}[${i} * 16i + ${j}];`);
+        this.line(depth + 2, `for (var ${q}: i32 = 0i; ${q} < 16i; ${q}++) {`);
+        this.line(depth + 3, `${acc} = ${acc} + ${a}[${i} * 16i + ${q}] * ${b}[${q} * 16i + ${j}];`);
+        this.line(depth + 2, '}');
+        this.line(depth + 2, `${d}[${i} * 16i + ${j}] = ${acc};`);
+        this.line(depth + 1, '}');
+        this.line(depth, '}');
+        return;
+      }
       case 'for': {
         if (!Number.isInteger(s.step) || s.step <= 0) fail('E_VERIFY', `kernel '${this.kernel.name}': loop '${s.v}' has step ${s.step}`);
         const v = this.names.name(s.v);
