@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as D from '../src/dsl/index.js';
 import { compile } from '../src/passes/pipeline.js';
-import { candidatesFor, compileTuned, deviceCaps, tuneProgram } from '../src/tune/index.js';
+import { batchFor, candidatesFor, compileTuned, deviceCaps, SAMPLE_MS, tuneProgram } from '../src/tune/index.js';
+import { JSRuntime } from '../src/backends/js/runtime.js';
 import { testBackends, type NamedBackend } from './helpers/backends.js';
 import { checkOnBackend } from './helpers/compare.js';
 import { smokeRun } from './helpers/webgpu.js';
@@ -52,6 +53,33 @@ describe('autotuner', () => {
         expect(await checkOnBackend(tuned, rt, inputs(m, n, k, 7), { rtol: 1e-4, atol: 1e-5 }), `${name} ${m}x${n}x${k}`).toBeNull();
       }
     }
+  });
+
+  it('times a microsecond-scale kernel over a batch of launches per sample, the same batch for every candidate', async () => {
+    expect([batchFor(2), batchFor(SAMPLE_MS), batchFor(0), batchFor(SAMPLE_MS / 10), batchFor(1e-9)]).toEqual([1, 1, 1, 10, 256]);
+    const rt = new JSRuntime();
+    let runs = 0;
+    const run = rt.run.bind(rt);
+    rt.run = (k, b, d) => {
+      runs++;
+      run(k, b, d);
+    };
+    const perSample: number[] = [];
+    const time = rt.time.bind(rt);
+    rt.time = (launches, repeats) => time(() => {
+      const before = runs;
+      launches();
+      perSample.push(runs - before);
+    }, repeats);
+    const ew = D.kernel('tiny', { x: D.tensor('f32', [M]) }, ({ x }) => x.add(1));
+    const [res] = await tuneProgram(ew.program, rt, { x: { shape: [8], data: new Float32Array(8) } }, { cacheDir: mkdtempSync(join(tmpdir(), 'tessera-tune-')), repeats: 2 });
+    // a kernel over 8 elements takes microseconds on the CPU: the first sample (the probe) is one
+    // launch, every later one a batch, the same for all
+    expect(perSample[0]).toBe(1);
+    const later = new Set(perSample.slice(3));
+    expect(later.size).toBe(1);
+    expect([...later][0]).toBeGreaterThan(1);
+    expect(res!.tried).toBeGreaterThan(1);
   });
 
   it('leaves split-K out for matmuls with many rows when the shapes are known', () => {

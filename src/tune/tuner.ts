@@ -13,7 +13,8 @@ import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { candidatesFor, deviceCaps, type Candidate } from './candidates.js';
 import { cacheDir, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
 
-export const COMPILER_VERSION = 'tessera-0.1.1';
+/** Part of every tuning cache key: bumped when code generation or the way candidates are timed changes. */
+export const COMPILER_VERSION = 'tessera-0.1.2';
 
 export interface TuneProgress {
   readonly kernel: string;
@@ -67,6 +68,15 @@ function close(a: HostArray, b: HostArray, dtype: string): string | undefined {
   return undefined;
 }
 
+/** The length a timing sample should reach: below it, a sample repeats its launch (see batchFor). */
+export const SAMPLE_MS = 1;
+const MAX_BATCH = 256;
+
+/** Launches per timing sample for a kernel whose single launch measured `ms`: enough for SAMPLE_MS. */
+export function batchFor(ms: number): number {
+  return ms >= SAMPLE_MS || !(ms > 0) ? 1 : Math.min(MAX_BATCH, Math.ceil(SAMPLE_MS / ms));
+}
+
 /** Tunes every kernel of `program` on `rt` at the shapes of `inputs`; returns one record per kernel. */
 export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: Readonly<Record<string, HostTensor>>, opts: TuneOptions = {}): Promise<KernelTuning[]> {
   const repeats = opts.repeats ?? 7;
@@ -92,10 +102,21 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
         results.push({ kernel: ck.kernel.name, kind: ck.kernel.schedule.kind, defaultMs: hit.defaultMs, best: hit.params, bestMs: hit.medianMs, tried: 0, rejected: [], cached: true, tuneMs: performance.now() - t0 });
         continue;
       }
-      const time = async (k: typeof ck.kernel) => rt.time(() => rt.run(k, bindings, prep.dims), repeats);
+      // A sample of one launch of a microsecond-scale kernel measures the submission and sync more
+      // than the kernel: each sample runs `batch` launches, enough for about SAMPLE_MS, and the time
+      // per launch is the sample over the batch (the same batch for every candidate of this kernel).
+      let batch = 1;
+      const time = async (k: typeof ck.kernel) => {
+        const t = await rt.time(() => {
+          for (let i = 0; i < batch; i++) rt.run(k, bindings, prep.dims);
+        }, repeats);
+        return { ...t, medianMs: t.medianMs / batch };
+      };
       rt.run(ck.kernel, bindings, prep.dims);
       const expected = await rt.download(out);
-      const def = await time(ck.kernel);
+      const probe = await time(ck.kernel);
+      batch = batchFor(probe.medianMs);
+      const def = batch === 1 ? probe : await time(ck.kernel);
       let best: Candidate = {};
       let bestMs = def.medianMs;
       const rejected: string[] = [];
