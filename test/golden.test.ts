@@ -336,53 +336,92 @@ describe('golden codegen', () => {
         let v7: i32 = sub($M, 1)
         let v13: i32 = sub($N, 1)
         if lt(tid, mul(v5, v4)) {
-          var c0: f32 = 0.0
-          var c1: f32 = 0.0
-          var c2: f32 = 0.0
-          var c3: f32 = 0.0
-          let v6: i32 = mul(mod(div(tid, v4), v5), 2)
-          let v8: i32 = mul(min(v6, v7), $K)
-          let v10: i32 = mul(min(add(v6, 1), v7), $K)
-          let v12: i32 = mul(mod(tid, v4), 2)
-          let v14: i32 = mul(min(v12, v13), $K)
-          let v16: i32 = mul(min(add(v12, 1), v13), $K)
-          for k in 0..$K {
-            let v9: f32 = x[add(v8, k)]
-            let v11: f32 = x[add(v10, k)]
-            let v15: f32 = w[add(v14, k)]
-            let v17: f32 = w[add(v16, k)]
-            c0 = add(c0, mul(v9, v15))
-            c1 = add(c1, mul(v9, v17))
-            c2 = add(c2, mul(v11, v15))
-            c3 = add(c3, mul(v11, v17))
-          }
-          let v18: i32 = min(v12, v13)
-          let v19: f32 = b[v18]
-          if and(lt(v6, $M), lt(v12, $N)) {
-            let v20: f32 = add(c0, v19)
-            out[add(mul(v6, $N), v12)] = div(v20, add(1.0, exp(neg(v20))))
-          }
-          let v21: bool = lt(v6, $M)
-          let v22: i32 = add(v12, 1)
-          let v23: i32 = mul(v6, $N)
-          let v24: i32 = min(v22, v13)
-          let v25: f32 = b[v24]
-          if and(v21, lt(v22, $N)) {
-            let v26: f32 = add(c1, v25)
-            out[add(v23, v22)] = div(v26, add(1.0, exp(neg(v26))))
-          }
-          let v27: i32 = add(v6, 1)
-          let v28: bool = lt(v12, $N)
-          if and(lt(v27, $M), v28) {
-            let v29: f32 = add(c2, v19)
-            out[add(mul(v27, $N), v12)] = div(v29, add(1.0, exp(neg(v29))))
-          }
-          let v30: bool = lt(v27, $M)
-          let v31: bool = lt(v22, $N)
-          let v32: i32 = mul(v27, $N)
-          if and(v30, v31) {
-            let v33: f32 = add(c3, v25)
-            out[add(v32, v22)] = div(v33, add(1.0, exp(neg(v33))))
+          let v56: i32 = mul(mod(div(tid, v4), v5), 2)
+          let v57: i32 = sub($M, v56)
+          if gt(v57, 1) {
+            var c0: f32 = 0.0
+            var c1: f32 = 0.0
+            var c2: f32 = 0.0
+            var c3: f32 = 0.0
+            let v6: i32 = mul(mod(div(tid, v4), v5), 2)
+            let v8: i32 = mul(min(v6, v7), $K)
+            let v10: i32 = mul(min(add(v6, 1), v7), $K)
+            let v12: i32 = mul(mod(tid, v4), 2)
+            let v14: i32 = mul(min(v12, v13), $K)
+            let v16: i32 = mul(min(add(v12, 1), v13), $K)
+            for k in 0..$K {
+              let v9: f32 = x[add(v8, k)]
+              let v11: f32 = x[add(v10, k)]
+              let v15: f32 = w[add(v14, k)]
+              let v17: f32 = w[add(v16, k)]
+              c0 = add(c0, mul(v9, v15))
+              c1 = add(c1, mul(v9, v17))
+              c2 = add(c2, mul(v11, v15))
+              c3 = add(c3, mul(v11, v17))
+            }
+            let v18: i32 = min(v12, v13)
+            let v19: f32 = b[v18]
+            if and(lt(v6, $M), lt(v12, $N)) {
+              let v20: f32 = add(c0, v19)
+              out[add(mul(v6, $N), v12)] = div(v20, add(1.0, exp(neg(v20))))
+            }
+            let v21: bool = lt(v6, $M)
+            let v22: i32 = add(v12, 1)
+            let v23: i32 = mul(v6, $N)
+            let v24: i32 = min(v22, v13)
+            let v25: f32 = b[v24]
+            if and(v21, lt(v22, $N)) {
+              let v26: f32 = add(c1, v25)
+              out[add(v23, v22)] = div(v26, add(1.0, exp(neg(v26))))
+            }
+            let v27: i32 = add(v6, 1)
+            let v28: bool = lt(v12, $N)
+            if and(lt(v27, $M), v28) {
+              let v29: f32 = add(c2, v19)
+              out[add(mul(v27, $N), v12)] = div(v29, add(1.0, exp(neg(v29))))
+            }
+            let v30: bool = lt(v27, $M)
+            let v31: bool = lt(v22, $N)
+            let v32: i32 = mul(v27, $N)
+            if and(v30, v31) {
+              let v33: f32 = add(c3, v25)
+              out[add(v32, v22)] = div(v33, add(1.0, exp(neg(v33))))
+            }
+          } else {
+            for mr in 0..v57 {
+              var c34: f32 = 0.0
+              var c35: f32 = 0.0
+              let v36: i32 = mul(mod(div(tid, v4), v5), 2)
+              let v37: i32 = mul(add(v36, mr), $K)
+              let v39: i32 = mul(mod(tid, v4), 2)
+              let v40: i32 = min(v39, v13)
+              let v41: i32 = mul(v40, $K)
+              let v43: i32 = add(v39, 1)
+              let v44: i32 = min(v43, v13)
+              let v45: i32 = mul(v44, $K)
+              for k in 0..$K {
+                let v38: f32 = x[add(v37, k)]
+                let v42: f32 = w[add(v41, k)]
+                let v46: f32 = w[add(v45, k)]
+                c34 = add(c34, mul(v38, v42))
+                c35 = add(c35, mul(v38, v46))
+              }
+              let v47: i32 = add(v36, mr)
+              let v48: bool = lt(v39, $N)
+              let v49: f32 = b[v40]
+              if and(lt(v47, $M), v48) {
+                let v50: f32 = add(c34, v49)
+                out[add(mul(v47, $N), v39)] = div(v50, add(1.0, exp(neg(v50))))
+              }
+              let v51: bool = lt(v47, $M)
+              let v52: bool = lt(v43, $N)
+              let v53: i32 = mul(v47, $N)
+              let v54: f32 = b[v44]
+              if and(v51, v52) {
+                let v55: f32 = add(c35, v54)
+                out[add(v53, v43)] = div(v55, add(1.0, exp(neg(v55))))
+              }
+            }
           }
         }
       }"

@@ -37,7 +37,7 @@ const data = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i
 
 const PARAMS = [
   { mma: 1 }, // the defaults: 2 x 2 warps of 2 x 2 tiles, bk 32
-  { mma: 1, wm: 1, wn: 1, fm: 1, fn: 1, bk: 16 }, // one warp, one tile
+  { mma: 1, wm: 1, wn: 1, fm: 1, fn: 1, bk: 16, db: 1 }, // one warp, one tile, double-buffered
   { mma: 1, wm: 2, wn: 1, fm: 1, fn: 2, bk: 48 }, // uneven warp grid, three K steps per stage
 ];
 

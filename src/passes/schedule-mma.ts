@@ -4,7 +4,8 @@
  * the output, BM = 16 fm wm and BN = 16 fn wn; each warp holds fm x fn f32 accumulator tiles of 16 x
  * 16. Per K tile of bk (a multiple of 16) the block stages A (BM x bk) and B (bk x BN) in half
  * shared arrays (zero outside the matrices, so any M, N, K work), synchronises, and each warp runs
- * bk / 16 steps of fm a-tile loads, fn b-tile loads and fm x fn mma. The epilogue goes tile by tile
+ * bk / 16 steps of fm a-tile loads, fn b-tile loads and fm x fn mma. With db = 1 the arrays are
+ * doubled and tile kt + 1 is staged into one while tile kt is read from the other. The epilogue goes tile by tile
  * through a per-warp f32 staging area, the warp's lanes splitting the 256 elements, each guarded
  * and stored through the group's epilogue (bias, activation, residual, cast).
  *
@@ -21,7 +22,7 @@ import { Scope } from './emit.js';
 import type { FusedGroup } from './fuse.js';
 import * as L from './lexpr.js';
 import type { LExpr } from './lexpr.js';
-import { blockOf, finish, matmulDims, startMatmul, type BufferNames, type ScheduleParams } from './schedule.js';
+import { blockOf, finish, matmulDims, stageKTiles, startMatmul, type BufferNames, type ScheduleParams } from './schedule.js';
 
 /** Warps per block and tiles per warp when a caller asks for mma without saying: a 64 x 64 block of four warps, K tiles of 32. */
 export const MMA_DEFAULTS = { wm: 2, wn: 2, fm: 2, fn: 2, bk: 32 } as const;
@@ -61,7 +62,11 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   const sa = b.emitter.fresh('sa');
   const sb = b.emitter.fresh('sb');
   const stg = b.emitter.fresh('stg');
-  b.shared.push({ name: sa, t: 'f32', size: BM * lda, half: true }, { name: sb, t: 'f32', size: bk * ldb, half: true }, { name: stg, t: 'f32', size: W * 256 });
+  const db = params.db === 1;
+  const sizeA = BM * lda;
+  const sizeB = bk * ldb;
+  const bufs = db ? 2 : 1;
+  b.shared.push({ name: sa, t: 'f32', size: bufs * sizeA, half: true }, { name: sb, t: 'f32', size: bufs * sizeB, half: true }, { name: stg, t: 'f32', size: W * 256 });
 
   const fragments: KFragment[] = [];
   const frag = (use: KFragment['use'], prefix: string) => {
@@ -74,11 +79,11 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   const fb = Array.from({ length: fn }, () => frag('b', 'fb'));
   for (const row of accs) for (const c of row) b.thread.stmts.push({ k: 'mmaFill', frag: c });
 
-  // Stage one K tile: element e of a rows x cols tile goes to arr[(e / cols) * ld + e % cols]; the
-  // block's 32 W threads take consecutive elements (coalesced reads).
+  // Stage one K tile: element e of a rows x cols tile goes to arr[off + (e / cols) * ld + e % cols];
+  // the block's 32 W threads take consecutive elements (coalesced reads).
   const kt = L.variable('mkt', 'i32', true);
   const ktScope = new Scope(new Set(['mkt']));
-  const stage = (arr: string, rows: number, cols: number, ld: number, value: (row: LExpr, col: LExpr) => LExpr) => {
+  const stage = (chain: readonly Scope[], arr: string, off: LExpr, rows: number, cols: number, ld: number, value: (row: LExpr, col: LExpr) => LExpr) => {
     const cv = b.emitter.fresh('ml');
     const jv = b.emitter.fresh('mj');
     const outer = new Scope(new Set([cv]));
@@ -86,31 +91,37 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
     const e = L.add(L.mul(L.add(L.mul(L.variable(cv, 'i32', true), L.i32(W)), L.lid()), L.i32(32)), L.variable(jv, 'i32', true, 32));
     const [row, col] = [L.div(e, L.i32(cols)), L.mod(e, L.i32(cols))];
     const v = value(row, col);
-    const at = L.add(L.mul(row, L.i32(ld)), col);
+    const at = L.add(off, L.add(L.mul(row, L.i32(ld)), col));
     b.emitter.countUses([v, at]);
-    const chain = [b.top, b.thread, ktScope, outer, lanes];
+    const laneChain = [...chain, outer, lanes];
     const total = rows * cols;
     const guarded = total % (32 * W) !== 0;
     const inner = guarded ? new Scope(new Set()) : lanes;
-    const innerChain = guarded ? [...chain, inner] : chain;
+    const innerChain = guarded ? [...laneChain, inner] : laneChain;
     inner.stmts.push({ k: 'sstore', arr, index: b.emitter.emit(at, innerChain), value: b.emitter.emit(v, innerChain) });
-    if (guarded) lanes.stmts.push({ k: 'if', cond: b.emitter.emit(L.lt(e, L.i32(total)), chain), then: inner.stmts, else: [] });
+    if (guarded) lanes.stmts.push({ k: 'if', cond: b.emitter.emit(L.lt(e, L.i32(total)), laneChain), then: inner.stmts, else: [] });
     outer.stmts.push({ k: 'for', v: jv, from: i32(0), to: i32(32), step: 1, body: lanes.stmts, lanes: true });
-    ktScope.stmts.push({ k: 'for', v: cv, from: i32(0), to: i32(Math.ceil(total / (32 * W))), step: 1, body: outer.stmts });
+    chain[chain.length - 1]!.stmts.push({ k: 'for', v: cv, from: i32(0), to: i32(Math.ceil(total / (32 * W))), step: 1, body: outer.stmts });
   };
   const zero = L.lit('f32', 0);
-  const kBase = L.mul(kt, L.i32(bk));
-  stage(sa, BM, bk, lda, (row, col) => {
-    const m = L.add(L.mul(gm, L.i32(BM)), row);
-    const k = L.add(kBase, col);
-    return L.select(L.and(L.lt(m, Me), L.lt(k, Ke)), lo.valueAt(A, [...batch, L.clampIndex(m, Me), L.clampIndex(k, Ke)]), zero);
-  });
-  stage(sb, bk, BN, ldb, (row, col) => {
-    const k = L.add(kBase, row);
-    const n = L.add(L.mul(gn, L.i32(BN)), col);
-    return L.select(L.and(L.lt(k, Ke), L.lt(n, Ne)), lo.valueAt(B, [...batch, L.clampIndex(k, Ke), L.clampIndex(n, Ne)]), zero);
-  });
-  ktScope.stmts.push({ k: 'barrier' });
+  // Both operand tiles of K tile `tile` (zero outside the matrices), at offsets offA and offB.
+  const stageTiles = (chain: readonly Scope[], tile: LExpr, offA: LExpr, offB: LExpr) => {
+    const kBase = L.mul(tile, L.i32(bk));
+    stage(chain, sa, offA, BM, bk, lda, (row, col) => {
+      const m = L.add(L.mul(gm, L.i32(BM)), row);
+      const k = L.add(kBase, col);
+      return L.select(L.and(L.lt(m, Me), L.lt(k, Ke)), lo.valueAt(A, [...batch, L.clampIndex(m, Me), L.clampIndex(k, Ke)]), zero);
+    });
+    stage(chain, sb, offB, bk, BN, ldb, (row, col) => {
+      const k = L.add(kBase, row);
+      const n = L.add(L.mul(gn, L.i32(BN)), col);
+      return L.select(L.and(L.lt(k, Ke), L.lt(n, Ne)), lo.valueAt(B, [...batch, L.clampIndex(k, Ke), L.clampIndex(n, Ne)]), zero);
+    });
+  };
+  const tiles = lo.dim(dimCdiv(K, bk));
+  // double-buffered (db) as in the tiled schedule: tile kt + 1 is staged into the other buffer
+  // while this one feeds the tensor cores, one barrier per tile
+  const [curA, curB] = stageKTiles(b, ktScope, kt, tiles, db, [sizeA, sizeB], stageTiles);
 
   // bk / 16 tensor-core steps per staged tile; warp (wy, wx) of the block owns rows wy * 16 fm + 16 i
   // and columns wx * 16 fn + 16 j
@@ -119,15 +130,15 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   const kk = L.variable('mks', 'i32', true);
   const kkScope = new Scope(new Set(['mks']));
   const kkChain = [b.top, b.thread, ktScope, kkScope];
-  const offA = fa.map((_, i) => L.add(L.mul(L.add(L.mul(wy, L.i32(16 * fm)), L.i32(16 * i)), L.i32(lda)), L.mul(kk, L.i32(16))));
-  const offB = fb.map((_, j) => L.add(L.mul(L.mul(kk, L.i32(16)), L.i32(ldb)), L.add(L.mul(wx, L.i32(16 * fn)), L.i32(16 * j))));
+  const offA = fa.map((_, i) => L.add(curA, L.add(L.mul(L.add(L.mul(wy, L.i32(16 * fm)), L.i32(16 * i)), L.i32(lda)), L.mul(kk, L.i32(16)))));
+  const offB = fb.map((_, j) => L.add(curB, L.add(L.mul(L.mul(kk, L.i32(16)), L.i32(ldb)), L.add(L.mul(wx, L.i32(16 * fn)), L.i32(16 * j)))));
   b.emitter.countUses([...offA, ...offB]);
   fa.forEach((f, i) => kkScope.stmts.push({ k: 'mmaLoad', frag: f, arr: sa, offset: b.emitter.emit(offA[i]!, kkChain), ld: lda }));
   fb.forEach((f, j) => kkScope.stmts.push({ k: 'mmaLoad', frag: f, arr: sb, offset: b.emitter.emit(offB[j]!, kkChain), ld: ldb }));
   accs.forEach((row, i) => row.forEach((c, j) => kkScope.stmts.push({ k: 'mma', d: c, a: fa[i]!, b: fb[j]! })));
   ktScope.stmts.push({ k: 'for', v: 'mks', from: i32(0), to: i32(bk / 16), step: 1, body: kkScope.stmts });
   ktScope.stmts.push({ k: 'barrier' });
-  b.thread.stmts.push({ k: 'for', v: 'mkt', from: i32(0), to: b.emitter.emit(lo.dim(dimCdiv(K, bk)), [b.top]), step: 1, body: ktScope.stmts });
+  b.thread.stmts.push({ k: 'for', v: 'mkt', from: i32(0), to: b.emitter.emit(tiles, [b.top]), step: 1, body: ktScope.stmts });
 
   // Epilogue, one accumulator tile at a time: staged as f32 (16 x 16 at lid * 256), then element e
   // (row e / 16, column e % 16) of the tile by lane e % 32, through the group's epilogue.
@@ -165,7 +176,7 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   );
 
   const threads = dimMul(dimMul(dimProduct(batchShape), dimMul(groupsM, groupsN)), W);
-  const kern = finish(group, names, b, threads, 'matmul_mma', { mma: 1, wm, wn, fm, fn, bk, workgroupSize: W }, W, true);
+  const kern = finish(group, names, b, threads, 'matmul_mma', { mma: 1, wm, wn, fm, fn, bk, ...(db ? { db: 1 } : {}), workgroupSize: W }, W, true);
   return { ...kern, warp: true, fragments };
 }
 

@@ -81,6 +81,12 @@ export interface ScheduleParams {
   mma?: number;
   fm?: number;
   fn?: number;
+  /**
+   * workgroup-memory tiled and tensor-core matmuls: 1 = double-buffered shared tiles (the next K
+   * tile is staged into the other buffer while this one is used, one barrier per tile instead of
+   * two); 0 (default) = one buffer.
+   */
+  db?: number;
 }
 
 /**
@@ -639,13 +645,61 @@ function kLoops(b: Build, o: KOperands, Ke: LExpr, uk: number, into: KStmt[], { 
 
 function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
   const { b, epi, mm } = startMatmul(group, names);
-  const { A, B, batchShape, M, K } = matmulDims(mm);
-  // A micro-tile taller than a known M only repeats the last row (GEMV: M = 1)
-  const tm = typeof M === 'number' ? Math.min(params.tm, M) : params.tm;
+  const { batchShape, M } = matmulDims(mm);
+  // M known (a shape constant, or a specialized dim): a micro-tile taller than M only repeats the
+  // last row (GEMV: M = 1)
+  const Mlit = b.lower.dim(M);
+  const Mknown = typeof M === 'number' ? M : Mlit.k === 'lit' ? Mlit.v : undefined;
+  const tm = Mknown !== undefined ? Math.min(params.tm, Mknown) : params.tm;
   const { tn } = params;
   const vec = params.vec ?? 0;
   if (vec !== 0 && (vec !== 4 || tn % 4 !== 0)) fail('E_ARG', `matmul vec=${vec} needs vec=4 and tn a multiple of 4, got tn=${tn}`);
   const { tilesM, tilesN, tile } = tileOf(b, L.tid(), mm, tm, tn);
+  if (tm === 1 || (Mknown !== undefined && Mknown % tm === 0)) matmulTile(b, group, names, params, epi, tile);
+  else partialTiles(b, group, names, params, epi, tile, tm);
+  const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
+  return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, vec, ...(params.uk ? { uk: params.uk } : {}), workgroupSize: params.workgroupSize }, params.workgroupSize);
+}
+
+/**
+ * A tm-row tile where the last row of tiles may be partial (M symbolic, or not a multiple of tm): a
+ * tile with at most tm / 4 rows left (at least 1) runs a one-row body for each of them, instead of
+ * computing its last row tm times over; any other runs the tm-row body (a partial one repeating its
+ * last row). One decode token on an 8-row tile does one row's work. Each one-row pass reads B again:
+ * measured on lavapipe at K = N = 1024 with an 8-row tile, 1 row took 0.38 ms one-row and 0.91 ms
+ * as a tile, 2 rows 0.68 vs 0.91, 4 rows 1.27 vs 0.92. (Bodies for 4, 2 and 1 rows would cover the
+ * middle but double the shader, and the software drivers' compilers take minutes over the largest
+ * tiles.) The extra body costs whole tiles about 3% on lavapipe (matmul 512, symbolic M, same
+ * process); a specialized M that is a multiple of tm has no partial tiles and no extra body.
+ */
+function partialTiles(b: Build, group: FusedGroup, names: BufferNames, params: ScheduleParams, epi: Epilogue, tile: Omit<Tile, 'accs'>, tm: number): void {
+  const m0 = tile.ms[0]!;
+  const thread = ['tid', 'lid', 'wid'];
+  const full = new Scope(new Set(thread));
+  matmulTile({ ...b, thread: full }, group, names, params, epi, tile);
+  const rv = 'mr';
+  const row = L.add(m0, L.variable(rv, 'i32', true));
+  const part = new Scope(new Set([...thread, rv]));
+  // every row of a one-row body is in bounds: no clamped copy
+  matmulTile({ ...b, thread: part }, group, names, params, epi, { ...tile, ms: [row], mc: [row] });
+  const left = L.sub(tile.Me, m0);
+  const few = L.bin('gt', left, L.i32(Math.max(1, Math.floor(tm / 4))));
+  b.emitter.countUses([few, left, left]);
+  const cond = b.emitter.emit(few, [b.top, b.thread]);
+  const to = b.emitter.emit(left, [b.top, b.thread]);
+  b.thread.stmts.push({ k: 'if', cond, then: full.stmts, else: [{ k: 'for', v: rv, from: { k: 'lit', t: 'i32', v: 0 }, to, step: 1, body: part.stmts }] });
+}
+
+/**
+ * The register-blocked body for one tile (its rows `tile.ms`, clamped `tile.mc`) into b.thread:
+ * the vec4 path along N or along K where it applies (under a uniform test when the dims are not
+ * known), else the scalar path, each followed by the tile's stores through the epilogue.
+ */
+function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: ScheduleParams, epi: Epilogue, tile: Omit<Tile, 'accs'>): void {
+  const mm = group.contraction ?? group.root;
+  const { A, B, K } = matmulDims(mm);
+  const { tn } = params;
+  const vec = params.vec ?? 0;
   const { batch, ms, ns, mc, nc, Ne, t } = tile;
   const lo = b.lower;
   const Ke = lo.dim(K);
@@ -776,8 +830,6 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
     storeTile(b, group, epi, { ...tile, accs }, slowStmts);
   }
   if (fast === undefined) b.thread.stmts.push({ k: 'if', cond: b.emitter.emit(fastCond, [b.top]), then: fastStmts, else: slowStmts });
-  const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
-  return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, vec, ...(params.uk ? { uk: params.uk } : {}), workgroupSize: params.workgroupSize }, params.workgroupSize);
 }
 
 /**
@@ -836,6 +888,33 @@ export function blockOf(b: Build, mm: Node, BM: number, BN: number): { groupsM: 
 }
 
 /**
+ * The staging of a K-tiled matmul (`stageTiles` stages both operand tiles of a K tile at given
+ * buffer offsets). One buffer: tile kt is staged at the top of iteration kt, then a barrier (the
+ * schedule ends the iteration with another: the next tile overwrites this one). Double-buffered
+ * (`db`): tile 0 is staged before the loop; iteration kt stages tile kt + 1 into the other buffer
+ * under a uniform test, reads this one, and its closing barrier is the only one: everyone is done
+ * reading this buffer before the next iteration overwrites it, and the next tile is in place.
+ * Returns this iteration's offsets into the A and B arrays.
+ */
+export function stageKTiles(b: Build, ktScope: Scope, kt: LExpr, tiles: LExpr, db: boolean, [sizeA, sizeB]: readonly [number, number], stageTiles: (chain: readonly Scope[], tile: LExpr, offA: LExpr, offB: LExpr) => void): [LExpr, LExpr] {
+  if (!db) {
+    stageTiles([b.top, b.thread, ktScope], kt, L.i32(0), L.i32(0));
+    ktScope.stmts.push({ k: 'barrier' });
+    return [L.i32(0), L.i32(0)];
+  }
+  stageTiles([b.top, b.thread], L.i32(0), L.i32(0), L.i32(0));
+  b.thread.stmts.push({ k: 'barrier' });
+  const next = L.add(kt, L.i32(1));
+  const parity = (x: LExpr) => L.mod(x, L.i32(2));
+  const prefetch = new Scope(new Set());
+  stageTiles([b.top, b.thread, ktScope, prefetch], next, L.mul(parity(next), L.i32(sizeA)), L.mul(parity(next), L.i32(sizeB)));
+  const more = L.lt(next, tiles);
+  b.emitter.countUses([more]);
+  ktScope.stmts.push({ k: 'if', cond: b.emitter.emit(more, [b.top, b.thread, ktScope]), then: prefetch.stmts, else: [] });
+  return [L.mul(parity(kt), L.i32(sizeA)), L.mul(parity(kt), L.i32(sizeB))];
+}
+
+/**
  * Workgroup-memory tiled matmul: a workgroup of wm x wn invocations computes a (wm*tm) x (wn*tn)
  * block of the output; per K tile of bk, the workgroup stages the A and B tiles in shared memory
  * (zero outside the matrix), synchronises, and each invocation accumulates its tm x tn micro-tile
@@ -856,62 +935,75 @@ function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sche
   const Ne = lo.dim(N);
   const Ke = lo.dim(K);
   const t = scalarOf(mm.dtype);
+  const db = params.db === 1;
   const sa = b.emitter.fresh('sa');
   const sb = b.emitter.fresh('sb');
-  b.shared.push({ name: sa, t, size: BM * bk }, { name: sb, t, size: bk * BN });
+  const sizeA = BM * bk;
+  const sizeB = bk * BN;
+  b.shared.push({ name: sa, t, size: db ? 2 * sizeA : sizeA }, { name: sb, t, size: db ? 2 * sizeB : sizeB });
   const accs: string[][] = Array.from({ length: tm }, () => Array.from({ length: tn }, () => b.emitter.fresh('c')));
   for (const row of accs) for (const name of row) b.thread.stmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
 
   const zero = L.lit(t, 0);
-  const kt = L.variable('kt');
+  const kt = L.variable('kt', 'i32', true);
   const ktScope = new Scope(new Set(['kt']));
-  // Cooperative loads of one tile: element e = l * wg + lid of a rows x cols tile, e < rows * cols.
-  const stage = (arr: string, rows: number, cols: number, value: (row: LExpr, col: LExpr) => LExpr) => {
+  // Cooperative loads of one tile into `scope`: element e = l * wg + lid of a rows x cols tile,
+  // e < rows * cols, stored at arr[off + e].
+  const stage = (chain: readonly Scope[], arr: string, off: LExpr, rows: number, cols: number, value: (row: LExpr, col: LExpr) => LExpr) => {
+    const scope = chain[chain.length - 1]!;
     const lv = b.emitter.fresh('l');
     const ev = b.emitter.fresh('e');
     const loop = new Scope(new Set([lv]));
     const guard = new Scope(new Set([ev]));
     const e = L.variable(ev);
     const v = value(L.div(e, L.i32(cols)), L.mod(e, L.i32(cols)));
-    b.emitter.countUses([v]);
-    const chain = [b.top, b.thread, ktScope, loop, guard];
-    const vk = b.emitter.emit(v, chain);
-    guard.stmts.push({ k: 'sstore', arr, index: { k: 'var', t: 'i32', name: ev }, value: vk });
-    const start = b.emitter.emit(L.add(L.mul(L.variable(lv), L.i32(wg)), L.lid()), [b.top, b.thread, ktScope, loop]);
+    const at = L.add(off, e);
+    b.emitter.countUses([v, at]);
+    const inner = [...chain, loop, guard];
+    const vk = b.emitter.emit(v, inner);
+    guard.stmts.push({ k: 'sstore', arr, index: b.emitter.emit(at, inner), value: vk });
+    const start = b.emitter.emit(L.add(L.mul(L.variable(lv), L.i32(wg)), L.lid()), [...chain, loop]);
     loop.stmts.push({ k: 'let', name: ev, t: 'i32', init: start, mut: false });
     loop.stmts.push({ k: 'if', cond: { k: 'bin', t: 'bool', op: 'lt', a: { k: 'var', t: 'i32', name: ev }, b: { k: 'lit', t: 'i32', v: rows * cols } }, then: guard.stmts, else: [] });
-    ktScope.stmts.push({ k: 'for', v: lv, from: { k: 'lit', t: 'i32', v: 0 }, to: { k: 'lit', t: 'i32', v: Math.ceil((rows * cols) / wg) }, step: 1, body: loop.stmts });
+    scope.stmts.push({ k: 'for', v: lv, from: { k: 'lit', t: 'i32', v: 0 }, to: { k: 'lit', t: 'i32', v: Math.ceil((rows * cols) / wg) }, step: 1, body: loop.stmts });
   };
-  const kBase = L.mul(kt, L.i32(bk));
-  stage(sa, BM, bk, (row, col) => {
-    const m = L.add(L.mul(gm, L.i32(BM)), row);
-    const k = L.add(kBase, col);
-    const ok = L.and(L.lt(m, Me), L.lt(k, Ke));
-    return L.select(ok, lo.valueAt(A, [...batch, L.clampIndex(m, Me), L.clampIndex(k, Ke)]), zero);
-  });
-  stage(sb, bk, BN, (row, col) => {
-    const k = L.add(kBase, row);
-    const n = L.add(L.mul(gn, L.i32(BN)), col);
-    const ok = L.and(L.lt(k, Ke), L.lt(n, Ne));
-    return L.select(ok, lo.valueAt(B, [...batch, L.clampIndex(k, Ke), L.clampIndex(n, Ne)]), zero);
-  });
-  ktScope.stmts.push({ k: 'barrier' });
+  // Both operand tiles of K tile `tile` (zero outside the matrices), at offsets offA and offB.
+  const stageTiles = (chain: readonly Scope[], tile: LExpr, offA: LExpr, offB: LExpr) => {
+    const kBase = L.mul(tile, L.i32(bk));
+    stage(chain, sa, offA, BM, bk, (row, col) => {
+      const m = L.add(L.mul(gm, L.i32(BM)), row);
+      const k = L.add(kBase, col);
+      const ok = L.and(L.lt(m, Me), L.lt(k, Ke));
+      return L.select(ok, lo.valueAt(A, [...batch, L.clampIndex(m, Me), L.clampIndex(k, Ke)]), zero);
+    });
+    stage(chain, sb, offB, bk, BN, (row, col) => {
+      const k = L.add(kBase, row);
+      const n = L.add(L.mul(gn, L.i32(BN)), col);
+      const ok = L.and(L.lt(k, Ke), L.lt(n, Ne));
+      return L.select(ok, lo.valueAt(B, [...batch, L.clampIndex(k, Ke), L.clampIndex(n, Ne)]), zero);
+    });
+  };
+  const tiles = lo.dim(dimCdiv(K, bk));
+  const i32 = (v: number): KExpr => ({ k: 'lit', t: 'i32', v });
+  const offs = stageKTiles(b, ktScope, kt, tiles, db, [sizeA, sizeB], stageTiles);
+  // this tile's offsets, bound once per tile (not recomputed per kk)
+  b.emitter.countUses([...offs, ...offs]);
+  const [curA, curB] = offs.map((o) => b.emitter.emit(o, [b.top, b.thread, ktScope])) as [KExpr, KExpr];
   // Accumulate the micro-tile from shared memory.
   const kk: KExpr = { k: 'var', t: 'i32', name: 'kk' };
   const tyK = b.emitter.emit(ty, [b.top, b.thread]);
   const txK = b.emitter.emit(tx, [b.top, b.thread]);
-  const i32 = (v: number): KExpr => ({ k: 'lit', t: 'i32', v });
-  const add = (a: KExpr, c: KExpr): KExpr => ({ k: 'bin', t: 'i32', op: 'add', a, b: c });
+  const add = (a: KExpr, c: KExpr): KExpr => (c.k === 'lit' && c.v === 0 ? a : { k: 'bin', t: 'i32', op: 'add', a, b: c });
   const mul = (a: KExpr, c: KExpr): KExpr => ({ k: 'bin', t: 'i32', op: 'mul', a, b: c });
   const inner: KStmt[] = [];
   const aNames = accs.map((_, i) => {
     const name = `a${i}`;
-    inner.push({ k: 'let', name, t, init: { k: 'sload', t, arr: sa, index: add(mul(add(mul(tyK, i32(tm)), i32(i)), i32(bk)), kk) }, mut: false });
+    inner.push({ k: 'let', name, t, init: { k: 'sload', t, arr: sa, index: add(add(mul(add(mul(tyK, i32(tm)), i32(i)), i32(bk)), kk), curA) }, mut: false });
     return name;
   });
   const bNames = accs[0]!.map((_, j) => {
     const name = `b${j}`;
-    inner.push({ k: 'let', name, t, init: { k: 'sload', t, arr: sb, index: add(mul(kk, i32(BN)), add(mul(txK, i32(tn)), i32(j))) }, mut: false });
+    inner.push({ k: 'let', name, t, init: { k: 'sload', t, arr: sb, index: add(add(mul(kk, i32(BN)), add(mul(txK, i32(tn)), i32(j))), curB) }, mut: false });
     return name;
   });
   accs.forEach((row, i) =>
@@ -922,7 +1014,7 @@ function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sche
   );
   ktScope.stmts.push({ k: 'for', v: 'kk', from: i32(0), to: i32(bk), step: 1, body: inner });
   ktScope.stmts.push({ k: 'barrier' });
-  b.thread.stmts.push({ k: 'for', v: 'kt', from: i32(0), to: b.emitter.emit(lo.dim(dimCdiv(K, bk)), [b.top]), step: 1, body: ktScope.stmts });
+  b.thread.stmts.push({ k: 'for', v: 'kt', from: i32(0), to: b.emitter.emit(tiles, [b.top]), step: 1, body: ktScope.stmts });
 
   const m0 = L.add(L.mul(gm, L.i32(BM)), L.mul(ty, L.i32(tm)));
   const n0 = L.add(L.mul(gn, L.i32(BN)), L.mul(tx, L.i32(tn)));
@@ -932,7 +1024,7 @@ function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sche
   const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
   storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, accs, t });
   const threads = dimMul(dimMul(dimProduct(batchShape), dimMul(groupsM, groupsN)), wg);
-  return finish(group, names, b, threads, 'matmul_tiled', { tm, tn, wm, wn, bk, workgroupSize: wg }, wg, true);
+  return finish(group, names, b, threads, 'matmul_tiled', { tm, tn, wm, wn, bk, ...(db ? { db: 1 } : {}), workgroupSize: wg }, wg, true);
 }
 
 /**

@@ -27,7 +27,8 @@ export function deviceCaps(info: { features: readonly string[]; limits: Readonly
 
 /**
  * Tensor-core blocks (warps wm x wn, tiles fm x fn per warp, K tiles of bk): from one warp of one
- * tile (small or ragged shapes) to 128 x 128 blocks of eight warps, the usual shapes for big f16 GEMMs.
+ * tile (small or ragged shapes) to 128 x 128 blocks of eight warps, the usual shapes for big f16
+ * GEMMs, two of them double-buffered.
  */
 const MMA_CANDIDATES: Candidate[] = [
   { wm: 1, wn: 1, fm: 1, fn: 1, bk: 32 },
@@ -37,6 +38,8 @@ const MMA_CANDIDATES: Candidate[] = [
   { wm: 2, wn: 4, fm: 4, fn: 2, bk: 32 },
   { wm: 4, wn: 2, fm: 2, fn: 4, bk: 32 },
   { wm: 2, wn: 2, fm: 4, fn: 4, bk: 32 },
+  { wm: 2, wn: 2, fm: 2, fn: 2, bk: 32, db: 1 },
+  { wm: 2, wn: 4, fm: 4, fn: 2, bk: 32, db: 1 },
 ].map((c) => ({ mma: 1, ...c }));
 
 /** The number of output rows (M) of a matmul group, when known from its shape or `dims`. */
@@ -84,6 +87,9 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
         { tiled: 1, tm: 2, tn: 2, wm: 8, wn: 8, bk: 16 },
         { tiled: 1, tm: 8, tn: 4, wm: 8, wn: 16, bk: 8 },
         { tiled: 1, tm: 1, tn: 4, wm: 4, wn: 16, bk: 32 },
+        // double-buffered: one barrier per K tile
+        { tiled: 1, tm: 4, tn: 4, wm: 8, wn: 8, bk: 8, db: 1 },
+        { tiled: 1, tm: 8, tn: 4, wm: 8, wn: 16, bk: 8, db: 1 },
       ];
       // vec4 loads and FMAs along N (and K) when N and K are multiples of 4, the scalar path otherwise
       const vecTiles: [number, number][] = [[1, 4], [1, 8], [2, 4], [2, 8], [4, 4], [4, 8], [8, 4], [8, 8], [16, 8], [8, 16]];
