@@ -11,7 +11,7 @@ import { compile, STAGES, type CompiledProgram } from '../passes/pipeline.js';
 import type { ScheduleParams } from '../passes/schedule.js';
 import { printJSModule } from '../backends/js/print.js';
 import { printCudaUnit } from '../backends/cuda/print.js';
-import { compileCuda, DEFAULT_ARCHS, NVCC_FLAGS, nvccAvailable } from '../backends/cuda/nvcc.js';
+import { archNumber, compileCuda, DEFAULT_ARCHS, NVCC_FLAGS, nvccAvailable } from '../backends/cuda/nvcc.js';
 import { flag, keyValues, list, UsageError, type CliIO, type Command, type FlagSpec, type Parsed } from './args.js';
 import { loadWGSLPrinter } from './backends.js';
 import { loadPrograms } from './load.js';
@@ -88,7 +88,7 @@ export function parseArchs(p: Parsed, command: string): string[] {
   for (const a of given) if (!ARCH.test(a)) throw new UsageError(`--archs expects GPU architectures like sm_80,sm_90, got '${a}'`, command);
   const archs = [...new Set(given.length > 0 ? given : DEFAULT_ARCHS)];
   // Sorted by number, so the order of the flag does not change the output.
-  return archs.sort((a, b) => Number(/\d+/.exec(a)![0]) - Number(/\d+/.exec(b)![0]) || (a < b ? -1 : a > b ? 1 : 0));
+  return archs.sort((a, b) => archNumber(a) - archNumber(b) || (a < b ? -1 : a > b ? 1 : 0));
 }
 
 export interface WriteOptions {
@@ -182,7 +182,7 @@ export const compileCommand: Command = {
     // matmuls take the mma schedule; with wgsl or js among the targets they keep one that runs well
     // everywhere (--params mma=1 or mma=0 decides either way)
     const cudaOnly = targets.every((t) => t === 'cuda' || t === 'torch');
-    const flags = { ...compileFlags(args, 'compile'), tensorCores: cudaOnly && archs.every((a) => Number(/\d+/.exec(a)![0]) >= 70) };
+    const flags = { ...compileFlags(args, 'compile'), tensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 70) };
     const out = flag(args, 'out') ?? 'gen';
     const programs = await loadPrograms(file);
     for (const { program } of programs) {

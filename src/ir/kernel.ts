@@ -67,7 +67,7 @@ export type KStmt =
   | { readonly k: 'barrier' }
   // Tensor-core tiles (warp kernels only; see KFragment). mmaFill: an accumulator := 0. mmaLoad: an
   // a or b fragment := the 16 x 16 block of a half shared array at offset + r * ld + c (row-major;
-  // offset a multiple of 16, ld a multiple of 16). mma: d += a x b (16 x 16 x 16, f32 accumulation).
+  // offset a multiple of 16, ld a multiple of 8). mma: d += a x b (16 x 16 x 16, f32 accumulation).
   // mmaStore: the f32 shared array at offset + r * ld + c := an accumulator.
   | { readonly k: 'mmaFill'; readonly frag: string }
   | { readonly k: 'mmaLoad'; readonly frag: string; readonly arr: string; readonly offset: KExpr; readonly ld: number }

@@ -19,6 +19,15 @@ function nestsReduction(e: LExpr, v: string, seen = new Set<LExpr>()): boolean {
   return e.k === 'red' || children(e).some((c) => nestsReduction(c, v, seen));
 }
 
+// f32 kernel expressions for the online (max, sum) pair
+const fvar = (name: string): KExpr => ({ k: 'var', t: 'f32', name });
+const flit = (v: number): KExpr => ({ k: 'lit', t: 'f32', v });
+const fexp = (a: KExpr): KExpr => ({ k: 'un', t: 'f32', op: 'exp', a });
+const fsub = (a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: 'f32', op: 'sub', a, b });
+const isNegInf = (a: KExpr): KExpr => ({ k: 'bin', t: 'bool', op: 'eq', a, b: flit(-Infinity) });
+/** exp(x - m), or 0 where x is -inf (a masked element, or a lane that saw none). */
+const weight = (x: KExpr, m: KExpr): KExpr => ({ k: 'select', t: 'f32', c: isNegInf(x), a: flit(0), b: fexp(fsub(x, m)) });
+
 export class Scope {
   readonly stmts: KStmt[] = [];
   readonly cache = new Map<LExpr, KExpr>();
@@ -145,11 +154,8 @@ export class Emitter {
   private emitOnline(sum: Extract<LExpr, { k: 'red' }>, mx: Extract<LExpr, { k: 'red' }>, chain: readonly Scope[]): void {
     const scope = chain[chain.length - 1]!;
     const X = (sum.body as Extract<LExpr, { k: 'un' }>).a.k === 'bin' ? ((sum.body as Extract<LExpr, { k: 'un' }>).a as Extract<LExpr, { k: 'bin' }>).a : sum.body;
-    const f = (name: string): KExpr => ({ k: 'var', t: 'f32', name });
-    const lit = (v: number): KExpr => ({ k: 'lit', t: 'f32', v });
-    const exp = (a: KExpr): KExpr => ({ k: 'un', t: 'f32', op: 'exp', a });
-    const sub = (a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: 'f32', op: 'sub', a, b });
-    const isNegInf = (a: KExpr): KExpr => ({ k: 'bin', t: 'bool', op: 'eq', a, b: lit(-Infinity) });
+    const f = fvar;
+    const lit = flit;
     const lanes: [string, string][] = [];
     this.reductionLoops(sum.v, sum.extent, chain, !nestsReduction(sum.body, sum.v), (q, at) => {
       const x = at(X);
@@ -160,8 +166,8 @@ export class Emitter {
       }
       const [m, s] = lanes[q];
       const [xv, mn] = [this.fresh('x'), this.fresh('m')];
-      const scale: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(m)), a: lit(0), b: exp(sub(f(m), f(mn))) };
-      const term: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(xv)), a: lit(0), b: exp(sub(f(xv), f(mn))) };
+      const scale = weight(f(m), f(mn));
+      const term = weight(f(xv), f(mn));
       return [
         { k: 'let', name: xv, t: 'f32', init: x, mut: false },
         { k: 'let', name: mn, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: f(m), b: f(xv) }, mut: false },
@@ -176,7 +182,7 @@ export class Emitter {
       const rm = this.fresh('v');
       const rs = this.fresh('v');
       scope.stmts.push({ k: 'let', name: rm, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'max', a: f(m) }, mut: false });
-      const mine: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(m)), a: lit(0), b: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: exp(sub(f(m), f(rm))) } };
+      const mine: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(m)), a: lit(0), b: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: fexp(fsub(f(m), f(rm))) } };
       scope.stmts.push({ k: 'let', name: rs, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'add', a: mine }, mut: false });
       scope.cache.set(mx, f(rm));
       scope.cache.set(sum, f(rs));
@@ -192,14 +198,10 @@ export class Emitter {
   /** Merges (m1, s1) and (m2, s2): m = max(m1, m2); s = s1 * exp(m1 - m) + s2 * exp(m2 - m), a -inf max weighing 0. */
   private readonly mergeOnline: Combine = (a, b) => {
     const mm = this.fresh('m');
-    const ref: KExpr = { k: 'var', t: 'f32', name: mm };
-    const w = (x: KExpr): KExpr => ({
-      k: 'select', t: 'f32', c: { k: 'bin', t: 'bool', op: 'eq', a: x, b: { k: 'lit', t: 'f32', v: -Infinity } },
-      a: { k: 'lit', t: 'f32', v: 0 }, b: { k: 'un', t: 'f32', op: 'exp', a: { k: 'bin', t: 'f32', op: 'sub', a: x, b: ref } },
-    });
+    const ref = fvar(mm);
     return {
       stmts: [{ k: 'let', name: mm, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: a[0]!, b: b[0]! }, mut: false }],
-      out: [ref, { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: a[1]!, b: w(a[0]!) }, b: { k: 'bin', t: 'f32', op: 'mul', a: b[1]!, b: w(b[0]!) } }],
+      out: [ref, { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: a[1]!, b: weight(a[0]!, ref) }, b: { k: 'bin', t: 'f32', op: 'mul', a: b[1]!, b: weight(b[0]!, ref) } }],
     };
   };
 
@@ -209,9 +211,9 @@ export class Emitter {
    * cooperative scope the loop strides across the workgroup. Otherwise, with `unrollable` and
    * `unroll` > 1, a main loop runs over whole chunks of `unroll` elements (lanes q = 0..unroll-1,
    * each with its own accumulators, so the chains are independent) and a tail loop runs lane 0 over
-   * the extent % unroll elements left. Returns the number of lanes.
+   * the extent % unroll elements left.
    */
-  private reductionLoops(v: string, extent: LExpr, chain: readonly Scope[], unrollable: boolean, step: (q: number, at: (x: LExpr) => KExpr) => KStmt[]): number {
+  private reductionLoops(v: string, extent: LExpr, chain: readonly Scope[], unrollable: boolean, step: (q: number, at: (x: LExpr) => KExpr) => KStmt[]): void {
     const scope = chain[chain.length - 1]!;
     const coop = this.coop?.scope === scope ? this.coop : undefined;
     const u = coop || !unrollable ? 1 : Math.max(1, Math.floor(this.unroll));
@@ -233,15 +235,28 @@ export class Emitter {
     for (let q = 0; q < u; q++) run(main, q);
     if (u === 1) {
       scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : zero, to, step: coop?.wg ?? 1, body: main.stmts });
-      return 1;
+      return;
     }
+    this.chunkedLoops(vname, extent, u, chain, main.stmts, () => {
+      const tail = new Scope(new Set([v]));
+      run(tail, 0);
+      return tail.stmts;
+    });
+  }
+
+  /**
+   * `for (v = 0; v < whole; v += u) main; for (v = whole; v < extent; v++) tail` with whole =
+   * extent - extent % u, into chain's last scope; a loop that cannot run is left out. The tail may
+   * be built here, after whole is bound.
+   */
+  chunkedLoops(v: string, extent: LExpr, u: number, chain: readonly Scope[], main: readonly KStmt[], tail: readonly KStmt[] | (() => readonly KStmt[])): void {
+    const scope = chain[chain.length - 1]!;
+    const to = this.emit(extent, chain);
     const wholeL = mul(div(extent, i32(u)), i32(u));
     const whole = this.emit(wholeL, chain);
-    const tail = new Scope(new Set([v]));
-    run(tail, 0);
-    if (wholeL.k !== 'lit' || wholeL.v > 0) scope.stmts.push({ k: 'for', v: vname, from: zero, to: whole, step: u, body: main.stmts });
-    if (wholeL !== extent) scope.stmts.push({ k: 'for', v: vname, from: whole, to, step: 1, body: tail.stmts });
-    return u;
+    const tailStmts = typeof tail === 'function' ? tail() : tail;
+    if (wholeL.k !== 'lit' || wholeL.v > 0) scope.stmts.push({ k: 'for', v, from: { k: 'lit', t: 'i32', v: 0 }, to: whole, step: u, body: main });
+    if (wholeL !== extent) scope.stmts.push({ k: 'for', v, from: whole, to, step: 1, body: tailStmts });
   }
 
   /**

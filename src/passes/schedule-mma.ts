@@ -22,7 +22,7 @@ import { Scope } from './emit.js';
 import type { FusedGroup } from './fuse.js';
 import * as L from './lexpr.js';
 import type { LExpr } from './lexpr.js';
-import { blockOf, finish, matmulDims, stageKTiles, startMatmul, type BufferNames, type ScheduleParams } from './schedule.js';
+import { blockOf, finish, matmulDims, stageKTiles, startMatmul, tileOperands, type BufferNames, type ScheduleParams } from './schedule.js';
 
 /** Warps per block and tiles per warp when a caller asks for mma without saying: a 64 x 64 block of four warps, K tiles of 32. */
 export const MMA_DEFAULTS = { wm: 2, wn: 2, fm: 2, fn: 2, bk: 32 } as const;
@@ -51,14 +51,14 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   if (W * 32 > 1024) fail('E_ARG', `mma schedule: wm x wn = ${W} warps is ${W * 32} threads per block, more than 1024`);
 
   const { b, epi, mm } = startMatmul(group, names);
-  const { A, B, batchShape, M, N, K } = matmulDims(mm);
+  const { batchShape, M, N, K } = matmulDims(mm);
   const lo = b.lower;
   const BM = 16 * fm * wm;
   const BN = 16 * fn * wn;
   const lda = bk + PAD;
   const ldb = BN + PAD;
   const { groupsM, groupsN, gm, gn, batch } = blockOf(b, mm, BM, BN);
-  const [Me, Ne, Ke] = [lo.dim(M), lo.dim(N), lo.dim(K)];
+  const [Me, Ne] = [lo.dim(M), lo.dim(N)];
   const sa = b.emitter.fresh('sa');
   const sb = b.emitter.fresh('sb');
   const stg = b.emitter.fresh('stg');
@@ -106,17 +106,9 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   const zero = L.lit('f32', 0);
   // Both operand tiles of K tile `tile` (zero outside the matrices), at offsets offA and offB.
   const stageTiles = (chain: readonly Scope[], tile: LExpr, offA: LExpr, offB: LExpr) => {
-    const kBase = L.mul(tile, L.i32(bk));
-    stage(chain, sa, offA, BM, bk, lda, (row, col) => {
-      const m = L.add(L.mul(gm, L.i32(BM)), row);
-      const k = L.add(kBase, col);
-      return L.select(L.and(L.lt(m, Me), L.lt(k, Ke)), lo.valueAt(A, [...batch, L.clampIndex(m, Me), L.clampIndex(k, Ke)]), zero);
-    });
-    stage(chain, sb, offB, bk, BN, ldb, (row, col) => {
-      const k = L.add(kBase, row);
-      const n = L.add(L.mul(gn, L.i32(BN)), col);
-      return L.select(L.and(L.lt(k, Ke), L.lt(n, Ne)), lo.valueAt(B, [...batch, L.clampIndex(k, Ke), L.clampIndex(n, Ne)]), zero);
-    });
+    const { a, b: bAt } = tileOperands(b, mm, { gm, gn, batch }, BM, BN, bk, tile, zero);
+    stage(chain, sa, offA, BM, bk, lda, a);
+    stage(chain, sb, offB, bk, BN, ldb, bAt);
   };
   const tiles = lo.dim(dimCdiv(K, bk));
   // double-buffered (db) as in the tiled schedule: tile kt + 1 is staged into the other buffer

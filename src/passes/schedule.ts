@@ -242,17 +242,13 @@ function rowSchedule(group: FusedGroup, names: BufferNames, params: SchedulePara
     store(b, [b.top, b.thread], b.lower.linearize(xIdx, x.shape), b.lower.compute(x, xIdx), x, names.writeOf(x));
   }
   for (let i = loops.length - 1; i >= 0; i--) {
-    const parent = i === 0 ? b.thread : loops[i - 1]!;
-    const to = b.emitter.emit(b.lower.dim(inner[i]!), chain.slice(0, 2 + i));
+    const outerChain = chain.slice(0, 2 + i); // ends with the loop's parent
     if (i === last && wu > 1) {
-      const n = b.lower.dim(inner[i]!);
-      const wholeL = L.mul(L.div(n, L.i32(wu)), L.i32(wu));
-      const whole = b.emitter.emit(wholeL, chain.slice(0, 2 + i));
-      if (wholeL.k !== 'lit' || wholeL.v > 0) parent.stmts.push({ k: 'for', v: `j${i}`, from: { k: 'lit', t: 'i32', v: 0 }, to: whole, step: wu, body: loops[i]!.stmts });
-      if (wholeL !== n) parent.stmts.push({ k: 'for', v: `j${i}`, from: whole, to, step: 1, body: tail.stmts });
+      b.emitter.chunkedLoops(`j${i}`, b.lower.dim(inner[i]!), wu, outerChain, loops[i]!.stmts, tail.stmts);
       continue;
     }
-    parent.stmts.push({ k: 'for', v: `j${i}`, from: { k: 'lit', t: 'i32', v: 0 }, to, step: 1, body: loops[i]!.stmts });
+    const to = b.emitter.emit(b.lower.dim(inner[i]!), outerChain);
+    outerChain[outerChain.length - 1]!.stmts.push({ k: 'for', v: `j${i}`, from: { k: 'lit', t: 'i32', v: 0 }, to, step: 1, body: loops[i]!.stmts });
   }
   return finish(group, names, b, dimProduct(outer), 'row', { rowAxes: group.rowAxes, coop: 0, ur, workgroupSize: params.workgroupSize }, params.workgroupSize);
 }
@@ -674,7 +670,7 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
  */
 function partialTiles(b: Build, group: FusedGroup, names: BufferNames, params: ScheduleParams, epi: Epilogue, tile: Omit<Tile, 'accs'>, tm: number): void {
   const m0 = tile.ms[0]!;
-  const thread = ['tid', 'lid', 'wid'];
+  const thread = b.thread.vars;
   const full = new Scope(new Set(thread));
   matmulTile({ ...b, thread: full }, group, names, params, epi, tile);
   const rv = 'mr';
@@ -888,6 +884,30 @@ export function blockOf(b: Build, mm: Node, BM: number, BN: number): { groupsM: 
 }
 
 /**
+ * The values a block stages for K tile `tile` (K tiles of bk) of a BM x BN block: A at (row, col) of
+ * its BM x bk tile and B at (row, col) of its bk x BN tile, read through the operands' views and
+ * prologues at clamped indices, `zero` outside the matrices.
+ */
+export function tileOperands(b: Build, mm: Node, { gm, gn, batch }: { gm: LExpr; gn: LExpr; batch: readonly LExpr[] }, BM: number, BN: number, bk: number, tile: LExpr, zero: LExpr): { a: (row: LExpr, col: LExpr) => LExpr; b: (row: LExpr, col: LExpr) => LExpr } {
+  const { A, B, M, N, K } = matmulDims(mm);
+  const lo = b.lower;
+  const [Me, Ne, Ke] = [lo.dim(M), lo.dim(N), lo.dim(K)];
+  const kBase = L.mul(tile, L.i32(bk));
+  return {
+    a: (row, col) => {
+      const m = L.add(L.mul(gm, L.i32(BM)), row);
+      const k = L.add(kBase, col);
+      return L.select(L.and(L.lt(m, Me), L.lt(k, Ke)), lo.valueAt(A, [...batch, L.clampIndex(m, Me), L.clampIndex(k, Ke)]), zero);
+    },
+    b: (row, col) => {
+      const k = L.add(kBase, row);
+      const n = L.add(L.mul(gn, L.i32(BN)), col);
+      return L.select(L.and(L.lt(k, Ke), L.lt(n, Ne)), lo.valueAt(B, [...batch, L.clampIndex(k, Ke), L.clampIndex(n, Ne)]), zero);
+    },
+  };
+}
+
+/**
  * The staging of a K-tiled matmul (`stageTiles` stages both operand tiles of a K tile at given
  * buffer offsets). One buffer: tile kt is staged at the top of iteration kt, then a barrier (the
  * schedule ends the iteration with another: the next tile overwrites this one). Double-buffered
@@ -922,7 +942,7 @@ export function stageKTiles(b: Build, ktScope: Scope, kt: LExpr, tiles: LExpr, d
  */
 function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
   const { b, epi, mm } = startMatmul(group, names);
-  const { A, B, batchShape, M, N, K } = matmulDims(mm);
+  const { batchShape, M, N, K } = matmulDims(mm);
   const { tm, tn, wm, wn, bk } = params;
   const wg = wm * wn;
   const BM = tm * wm;
@@ -933,7 +953,6 @@ function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sche
   const ty = L.div(L.lid(), L.i32(wn));
   const Me = lo.dim(M);
   const Ne = lo.dim(N);
-  const Ke = lo.dim(K);
   const t = scalarOf(mm.dtype);
   const db = params.db === 1;
   const sa = b.emitter.fresh('sa');
@@ -969,19 +988,9 @@ function tiledMatmulSchedule(group: FusedGroup, names: BufferNames, params: Sche
   };
   // Both operand tiles of K tile `tile` (zero outside the matrices), at offsets offA and offB.
   const stageTiles = (chain: readonly Scope[], tile: LExpr, offA: LExpr, offB: LExpr) => {
-    const kBase = L.mul(tile, L.i32(bk));
-    stage(chain, sa, offA, BM, bk, (row, col) => {
-      const m = L.add(L.mul(gm, L.i32(BM)), row);
-      const k = L.add(kBase, col);
-      const ok = L.and(L.lt(m, Me), L.lt(k, Ke));
-      return L.select(ok, lo.valueAt(A, [...batch, L.clampIndex(m, Me), L.clampIndex(k, Ke)]), zero);
-    });
-    stage(chain, sb, offB, bk, BN, (row, col) => {
-      const k = L.add(kBase, row);
-      const n = L.add(L.mul(gn, L.i32(BN)), col);
-      const ok = L.and(L.lt(k, Ke), L.lt(n, Ne));
-      return L.select(ok, lo.valueAt(B, [...batch, L.clampIndex(k, Ke), L.clampIndex(n, Ne)]), zero);
-    });
+    const { a, b: bAt } = tileOperands(b, mm, { gm, gn, batch }, BM, BN, bk, tile, zero);
+    stage(chain, sa, offA, BM, bk, a);
+    stage(chain, sb, offB, bk, BN, bAt);
   };
   const tiles = lo.dim(dimCdiv(K, bk));
   const i32 = (v: number): KExpr => ({ k: 'lit', t: 'i32', v });

@@ -263,7 +263,8 @@ function cacheWrite(dir: string, file: string, bytes: Buffer): void {
 
 const ARCH = /^sm_(\d{2,3})([a-z]?)$/;
 
-function archNumber(a: string): number {
+/** The number of an arch: 90 for sm_90 and sm_90a. */
+export function archNumber(a: string): number {
   return Number(ARCH.exec(a)![1]);
 }
 
