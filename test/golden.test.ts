@@ -87,9 +87,10 @@ describe('golden codegen', () => {
 
   it('softmax: one row kernel, reductions hoisted out of the row loop', () => {
     const def = D.kernel('softmax', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.softmax(x));
-    const [k] = compile(def.program).kernels;
+    // scalar loads and 4 lanes keep the text short (the vec4 row path: row-unroll.test.ts)
+    const [k] = compile(def.program, { params: { ur: 4, vec: 0 } }).kernels;
     expect(printWGSL(k!.kernel, { f16: false })).toMatchInlineSnapshot(`
-      "// tessera kernel softmax_row_out: schedule row coop=0 rowAxes=1 ur=4 workgroupSize=64
+      "// tessera kernel softmax_row_out: schedule row coop=0 rowAxes=1 ur=4 vec=0 workgroupSize=64
 
       @group(0) @binding(0) var<storage, read> x: array<f32>; // f32
       @group(0) @binding(1) var<storage, read_write> out: array<f32>; // f32
@@ -126,191 +127,221 @@ describe('golden codegen', () => {
       @compute @workgroup_size(64)
       fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
         let tid = i32((wid.y * nwg.x + wid.x) * 64u + lidx);
-        let v18: i32 = (dims.N / 4i) * 4i;
+        let v26: i32 = (dims.N / 4i) * 4i;
         if (tid < dims.M) {
           let v0: i32 = tid * dims.N;
           var acc2: f32 = t_bits_f32(0xff800000u);
           var acc3: f32 = 0.0;
-          var acc6: f32 = t_bits_f32(0xff800000u);
-          var acc7: f32 = 0.0;
-          var acc10: f32 = t_bits_f32(0xff800000u);
-          var acc11: f32 = 0.0;
+          var acc8: f32 = t_bits_f32(0xff800000u);
+          var acc9: f32 = 0.0;
           var acc14: f32 = t_bits_f32(0xff800000u);
           var acc15: f32 = 0.0;
-          for (var r0: i32 = 0i; r0 < v18; r0 += 4i) {
+          var acc20: f32 = t_bits_f32(0xff800000u);
+          var acc21: f32 = 0.0;
+          for (var r0: i32 = 0i; r0 < v26; r0 += 4i) {
             let x4: f32 = x[v0 + r0];
-            let m5: f32 = t_max(acc2, x4);
-            acc3 = (acc3 * select(t_exp(acc2 - m5), 0.0, acc2 == t_bits_f32(0xff800000u))) + select(t_exp(x4 - m5), 0.0, x4 == t_bits_f32(0xff800000u));
-            acc2 = m5;
-            let x8: f32 = x[v0 + (r0 + 1i)];
-            let m9: f32 = t_max(acc6, x8);
-            acc7 = (acc7 * select(t_exp(acc6 - m9), 0.0, acc6 == t_bits_f32(0xff800000u))) + select(t_exp(x8 - m9), 0.0, x8 == t_bits_f32(0xff800000u));
-            acc6 = m9;
-            let x12: f32 = x[v0 + (r0 + 2i)];
-            let m13: f32 = t_max(acc10, x12);
-            acc11 = (acc11 * select(t_exp(acc10 - m13), 0.0, acc10 == t_bits_f32(0xff800000u))) + select(t_exp(x12 - m13), 0.0, x12 == t_bits_f32(0xff800000u));
-            acc10 = m13;
-            let x16: f32 = x[v0 + (r0 + 3i)];
-            let m17: f32 = t_max(acc14, x16);
-            acc15 = (acc15 * select(t_exp(acc14 - m17), 0.0, acc14 == t_bits_f32(0xff800000u))) + select(t_exp(x16 - m17), 0.0, x16 == t_bits_f32(0xff800000u));
-            acc14 = m17;
+            let d5: f32 = x4 - acc2;
+            let e6: f32 = select(t_exp(-abs(d5)), 0.0, x4 == t_bits_f32(0xff800000u));
+            let up7: bool = d5 > 0.0;
+            acc3 = select(acc3 + e6, (acc3 * e6) + select(1.0, t_bits_f32(0x7fc00000u), x4 == t_bits_f32(0x7f800000u)), up7);
+            acc2 = select(acc2, x4, up7);
+            let x10: f32 = x[v0 + (r0 + 1i)];
+            let d11: f32 = x10 - acc8;
+            let e12: f32 = select(t_exp(-abs(d11)), 0.0, x10 == t_bits_f32(0xff800000u));
+            let up13: bool = d11 > 0.0;
+            acc9 = select(acc9 + e12, (acc9 * e12) + select(1.0, t_bits_f32(0x7fc00000u), x10 == t_bits_f32(0x7f800000u)), up13);
+            acc8 = select(acc8, x10, up13);
+            let x16: f32 = x[v0 + (r0 + 2i)];
+            let d17: f32 = x16 - acc14;
+            let e18: f32 = select(t_exp(-abs(d17)), 0.0, x16 == t_bits_f32(0xff800000u));
+            let up19: bool = d17 > 0.0;
+            acc15 = select(acc15 + e18, (acc15 * e18) + select(1.0, t_bits_f32(0x7fc00000u), x16 == t_bits_f32(0x7f800000u)), up19);
+            acc14 = select(acc14, x16, up19);
+            let x22: f32 = x[v0 + (r0 + 3i)];
+            let d23: f32 = x22 - acc20;
+            let e24: f32 = select(t_exp(-abs(d23)), 0.0, x22 == t_bits_f32(0xff800000u));
+            let up25: bool = d23 > 0.0;
+            acc21 = select(acc21 + e24, (acc21 * e24) + select(1.0, t_bits_f32(0x7fc00000u), x22 == t_bits_f32(0x7f800000u)), up25);
+            acc20 = select(acc20, x22, up25);
           }
-          for (var r0: i32 = v18; r0 < dims.N; r0 += 1i) {
-            let x19: f32 = x[v0 + r0];
-            let m20: f32 = t_max(acc2, x19);
-            acc3 = (acc3 * select(t_exp(acc2 - m20), 0.0, acc2 == t_bits_f32(0xff800000u))) + select(t_exp(x19 - m20), 0.0, x19 == t_bits_f32(0xff800000u));
-            acc2 = m20;
+          for (var r0: i32 = v26; r0 < dims.N; r0 += 1i) {
+            let x27: f32 = x[v0 + r0];
+            let d28: f32 = x27 - acc2;
+            let e29: f32 = select(t_exp(-abs(d28)), 0.0, x27 == t_bits_f32(0xff800000u));
+            let up30: bool = d28 > 0.0;
+            acc3 = select(acc3 + e29, (acc3 * e29) + select(1.0, t_bits_f32(0x7fc00000u), x27 == t_bits_f32(0x7f800000u)), up30);
+            acc2 = select(acc2, x27, up30);
           }
-          let m21: f32 = t_max(acc2, acc6);
-          let v22: f32 = (acc3 * select(t_exp(acc2 - m21), 0.0, acc2 == t_bits_f32(0xff800000u))) + (acc7 * select(t_exp(acc6 - m21), 0.0, acc6 == t_bits_f32(0xff800000u)));
-          let m23: f32 = t_max(acc10, acc14);
-          let v24: f32 = (acc11 * select(t_exp(acc10 - m23), 0.0, acc10 == t_bits_f32(0xff800000u))) + (acc15 * select(t_exp(acc14 - m23), 0.0, acc14 == t_bits_f32(0xff800000u)));
-          let m25: f32 = t_max(m21, m23);
-          let v26: f32 = (v22 * select(t_exp(m21 - m25), 0.0, m21 == t_bits_f32(0xff800000u))) + (v24 * select(t_exp(m23 - m25), 0.0, m23 == t_bits_f32(0xff800000u)));
-          for (var j0: i32 = 0i; j0 < v18; j0 += 4i) {
+          let m31: f32 = t_max(acc2, acc8);
+          let v32: f32 = (acc3 * select(t_exp(acc2 - m31), 0.0, acc2 == t_bits_f32(0xff800000u))) + (acc9 * select(t_exp(acc8 - m31), 0.0, acc8 == t_bits_f32(0xff800000u)));
+          let m33: f32 = t_max(acc14, acc20);
+          let v34: f32 = (acc15 * select(t_exp(acc14 - m33), 0.0, acc14 == t_bits_f32(0xff800000u))) + (acc21 * select(t_exp(acc20 - m33), 0.0, acc20 == t_bits_f32(0xff800000u)));
+          let m35: f32 = t_max(m31, m33);
+          let v36: f32 = (v32 * select(t_exp(m31 - m35), 0.0, m31 == t_bits_f32(0xff800000u))) + (v34 * select(t_exp(m33 - m35), 0.0, m33 == t_bits_f32(0xff800000u)));
+          for (var j0: i32 = 0i; j0 < v26; j0 += 4i) {
             let v1: i32 = v0 + j0;
-            out[v1] = t_exp(x[v1] - m25) / v26;
-            let v27: i32 = v0 + (j0 + 1i);
-            out[v27] = t_exp(x[v27] - m25) / v26;
-            let v28: i32 = v0 + (j0 + 2i);
-            out[v28] = t_exp(x[v28] - m25) / v26;
-            let v29: i32 = v0 + (j0 + 3i);
-            out[v29] = t_exp(x[v29] - m25) / v26;
+            out[v1] = t_exp(x[v1] - m35) / v36;
+            let v37: i32 = v0 + (j0 + 1i);
+            out[v37] = t_exp(x[v37] - m35) / v36;
+            let v38: i32 = v0 + (j0 + 2i);
+            out[v38] = t_exp(x[v38] - m35) / v36;
+            let v39: i32 = v0 + (j0 + 3i);
+            out[v39] = t_exp(x[v39] - m35) / v36;
           }
-          for (var j0: i32 = v18; j0 < dims.N; j0 += 1i) {
-            let v30: i32 = v0 + j0;
-            let v31: f32 = t_exp(x[v30] - m25) / v26;
-            out[v30] = v31;
+          for (var j0: i32 = v26; j0 < dims.N; j0 += 1i) {
+            let v40: i32 = v0 + j0;
+            let v41: f32 = t_exp(x[v40] - m35) / v36;
+            out[v40] = v41;
           }
         }
       }
       "
     `);
     expect(printJS(k!.kernel)).toMatchInlineSnapshot(`
-      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"coop":0,"ur":4,"workgroupSize":64}
+      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"coop":0,"ur":4,"vec":0,"workgroupSize":64}
       const b_x = bufs[0];
       const b_out = bufs[1];
       for (let tid = 0; tid < nThreads; tid++) {
         const lid = tid % 64;
         const wid = Math.floor(tid / 64);
-        const v18 = (Math.imul(H.idiv(u.N, 4), 4) | 0);
+        const v26 = (Math.imul(H.idiv(u.N, 4), 4) | 0);
         if ((tid < u.M)) {
           const v0 = (Math.imul(tid, u.N) | 0);
           let acc2 = -Infinity;
           let acc3 = 0;
-          let acc6 = -Infinity;
-          let acc7 = 0;
-          let acc10 = -Infinity;
-          let acc11 = 0;
+          let acc8 = -Infinity;
+          let acc9 = 0;
           let acc14 = -Infinity;
           let acc15 = 0;
-          for (let r0 = 0; r0 < v18; r0 += 4) {
+          let acc20 = -Infinity;
+          let acc21 = 0;
+          for (let r0 = 0; r0 < v26; r0 += 4) {
             const x4 = b_x[((v0 + r0) | 0)];
-            const m5 = H.fmax(acc2, x4);
-            acc3 = Math.fround(Math.fround(acc3 * ((acc2 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc2 - m5))))) + ((x4 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(x4 - m5)))));
-            acc2 = m5;
-            const x8 = b_x[((v0 + ((r0 + 1) | 0)) | 0)];
-            const m9 = H.fmax(acc6, x8);
-            acc7 = Math.fround(Math.fround(acc7 * ((acc6 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc6 - m9))))) + ((x8 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(x8 - m9)))));
-            acc6 = m9;
-            const x12 = b_x[((v0 + ((r0 + 2) | 0)) | 0)];
-            const m13 = H.fmax(acc10, x12);
-            acc11 = Math.fround(Math.fround(acc11 * ((acc10 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc10 - m13))))) + ((x12 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(x12 - m13)))));
-            acc10 = m13;
-            const x16 = b_x[((v0 + ((r0 + 3) | 0)) | 0)];
-            const m17 = H.fmax(acc14, x16);
-            acc15 = Math.fround(Math.fround(acc15 * ((acc14 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc14 - m17))))) + ((x16 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(x16 - m17)))));
-            acc14 = m17;
+            const d5 = Math.fround(x4 - acc2);
+            const e6 = ((x4 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d5)))));
+            const up7 = (d5 > 0);
+            acc3 = (up7 ? Math.fround(Math.fround(acc3 * e6) + ((x4 === Infinity) ? NaN : 1)) : Math.fround(acc3 + e6));
+            acc2 = (up7 ? x4 : acc2);
+            const x10 = b_x[((v0 + ((r0 + 1) | 0)) | 0)];
+            const d11 = Math.fround(x10 - acc8);
+            const e12 = ((x10 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d11)))));
+            const up13 = (d11 > 0);
+            acc9 = (up13 ? Math.fround(Math.fround(acc9 * e12) + ((x10 === Infinity) ? NaN : 1)) : Math.fround(acc9 + e12));
+            acc8 = (up13 ? x10 : acc8);
+            const x16 = b_x[((v0 + ((r0 + 2) | 0)) | 0)];
+            const d17 = Math.fround(x16 - acc14);
+            const e18 = ((x16 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d17)))));
+            const up19 = (d17 > 0);
+            acc15 = (up19 ? Math.fround(Math.fround(acc15 * e18) + ((x16 === Infinity) ? NaN : 1)) : Math.fround(acc15 + e18));
+            acc14 = (up19 ? x16 : acc14);
+            const x22 = b_x[((v0 + ((r0 + 3) | 0)) | 0)];
+            const d23 = Math.fround(x22 - acc20);
+            const e24 = ((x22 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d23)))));
+            const up25 = (d23 > 0);
+            acc21 = (up25 ? Math.fround(Math.fround(acc21 * e24) + ((x22 === Infinity) ? NaN : 1)) : Math.fround(acc21 + e24));
+            acc20 = (up25 ? x22 : acc20);
           }
-          for (let r0 = v18; r0 < u.N; r0 += 1) {
-            const x19 = b_x[((v0 + r0) | 0)];
-            const m20 = H.fmax(acc2, x19);
-            acc3 = Math.fround(Math.fround(acc3 * ((acc2 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc2 - m20))))) + ((x19 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(x19 - m20)))));
-            acc2 = m20;
+          for (let r0 = v26; r0 < u.N; r0 += 1) {
+            const x27 = b_x[((v0 + r0) | 0)];
+            const d28 = Math.fround(x27 - acc2);
+            const e29 = ((x27 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d28)))));
+            const up30 = (d28 > 0);
+            acc3 = (up30 ? Math.fround(Math.fround(acc3 * e29) + ((x27 === Infinity) ? NaN : 1)) : Math.fround(acc3 + e29));
+            acc2 = (up30 ? x27 : acc2);
           }
-          const m21 = H.fmax(acc2, acc6);
-          const v22 = Math.fround(Math.fround(acc3 * ((acc2 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc2 - m21))))) + Math.fround(acc7 * ((acc6 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc6 - m21))))));
-          const m23 = H.fmax(acc10, acc14);
-          const v24 = Math.fround(Math.fround(acc11 * ((acc10 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc10 - m23))))) + Math.fround(acc15 * ((acc14 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc14 - m23))))));
-          const m25 = H.fmax(m21, m23);
-          const v26 = Math.fround(Math.fround(v22 * ((m21 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(m21 - m25))))) + Math.fround(v24 * ((m23 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(m23 - m25))))));
-          for (let j0 = 0; j0 < v18; j0 += 4) {
+          const m31 = H.fmax(acc2, acc8);
+          const v32 = Math.fround(Math.fround(acc3 * ((acc2 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc2 - m31))))) + Math.fround(acc9 * ((acc8 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc8 - m31))))));
+          const m33 = H.fmax(acc14, acc20);
+          const v34 = Math.fround(Math.fround(acc15 * ((acc14 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc14 - m33))))) + Math.fround(acc21 * ((acc20 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc20 - m33))))));
+          const m35 = H.fmax(m31, m33);
+          const v36 = Math.fround(Math.fround(v32 * ((m31 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(m31 - m35))))) + Math.fround(v34 * ((m33 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(m33 - m35))))));
+          for (let j0 = 0; j0 < v26; j0 += 4) {
             const v1 = ((v0 + j0) | 0);
-            b_out[v1] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v1] - m25))) / v26);
-            const v27 = ((v0 + ((j0 + 1) | 0)) | 0);
-            b_out[v27] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v27] - m25))) / v26);
-            const v28 = ((v0 + ((j0 + 2) | 0)) | 0);
-            b_out[v28] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v28] - m25))) / v26);
-            const v29 = ((v0 + ((j0 + 3) | 0)) | 0);
-            b_out[v29] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v29] - m25))) / v26);
+            b_out[v1] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v1] - m35))) / v36);
+            const v37 = ((v0 + ((j0 + 1) | 0)) | 0);
+            b_out[v37] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v37] - m35))) / v36);
+            const v38 = ((v0 + ((j0 + 2) | 0)) | 0);
+            b_out[v38] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v38] - m35))) / v36);
+            const v39 = ((v0 + ((j0 + 3) | 0)) | 0);
+            b_out[v39] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v39] - m35))) / v36);
           }
-          for (let j0 = v18; j0 < u.N; j0 += 1) {
-            const v30 = ((v0 + j0) | 0);
-            const v31 = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v30] - m25))) / v26);
-            b_out[v30] = v31;
+          for (let j0 = v26; j0 < u.N; j0 += 1) {
+            const v40 = ((v0 + j0) | 0);
+            const v41 = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v40] - m35))) / v36);
+            b_out[v40] = v41;
           }
         }
       }"
     `);
     expect(printCudaKernel(k!.kernel)).toMatchInlineSnapshot(`
-      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"coop":0,"ur":4,"workgroupSize":64}
+      "// tessera kernel softmax_row_out: schedule row {"rowAxes":1,"coop":0,"ur":4,"vec":0,"workgroupSize":64}
       extern "C" __global__ void __launch_bounds__(64) softmax_row_out(const float* __restrict__ b_x, float* __restrict__ b_out, int d_M, int d_N) {
         const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * 64u + threadIdx.x);
-        const int v18 = tsr_imul(tsr_idiv(d_N, 4), 4);
+        const int v26 = tsr_imul(tsr_idiv(d_N, 4), 4);
         if ((tid < d_M)) {
           const int v0 = tsr_imul(tid, d_N);
           float acc2 = __int_as_float(0xff800000);
           float acc3 = 0.0f;
-          float acc6 = __int_as_float(0xff800000);
-          float acc7 = 0.0f;
-          float acc10 = __int_as_float(0xff800000);
-          float acc11 = 0.0f;
+          float acc8 = __int_as_float(0xff800000);
+          float acc9 = 0.0f;
           float acc14 = __int_as_float(0xff800000);
           float acc15 = 0.0f;
-          for (int r0 = 0; r0 < v18; r0 += 4) {
+          float acc20 = __int_as_float(0xff800000);
+          float acc21 = 0.0f;
+          for (int r0 = 0; r0 < v26; r0 += 4) {
             const float x4 = b_x[tsr_iadd(v0, r0)];
-            const float m5 = tsr_fmax(acc2, x4);
-            acc3 = ((acc3 * ((acc2 == __int_as_float(0xff800000)) ? 0.0f : expf((acc2 - m5)))) + ((x4 == __int_as_float(0xff800000)) ? 0.0f : expf((x4 - m5))));
-            acc2 = m5;
-            const float x8 = b_x[tsr_iadd(v0, tsr_iadd(r0, 1))];
-            const float m9 = tsr_fmax(acc6, x8);
-            acc7 = ((acc7 * ((acc6 == __int_as_float(0xff800000)) ? 0.0f : expf((acc6 - m9)))) + ((x8 == __int_as_float(0xff800000)) ? 0.0f : expf((x8 - m9))));
-            acc6 = m9;
-            const float x12 = b_x[tsr_iadd(v0, tsr_iadd(r0, 2))];
-            const float m13 = tsr_fmax(acc10, x12);
-            acc11 = ((acc11 * ((acc10 == __int_as_float(0xff800000)) ? 0.0f : expf((acc10 - m13)))) + ((x12 == __int_as_float(0xff800000)) ? 0.0f : expf((x12 - m13))));
-            acc10 = m13;
-            const float x16 = b_x[tsr_iadd(v0, tsr_iadd(r0, 3))];
-            const float m17 = tsr_fmax(acc14, x16);
-            acc15 = ((acc15 * ((acc14 == __int_as_float(0xff800000)) ? 0.0f : expf((acc14 - m17)))) + ((x16 == __int_as_float(0xff800000)) ? 0.0f : expf((x16 - m17))));
-            acc14 = m17;
+            const float d5 = (x4 - acc2);
+            const float e6 = ((x4 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d5))));
+            const bool up7 = (d5 > 0.0f);
+            acc3 = (up7 ? ((acc3 * e6) + ((x4 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc3 + e6));
+            acc2 = (up7 ? x4 : acc2);
+            const float x10 = b_x[tsr_iadd(v0, tsr_iadd(r0, 1))];
+            const float d11 = (x10 - acc8);
+            const float e12 = ((x10 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d11))));
+            const bool up13 = (d11 > 0.0f);
+            acc9 = (up13 ? ((acc9 * e12) + ((x10 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc9 + e12));
+            acc8 = (up13 ? x10 : acc8);
+            const float x16 = b_x[tsr_iadd(v0, tsr_iadd(r0, 2))];
+            const float d17 = (x16 - acc14);
+            const float e18 = ((x16 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d17))));
+            const bool up19 = (d17 > 0.0f);
+            acc15 = (up19 ? ((acc15 * e18) + ((x16 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc15 + e18));
+            acc14 = (up19 ? x16 : acc14);
+            const float x22 = b_x[tsr_iadd(v0, tsr_iadd(r0, 3))];
+            const float d23 = (x22 - acc20);
+            const float e24 = ((x22 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d23))));
+            const bool up25 = (d23 > 0.0f);
+            acc21 = (up25 ? ((acc21 * e24) + ((x22 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc21 + e24));
+            acc20 = (up25 ? x22 : acc20);
           }
-          for (int r0 = v18; r0 < d_N; r0 += 1) {
-            const float x19 = b_x[tsr_iadd(v0, r0)];
-            const float m20 = tsr_fmax(acc2, x19);
-            acc3 = ((acc3 * ((acc2 == __int_as_float(0xff800000)) ? 0.0f : expf((acc2 - m20)))) + ((x19 == __int_as_float(0xff800000)) ? 0.0f : expf((x19 - m20))));
-            acc2 = m20;
+          for (int r0 = v26; r0 < d_N; r0 += 1) {
+            const float x27 = b_x[tsr_iadd(v0, r0)];
+            const float d28 = (x27 - acc2);
+            const float e29 = ((x27 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d28))));
+            const bool up30 = (d28 > 0.0f);
+            acc3 = (up30 ? ((acc3 * e29) + ((x27 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc3 + e29));
+            acc2 = (up30 ? x27 : acc2);
           }
-          const float m21 = tsr_fmax(acc2, acc6);
-          const float v22 = ((acc3 * ((acc2 == __int_as_float(0xff800000)) ? 0.0f : expf((acc2 - m21)))) + (acc7 * ((acc6 == __int_as_float(0xff800000)) ? 0.0f : expf((acc6 - m21)))));
-          const float m23 = tsr_fmax(acc10, acc14);
-          const float v24 = ((acc11 * ((acc10 == __int_as_float(0xff800000)) ? 0.0f : expf((acc10 - m23)))) + (acc15 * ((acc14 == __int_as_float(0xff800000)) ? 0.0f : expf((acc14 - m23)))));
-          const float m25 = tsr_fmax(m21, m23);
-          const float v26 = ((v22 * ((m21 == __int_as_float(0xff800000)) ? 0.0f : expf((m21 - m25)))) + (v24 * ((m23 == __int_as_float(0xff800000)) ? 0.0f : expf((m23 - m25)))));
-          for (int j0 = 0; j0 < v18; j0 += 4) {
+          const float m31 = tsr_fmax(acc2, acc8);
+          const float v32 = ((acc3 * ((acc2 == __int_as_float(0xff800000)) ? 0.0f : expf((acc2 - m31)))) + (acc9 * ((acc8 == __int_as_float(0xff800000)) ? 0.0f : expf((acc8 - m31)))));
+          const float m33 = tsr_fmax(acc14, acc20);
+          const float v34 = ((acc15 * ((acc14 == __int_as_float(0xff800000)) ? 0.0f : expf((acc14 - m33)))) + (acc21 * ((acc20 == __int_as_float(0xff800000)) ? 0.0f : expf((acc20 - m33)))));
+          const float m35 = tsr_fmax(m31, m33);
+          const float v36 = ((v32 * ((m31 == __int_as_float(0xff800000)) ? 0.0f : expf((m31 - m35)))) + (v34 * ((m33 == __int_as_float(0xff800000)) ? 0.0f : expf((m33 - m35)))));
+          for (int j0 = 0; j0 < v26; j0 += 4) {
             const int v1 = tsr_iadd(v0, j0);
-            b_out[v1] = (expf((b_x[v1] - m25)) / v26);
-            const int v27 = tsr_iadd(v0, tsr_iadd(j0, 1));
-            b_out[v27] = (expf((b_x[v27] - m25)) / v26);
-            const int v28 = tsr_iadd(v0, tsr_iadd(j0, 2));
-            b_out[v28] = (expf((b_x[v28] - m25)) / v26);
-            const int v29 = tsr_iadd(v0, tsr_iadd(j0, 3));
-            b_out[v29] = (expf((b_x[v29] - m25)) / v26);
+            b_out[v1] = (expf((b_x[v1] - m35)) / v36);
+            const int v37 = tsr_iadd(v0, tsr_iadd(j0, 1));
+            b_out[v37] = (expf((b_x[v37] - m35)) / v36);
+            const int v38 = tsr_iadd(v0, tsr_iadd(j0, 2));
+            b_out[v38] = (expf((b_x[v38] - m35)) / v36);
+            const int v39 = tsr_iadd(v0, tsr_iadd(j0, 3));
+            b_out[v39] = (expf((b_x[v39] - m35)) / v36);
           }
-          for (int j0 = v18; j0 < d_N; j0 += 1) {
-            const int v30 = tsr_iadd(v0, j0);
-            const float v31 = (expf((b_x[v30] - m25)) / v26);
-            b_out[v30] = v31;
+          for (int j0 = v26; j0 < d_N; j0 += 1) {
+            const int v40 = tsr_iadd(v0, j0);
+            const float v41 = (expf((b_x[v40] - m35)) / v36);
+            b_out[v40] = v41;
           }
         }
       }"

@@ -27,7 +27,10 @@ const programs = [
   f('stats', (x) => ({ p: D.softmax(x), m: x.max(1, true) })),
 ];
 
-/** Row i of M = 5 rows: ordinary values; some -inf (a mask); all -inf; a NaN; large and negative. */
+/**
+ * Row i of M = 7 rows: ordinary values; some -inf (a mask); all -inf; a NaN; large and negative; a
+ * +inf; NaN among -inf (a lane may see only -inf and NaN).
+ */
 function floats(m: number, n: number): Float32Array {
   const data = Float32Array.from({ length: m * n }, (_, q) => Math.sin(q * 0.7 + 1) * 3);
   for (let j = 0; j < n; j++) {
@@ -36,6 +39,8 @@ function floats(m: number, n: number): Float32Array {
     if (m > 4) data[4 * n + j] = -50 - j * 7;
   }
   if (m > 3) data[3 * n + Math.floor(n / 2)] = NaN;
+  if (m > 5) data[5 * n + Math.floor(n / 3)] = Infinity;
+  if (m > 6) for (let j = 0; j < n; j++) data[6 * n + j] = j === n - 1 ? NaN : -Infinity;
   return data;
 }
 
@@ -69,8 +74,8 @@ describe('unrolled row and reduce reductions', () => {
       for (const ur of urs) {
         const generic = compile(def.program, { params: { ur } });
         for (const n of ns) {
-          const ins = inputs(def.name, 5, n);
-          const dims = { M: 5, N: n };
+          const ins = inputs(def.name, 7, n);
+          const dims = { M: 7, N: n };
           // with dims as constants the loop bounds are literals: whole chunks only, or the tail only
           const spec = compile(def.program, { params: { ur }, specialize: dims });
           for (const { name, rt } of backends) {
@@ -87,13 +92,26 @@ describe('unrolled row and reduce reductions', () => {
     for (const def of programs) {
       const cp = compile(def.program, { params: { coop: 1, ur: 4, workgroupSize: 8 } });
       for (const { name, rt } of backends) {
-        for (const n of [3, 13]) expect(await checkOnBackend(cp, rt, inputs(def.name, 5, n), { rtol: 2e-5, atol: 1e-5 }), `${def.name} coop N=${n} on ${name}`).toBeNull();
+        for (const n of [3, 13]) expect(await checkOnBackend(cp, rt, inputs(def.name, 7, n), { rtol: 2e-5, atol: 1e-5 }), `${def.name} coop N=${n} on ${name}`).toBeNull();
       }
     }
   });
 
+  it('a subgroup schedule matches where the backend has subgroups', async () => {
+    let ran = 0;
+    for (const { name, rt } of backends) {
+      if (!rt.info.features.includes('subgroups') || (rt.info.limits['subgroupMinSize'] ?? 0) < 4) continue;
+      ran++;
+      for (const def of programs.filter((p) => p.name !== 'int_reductions')) {
+        const cp = compile(def.program, { params: { coop: 2, ur: 4, workgroupSize: 4 } });
+        for (const n of [3, 13]) expect(await checkOnBackend(cp, rt, inputs(def.name, 7, n), { rtol: 2e-5, atol: 1e-5 }), `${def.name} subgroup N=${n} on ${name}`).toBeNull();
+      }
+    }
+    expect(ran).toBeGreaterThan(0); // the JS backend always has them
+  });
+
   it('emits ur lane accumulators, a chunk loop and a tail loop', () => {
-    const text = (ur: number) => printKernel(compile(programs[0]!.program, { params: { ur } }).kernels[0]!.kernel);
+    const text = (ur: number) => printKernel(compile(programs[0]!.program, { params: { ur, vec: 0 } }).kernels[0]!.kernel);
     const four = text(4);
     // the online max and sum, and the write loop: each a chunk loop and a tail loop
     expect(four.match(/ step 4 \{/g)?.length).toBe(2);
@@ -101,8 +119,37 @@ describe('unrolled row and reduce reductions', () => {
     expect(four.match(/var acc\d+: f32 = -Infinity/g)?.length).toBe(4);
     expect(text(1)).not.toMatch(/ step /);
     // with constant dims that ur divides, no tail loop
-    const spec = printKernel(compile(programs[0]!.program, { params: { ur: 4 }, specialize: { M: 5, N: 16 } }).kernels[0]!.kernel);
+    const spec = printKernel(compile(programs[0]!.program, { params: { ur: 4, vec: 0 }, specialize: { M: 5, N: 16 } }).kernels[0]!.kernel);
     expect(spec.match(/for r0 in/g)?.length).toBe(1);
+  });
+
+  it('vec 4: whole chunks load and store vec4s behind a test of the row length, tails stay scalar', () => {
+    const layernorm = programs[2]!.program;
+    const text = (params: Record<string, number>, specialize?: Record<string, number>) => printKernel(compile(layernorm, { params, ...(specialize ? { specialize } : {}) }).kernels[0]!.kernel);
+    const generic = text({ ur: 8 });
+    // both bodies: the vector one when N % 4 == 0, the scalar one otherwise
+    expect(generic).toMatch(/if eq\(mod\(\$N, 4\), 0\) \{/);
+    // two reductions over x and the write loop's x, g and b: two vec4 loads each per chunk of 8
+    expect(generic.match(/: vec4f = \w+\[/g)?.length).toBe(2 * 5);
+    expect(generic.match(/out\[[^\]]*\.\.\+4\] = /g)?.length).toBe(2);
+    // constant row lengths decide at compile time: vec4 only where N % 4 == 0
+    expect(text({ ur: 8 }, { M: 5, N: 16 })).not.toMatch(/if eq\(mod/);
+    expect(text({ ur: 8 }, { M: 5, N: 16 })).toMatch(/\.\.\+4\]/);
+    expect(text({ ur: 8 }, { M: 5, N: 13 })).not.toMatch(/\.\.\+4\]/);
+    // ur not a multiple of 4, or vec 0: scalar only
+    expect(text({ ur: 2 })).not.toMatch(/\.\.\+4\]/);
+    expect(text({ ur: 8, vec: 0 })).not.toMatch(/\.\.\+4\]/);
+  });
+
+  it('vec 4 over a row of two axes (the inner one contiguous) matches the reference', async () => {
+    const [A, B, C] = [D.dim('A'), D.dim('B'), D.dim('C')];
+    const def = D.kernel('center2', { x: D.tensor('f32', [A, B, C]) }, ({ x }) => ({ c: D.sub(x, x.max([1, 2], true)), p: D.softmax(x) }));
+    for (const c of [4, 5, 8, 13]) {
+      const x = { shape: [3, 2, c], data: floats(6, c) };
+      for (const cp of [compile(def.program), compile(def.program, { specialize: { A: 3, B: 2, C: c } })]) {
+        for (const { name, rt } of backends) expect(await checkOnBackend(cp, rt, { x }, { rtol: 2e-5, atol: 1e-5 }), `C=${c} on ${name}`).toBeNull();
+      }
+    }
   });
 
   it('unrolls only the innermost loop of a reduction over several axes (each level unrolled would multiply the code)', async () => {

@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.js';
 import type { KExpr, KShared, KStmt, Scalar } from '../ir/kernel.js';
-import { add, children, div, i32, mul, substVar, variable, type LExpr } from './lexpr.js';
+import { add, children, div, i32, mul, rewrite, substVar, variable, type LExpr } from './lexpr.js';
 
 /**
  * Does `e` contain a reduction that runs inside the loop over `v` (one that uses v: the inner level
@@ -31,8 +31,31 @@ const weight = (x: KExpr, m: KExpr): KExpr => ({ k: 'select', t: 'f32', c: isNeg
 export class Scope {
   readonly stmts: KStmt[] = [];
   readonly cache = new Map<LExpr, KExpr>();
-  constructor(readonly vars: ReadonlySet<string>) {}
+  private readonly names: Set<string>;
+  constructor(vars: Iterable<string>) {
+    this.names = new Set(vars);
+  }
+  get vars(): ReadonlySet<string> {
+    return this.names;
+  }
+  /** A variable bound by a statement of this scope (so expressions of it are placed here). */
+  declare(name: string): void {
+    this.names.add(name);
+  }
 }
+
+/**
+ * Vector loads for the lanes of unrolled row loops (see Emitter.vec4): an f32 buffer of `bufs`
+ * read at base + v, v the loop variable and `aligned(base)` (a multiple of 4 wherever the vector
+ * path runs), is read four lanes at a time.
+ */
+export interface RowVec4 {
+  readonly bufs: ReadonlySet<string>;
+  readonly aligned: (base: LExpr) => boolean;
+}
+
+/** The lane values of each vectorized load in one unrolled loop body (lane-0 load -> lane names). */
+export type LaneLoads = Map<LExpr, string[]>;
 
 const NEG_INF = -Infinity;
 
@@ -55,6 +78,8 @@ export class Emitter {
   coop: Cooperative | undefined;
   /** Lanes of an unrolled sum/max/min/online reduction outside a cooperative scope (ScheduleParams.ur). */
   unroll = 1;
+  /** Set while a row schedule builds its vector path: unrolled lanes (a multiple of 4) load vec4s. */
+  vec4: RowVec4 | undefined;
   private uses = new Map<LExpr, number>();
   /** Reduction variables get short names in emission order, so output does not depend on node ids. */
   private names = new Map<string, string>();
@@ -148,7 +173,9 @@ export class Emitter {
   /**
    * One loop for a row max and the sum of exponentials against it (online softmax):
    *   m' = max(m, x); s = s * exp(m - m') + exp(x - m'); m = m'
-   * with -inf guarded so a row that starts with -inf (a mask) does not turn the sum into NaN.
+   * computed with one exponential per element (one of the two is exp(0)), with -inf guarded so a
+   * row that starts with -inf (a mask) does not turn the sum into NaN. A NaN element makes the sum
+   * NaN (so the row is NaN, as the reference has it) without entering the max.
    * Unrolled, each lane keeps its own (m, s) pair; the pairs merge after the loop.
    */
   private emitOnline(sum: Extract<LExpr, { k: 'red' }>, mx: Extract<LExpr, { k: 'red' }>, chain: readonly Scope[]): void {
@@ -165,14 +192,19 @@ export class Emitter {
         scope.stmts.push({ k: 'let', name: lanes[q][1], t: 'f32', init: lit(0), mut: true });
       }
       const [m, s] = lanes[q];
-      const [xv, mn] = [this.fresh('x'), this.fresh('m')];
-      const scale = weight(f(m), f(mn));
-      const term = weight(f(xv), f(mn));
+      const [xv, d, e, up] = [this.fresh('x'), this.fresh('d'), this.fresh('e'), this.fresh('up')];
+      const bin = (op: 'add' | 'mul' | 'sub' | 'gt', a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: op === 'gt' ? 'bool' : 'f32', op, a, b });
+      const sel = (c: KExpr, a: KExpr, b: KExpr): KExpr => ({ k: 'select', t: 'f32', c, a, b });
+      // one exponential per element: e = exp(-|x - m|) is the scale of the old sum when x raises the
+      // max, and the new term otherwise. The new term of a new max is exp(0) = 1, or NaN for x = +inf
+      // (exp(inf - inf), as the two-exponential form and the reference have it).
       return [
         { k: 'let', name: xv, t: 'f32', init: x, mut: false },
-        { k: 'let', name: mn, t: 'f32', init: { k: 'bin', t: 'f32', op: 'max', a: f(m), b: f(xv) }, mut: false },
-        { k: 'set', name: s, value: { k: 'bin', t: 'f32', op: 'add', a: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: scale }, b: term } },
-        { k: 'set', name: m, value: f(mn) },
+        { k: 'let', name: d, t: 'f32', init: fsub(f(xv), f(m)), mut: false },
+        { k: 'let', name: e, t: 'f32', init: sel(isNegInf(f(xv)), lit(0), fexp({ k: 'un', t: 'f32', op: 'neg', a: { k: 'un', t: 'f32', op: 'abs', a: f(d) } })), mut: false },
+        { k: 'let', name: up, t: 'bool', init: bin('gt', f(d), lit(0)), mut: false },
+        { k: 'set', name: s, value: sel({ k: 'var', t: 'bool', name: up }, bin('add', bin('mul', f(s), f(e)), sel({ k: 'bin', t: 'bool', op: 'eq', a: f(xv), b: lit(Infinity) }, lit(NaN), lit(1))), bin('add', f(s), f(e))) },
+        { k: 'set', name: m, value: sel({ k: 'var', t: 'bool', name: up }, f(xv), f(m)) },
       ];
     });
     const [m, s] = lanes[0]!;
@@ -182,7 +214,8 @@ export class Emitter {
       const rm = this.fresh('v');
       const rs = this.fresh('v');
       scope.stmts.push({ k: 'let', name: rm, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'max', a: f(m) }, mut: false });
-      const mine: KExpr = { k: 'select', t: 'f32', c: isNegInf(f(m)), a: lit(0), b: { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: fexp(fsub(f(m), f(rm))) } };
+      // (a lane that saw only -inf and NaN has m = -inf and a NaN sum, which must survive)
+      const mine: KExpr = { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: weight(f(m), f(rm)) };
       scope.stmts.push({ k: 'let', name: rs, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'add', a: mine }, mut: false });
       scope.cache.set(mx, f(rm));
       scope.cache.set(sum, f(rs));
@@ -220,19 +253,21 @@ export class Emitter {
     const to = this.emit(extent, chain);
     if (!this.names.has(v)) this.names.set(v, `r${this.names.size}`);
     const vname = this.varName(v);
-    const run = (loop: Scope, q: number): void => {
+    const run = (loop: Scope, q: number, quads?: LaneLoads): void => {
       const inner = [...chain, loop];
       const at = (x: LExpr): KExpr => {
-        if (q === 0) return this.emit(x, inner);
-        const shifted = substVar(x, v, add(variable(v), i32(q)));
-        this.countUses([shifted]);
-        return this.emit(shifted, inner);
+        const y = this.lane(x, v, q, quads, u, inner);
+        if (y !== x) this.countUses([y]);
+        return this.emit(y, inner);
       };
       loop.stmts.push(...step(q, at));
     };
     const zero: KExpr = { k: 'lit', t: 'i32', v: 0 };
-    const main = new Scope(new Set([v]));
-    for (let q = 0; q < u; q++) run(main, q);
+    const main = new Scope([v]);
+    // whole chunks of a multiple of 4 lanes may read vec4s (not the tail, nor a reduction hoisted
+    // out of the thread's scope, which runs on either path)
+    const quads: LaneLoads | undefined = this.vec4 && u % 4 === 0 && chain.length > 1 ? new Map() : undefined;
+    for (let q = 0; q < u; q++) run(main, q, quads);
     if (u === 1) {
       scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : zero, to, step: coop?.wg ?? 1, body: main.stmts });
       return;
@@ -242,6 +277,46 @@ export class Emitter {
       run(tail, 0);
       return tail.stmts;
     });
+  }
+
+  /**
+   * Lane q of `x` (written with loop variable v, at v + q) for the body of a loop whose innermost
+   * scope is chain's last. With `quads` (the body of whole chunks of u lanes, u a multiple of 4,
+   * under `vec4`), the loads vec4 covers become lane values of vec4 loads let-bound in that scope
+   * once per four lanes (recorded in quads, shared by every lane and expression of the body).
+   */
+  lane(x: LExpr, v: string, q: number, quads: LaneLoads | undefined, u: number, chain: readonly Scope[]): LExpr {
+    const vec = this.vec4;
+    let y = x;
+    if (vec && quads) {
+      const loop = chain[chain.length - 1]!;
+      y = rewrite(x, v, (e) => {
+        if (e.k !== 'load' || e.t !== 'f32' || !vec.bufs.has(e.buf)) return undefined;
+        const i = e.index;
+        const isV = (a: LExpr) => a.k === 'var' && a.name === v;
+        const base = isV(i) ? i32(0) : i.k === 'bin' && i.op === 'add' && isV(i.b) && !i.a.free.has(v) ? i.a : i.k === 'bin' && i.op === 'add' && isV(i.a) && !i.b.free.has(v) ? i.b : undefined;
+        if (base === undefined || !vec.aligned(base)) return undefined;
+        let names = quads.get(e);
+        if (!names) {
+          names = [];
+          for (let g = 0; g < u / 4; g++) {
+            const p = this.fresh('p');
+            const at = add(base, add(variable(v), i32(4 * g)));
+            this.countUses([at]);
+            loop.stmts.push({ k: 'let', name: p, t: 'vec4f', init: { k: 'load4', t: 'vec4f', buf: e.buf, index: this.emit(at, chain) }, mut: false });
+            for (let c = 0; c < 4; c++) {
+              const name = this.fresh('x');
+              loop.stmts.push({ k: 'let', name, t: 'f32', init: { k: 'comp', t: 'f32', a: { k: 'var', t: 'vec4f', name: p }, i: c as 0 | 1 | 2 | 3 }, mut: false });
+              loop.declare(name);
+              names.push(name);
+            }
+          }
+          quads.set(e, names);
+        }
+        return variable(names[q]!, 'f32');
+      });
+    }
+    return q === 0 ? y : substVar(y, v, add(variable(v), i32(q)));
   }
 
   /**

@@ -296,20 +296,29 @@ export const clampIndex = (x: LExpr, n: LExpr) => max(min(x, sub(n, i32(1))), i3
 
 /** `e` with variable `from` replaced by `to` (hash-consing makes the result comparable by identity). */
 export function substVar(e: LExpr, from: string, to: LExpr, memo = new Map<LExpr, LExpr>()): LExpr {
-  if (!e.free.has(from)) return e;
+  return rewrite(e, from, (x) => (x.k === 'var' && x.name === from ? to : undefined), memo);
+}
+
+/**
+ * `e` with every subexpression `pick` gives a replacement for replaced (the rest rebuilt); only
+ * subexpressions with `v` free are visited, and reductions binding v are left alone.
+ */
+export function rewrite(e: LExpr, v: string, pick: (e: LExpr) => LExpr | undefined, memo = new Map<LExpr, LExpr>()): LExpr {
+  if (!e.free.has(v)) return e;
   const hit = memo.get(e);
   if (hit) return hit;
-  const r = (x: LExpr) => substVar(x, from, to, memo);
-  let out: LExpr;
-  switch (e.k) {
-    case 'var': out = e.name === from ? to : e; break;
-    case 'load': out = load(e.t, e.buf, r(e.index)); break;
-    case 'un': out = un(e.op, r(e.a)); break;
-    case 'bin': out = bin(e.op, r(e.a), r(e.b)); break;
-    case 'select': out = select(r(e.c), r(e.a), r(e.b)); break;
-    case 'cast': out = cast(e.t, r(e.a)); break;
-    case 'red': out = e.v === from ? e : red(e.fn, e.v, r(e.extent), r(e.body)); break;
-    default: out = e;
+  const r = (x: LExpr) => rewrite(x, v, pick, memo);
+  let out = pick(e);
+  if (!out) {
+    switch (e.k) {
+      case 'load': out = load(e.t, e.buf, r(e.index)); break;
+      case 'un': out = un(e.op, r(e.a)); break;
+      case 'bin': out = bin(e.op, r(e.a), r(e.b)); break;
+      case 'select': out = select(r(e.c), r(e.a), r(e.b)); break;
+      case 'cast': out = cast(e.t, r(e.a)); break;
+      case 'red': out = e.v === v ? e : red(e.fn, e.v, r(e.extent), r(e.body)); break;
+      default: out = e;
+    }
   }
   memo.set(e, out);
   return out;

@@ -42,6 +42,9 @@ export interface ScheduleParams {
    * register-blocked matmul: 4 = a vectorized path (vec4 loads of B, and of A when it is a plain
    * buffer, vec4 FMAs) taken when N and K are multiples of 4, the scalar path otherwise; tn must be
    * a multiple of 4. 0 = scalar only.
+   * row with coop 0 and ur a multiple of 4: 4 = the unrolled lanes read contiguous f32 rows and
+   * write f32 outputs a vec4 at a time, taken when the innermost row length is a multiple of 4 (the
+   * scalar body otherwise); the default for rows. 0 = scalar only.
    */
   vec: number;
   /**
@@ -69,7 +72,7 @@ export interface ScheduleParams {
    * shorter), combined after the loop, then a tail loop over extent % ur; a row schedule's innermost
    * write loop runs over chunks of ur elements likewise. 1 = no unrolling. Cooperative reductions
    * (coop 1/2) already split the row across invocations and ignore it; argmax/argmin keep one chain.
-   * Default ROW_UNROLL.
+   * Default 8 for rows (with vec 4), ROW_UNROLL for reduce schedules.
    */
   ur?: number;
   /**
@@ -90,9 +93,9 @@ export interface ScheduleParams {
 }
 
 /**
- * The default ur for row and reduce schedules: 4 measured 1.1-1.2x over 1 on lavapipe and 1.2-1.6x
- * on SwiftShader for softmax and layernorm over 4096x1024. 8 was within 10% of 4 (a little faster on
- * SwiftShader, slower for layernorm on lavapipe) with twice the code; the tuner tries it.
+ * The default ur for reduce schedules and scalar row schedules (rows default to 8 with vec4 loads,
+ * see pipeline.ts): 4 measured 1.1-1.2x over 1 on lavapipe and 1.2-1.6x on SwiftShader for softmax
+ * and layernorm over 4096x1024 with scalar loads; 8 was within 10% of 4 there.
  */
 export const ROW_UNROLL = 4;
 
@@ -215,42 +218,101 @@ function rowSchedule(group: FusedGroup, names: BufferNames, params: SchedulePara
   const r = root.shape.length;
   const outer = root.shape.slice(0, r - group.rowAxes);
   const inner = root.shape.slice(r - group.rowAxes);
-  const rowIdx = b.lower.delinearize(L.tid(), outer);
   const ur = Math.max(1, Math.floor(params.ur ?? ROW_UNROLL));
   b.emitter.unroll = ur;
+  const vec = params.vec ?? 0;
+  if (vec !== 0 && vec !== 4) fail('E_ARG', `row vec=${vec} must be 0 or 4`);
+  // The vector path (vec 4, ur a multiple of 4): unrolled lanes read f32 inputs and write f32
+  // outputs a vec4 at a time where the row is contiguous. It runs when the innermost row length is
+  // a multiple of 4 (a uniform test, so every row starts at a multiple of 4), the scalar body otherwise.
+  const Ne = inner.length > 0 ? b.lower.dim(inner[inner.length - 1]!) : L.i32(1);
+  const cond = vec === 4 && ur % 4 === 0 && inner.length > 0 ? L.bin('eq', L.mod(Ne, L.i32(4)), L.i32(0)) : L.lit('bool', 0);
+  const rowVec = { bufs: f32Reads(group, names), aligned: (base: LExpr) => multipleOf4(base, Ne) };
+  const body = (thread: Scope, vector: boolean) => {
+    b.emitter.vec4 = vector ? rowVec : undefined;
+    rowBody(b, group, names, thread, outer, inner, ur, vector);
+    b.emitter.vec4 = undefined;
+  };
+  if (cond.k === 'lit') {
+    body(b.thread, cond.v !== 0);
+  } else {
+    const [fast, slow] = [new Scope(b.thread.vars), new Scope(b.thread.vars)];
+    body(fast, true);
+    body(slow, false);
+    b.thread.stmts.push({ k: 'if', cond: b.emitter.emit(cond, [b.top]), then: fast.stmts, else: slow.stmts });
+  }
+  return finish(group, names, b, dimProduct(outer), 'row', { rowAxes: group.rowAxes, coop: 0, ur, vec, workgroupSize: params.workgroupSize }, params.workgroupSize);
+}
+
+/** A row schedule's body for one invocation (one row), in `thread`; `vector`: the vec4 path. */
+function rowBody(b: Build, group: FusedGroup, names: BufferNames, thread: Scope, outer: Shape, inner: Shape, ur: number, vector: boolean): void {
+  const root = group.root;
+  const rowIdx = b.lower.delinearize(L.tid(), outer);
   // One nested loop per trailing axis, so a reduction over fewer axes hoists to its own level.
   const loops: Scope[] = [];
   const innerIdx = inner.map((_, i) => {
-    loops.push(new Scope(new Set([`j${i}`])));
+    loops.push(new Scope([`j${i}`]));
     return L.variable(`j${i}`);
   });
   const idx = [...rowIdx, ...innerIdx];
-  const chain = [b.top, b.thread, ...loops];
+  const chain = [b.top, thread, ...loops];
   // The innermost write loop is unrolled by ur too (a chunk loop, then a tail loop): measured 1.03-1.05x
   // on lavapipe and 1.4x on SwiftShader for softmax and layernorm over unrolling the reductions alone.
   const last = loops.length - 1;
   const wu = last >= 0 ? ur : 1;
-  const lane = (q: number): LExpr[] => [...rowIdx, ...innerIdx.slice(0, last), L.add(innerIdx[last]!, L.i32(q))];
-  for (let q = 0; q < wu; q++) storeAll(b, group, names, chain, lane(q), b.lower.linearize(lane(q), root.shape));
-  const tail = new Scope(new Set([`j${last}`]));
-  if (wu > 1) storeAll(b, group, names, [...chain.slice(0, -1), tail], idx, b.lower.linearize(idx, root.shape));
+  const jv = `j${last}`;
+  const lin = b.lower.linearize(idx, root.shape);
+  // every root the row loop writes (the root and its same-shape multi-output siblings)
+  const writes = [root, ...(group.extra ?? []).filter((x) => shapeEq(x.shape, root.shape))].map((x) => ({
+    node: x,
+    buf: x === root ? b.out : names.writeOf(x),
+    value: L.cast(scalarOf(x.dtype), b.lower.compute(x, idx)),
+  }));
+  const quads = vector && last >= 0 && wu % 4 === 0 ? new Map<LExpr, string[]>() : undefined;
+  // a vec4 store of four lanes where the row is contiguous and the output f32
+  const base = lin.k === 'bin' && lin.op === 'add' && lin.b === innerIdx[last] && !lin.a.free.has(jv) ? lin.a : lin === innerIdx[last] ? L.i32(0) : undefined;
+  const store4 = quads !== undefined && base !== undefined && b.emitter.vec4!.aligned(base);
+  if (quads) {
+    const values = writes.map((w) => Array.from({ length: wu }, (_, q) => b.emitter.lane(w.value, jv, q, quads, wu, chain)));
+    b.emitter.countUses(values.flat());
+    writes.forEach((w, i) => {
+      if (store4 && w.node.dtype === 'f32') {
+        for (let g = 0; g < wu / 4; g++) {
+          const lanes = [0, 1, 2, 3].map((c) => b.emitter.emit(values[i]![4 * g + c]!, chain)) as [KExpr, KExpr, KExpr, KExpr];
+          const at = L.add(base!, L.add(innerIdx[last]!, L.i32(4 * g)));
+          b.emitter.countUses([at]);
+          loops[last]!.stmts.push({ k: 'store4', buf: w.buf, index: b.emitter.emit(at, chain), value: { k: 'vec4', t: 'vec4f', a: lanes } });
+        }
+      } else {
+        for (let q = 0; q < wu; q++) {
+          const at = L.substVar(lin, jv, L.add(innerIdx[last]!, L.i32(q)));
+          b.emitter.countUses([at]);
+          loops[last]!.stmts.push({ k: 'store', buf: w.buf, index: b.emitter.emit(at, chain), value: b.emitter.emit(values[i]![q]!, chain) });
+        }
+      }
+    });
+  } else {
+    const lane = (q: number): LExpr[] => [...rowIdx, ...innerIdx.slice(0, last), L.add(innerIdx[last]!, L.i32(q))];
+    for (let q = 0; q < wu; q++) storeAll(b, group, names, chain, lane(q), b.lower.linearize(lane(q), root.shape));
+  }
+  const tail = new Scope([jv]);
+  if (wu > 1) storeAll(b, group, names, [...chain.slice(0, -1), tail], idx, lin);
   // siblings with one value per row (a row statistic) are stored once per row
   for (const x of group.extra ?? []) {
     if (shapeEq(x.shape, root.shape)) continue;
     const keep = x.shape.length === root.shape.length;
     const xIdx = keep ? [...rowIdx, ...innerIdx.map(() => L.i32(0))] : rowIdx;
-    store(b, [b.top, b.thread], b.lower.linearize(xIdx, x.shape), b.lower.compute(x, xIdx), x, names.writeOf(x));
+    store(b, [b.top, thread], b.lower.linearize(xIdx, x.shape), b.lower.compute(x, xIdx), x, names.writeOf(x));
   }
   for (let i = loops.length - 1; i >= 0; i--) {
     const outerChain = chain.slice(0, 2 + i); // ends with the loop's parent
     if (i === last && wu > 1) {
-      b.emitter.chunkedLoops(`j${i}`, b.lower.dim(inner[i]!), wu, outerChain, loops[i]!.stmts, tail.stmts);
+      b.emitter.chunkedLoops(jv, b.lower.dim(inner[i]!), wu, outerChain, loops[i]!.stmts, tail.stmts);
       continue;
     }
     const to = b.emitter.emit(b.lower.dim(inner[i]!), outerChain);
     outerChain[outerChain.length - 1]!.stmts.push({ k: 'for', v: `j${i}`, from: { k: 'lit', t: 'i32', v: 0 }, to, step: 1, body: loops[i]!.stmts });
   }
-  return finish(group, names, b, dimProduct(outer), 'row', { rowAxes: group.rowAxes, coop: 0, ur, workgroupSize: params.workgroupSize }, params.workgroupSize);
 }
 
 /** The epilogue reads the matmul at the element being stored: that is the accumulator `held`. */

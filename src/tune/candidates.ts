@@ -66,9 +66,14 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       return [1, 2, 4, 8].flatMap((perThread) => [64, 128, 256].map((workgroupSize) => ({ perThread, workgroupSize })));
     case 'row':
     case 'reduce': {
-      // one invocation per row at the default ur, and with one chain (ur 1) or 8 lanes (ur 8, a little
-      // faster than 4 on SwiftShader)
-      const perRow: Candidate[] = [...WG.map((workgroupSize) => ({ coop: 0, workgroupSize })), ...[1, 8].map((ur) => ({ coop: 0, ur, workgroupSize: 64 }))];
+      // one invocation per row (or output) at the default ur, and with one chain (ur 1) or the other of
+      // 4 and 8 lanes; rows (default 8 lanes, vec4 loads) also with scalar loads
+      const row = group.kind === 'row';
+      const perRow: Candidate[] = [
+        ...WG.map((workgroupSize) => ({ coop: 0, workgroupSize })),
+        ...[1, row ? 4 : 8].map((ur) => ({ coop: 0, ur, workgroupSize: 64 })),
+        ...(row ? [{ coop: 0, vec: 0, workgroupSize: 64 }] : []),
+      ];
       // one workgroup per row with tree reductions: what a real GPU wants for long rows
       const rowWise = group.kind === 'reduce' || group.rowAxes === 1;
       const coop = rowWise ? WG.map((workgroupSize) => ({ coop: 1, workgroupSize })) : [];
