@@ -12,6 +12,7 @@ import { compile } from '../src/passes/pipeline.js';
 import { storesOutsideLanes } from '../src/passes/schedule-mma.js';
 import { printCudaUnit } from '../src/backends/cuda/print.js';
 import { compileCuda } from '../src/backends/cuda/nvcc.js';
+import { printKernel } from '../src/ir/kernel-print.js';
 import { printJS } from '../src/backends/js/print.js';
 import { testBackends } from './helpers/backends.js';
 import { checkOnBackend } from './helpers/compare.js';
@@ -45,8 +46,9 @@ describe('tensor-core (mma) matmul schedule', () => {
   for (const def of programs) {
     it(`${def.name} matches the reference on every backend`, async () => {
       for (const { name, rt } of await testBackends()) {
-        // the SwiftShader smoke pass: one ragged shape, two schedules (its shader compiler is slow on these loops)
-        for (const [m, n, k] of smokeRun() ? [[20, 17, 35]] as const : [[5, 7, 9], [33, 40, 48], [20, 17, 35]] as const) {
+        // the SwiftShader smoke pass: a ragged shape and one whose K and N take the 8-half copies, two
+        // schedules (its shader compiler is slow on these loops)
+        for (const [m, n, k] of smokeRun() ? [[20, 17, 35], [9, 24, 40]] as const : [[5, 7, 9], [33, 40, 48], [20, 17, 35], [9, 24, 40]] as const) {
           const dims: Record<string, number> = { M: m, N: n, K: k };
           const ins: Record<string, { shape: number[]; data: Float32Array }> = {};
           def.program.inputs.forEach((p, i) => {
@@ -100,12 +102,33 @@ describe('tensor-core (mma) matmul schedule', () => {
     expect(js).toContain('new Float32Array(256)');
   });
 
-  it('compiles with nvcc for sm_80 and sm_90 at every tested shape of the schedule', () => {
+  it('stages plain f16 operands eight halves at a time where their rows allow, element by element otherwise', () => {
+    const text = (def: D.KernelDef, specialize?: Record<string, number>) => printKernel(compile(def.program, { params: { mma: 1 }, ...(specialize ? { specialize } : {}) }).kernels.find((c) => c.kernel.warp)!.kernel);
+    // both operands plain: copies behind tests of K and N, the element loops in the other branches
+    const plain = text(programs[0]!);
+    expect(plain.match(/\.\.\+8\] = /g)).toHaveLength(2);
+    expect(plain).toMatch(/eq\(mod\(\$K, 8\), 0\)/);
+    expect(plain).toMatch(/eq\(mod\(\$N, 8\), 0\)/);
+    // constant dims decide at compile time
+    expect(text(programs[0]!, { M: 9, N: 24, K: 40 })).not.toMatch(/, 8\), 0\)/);
+    expect(text(programs[0]!, { M: 9, N: 24, K: 40 }).match(/\.\.\+8\] = /g)).toHaveLength(2);
+    expect(text(programs[0]!, { M: 9, N: 17, K: 35 })).not.toMatch(/\.\.\+8\]/);
+    // a prologue on A and a transposed B: neither is a plain row-major buffer
+    expect(text(programs[2]!)).not.toMatch(/\.\.\+8\]/);
+    // CUDA: 16-byte (cp.async on sm_80+) copies, waited for at each barrier
+    const cu = printCudaUnit([compile(programs[0]!.program, { params: { mma: 1 } }).kernels[0]!.kernel]);
+    expect(cu.match(/tsr_copy16\(s_/g)).toHaveLength(2);
+    expect(cu).toContain('cp.async.cg.shared.global');
+    expect(cu).not.toMatch(/[^;] __syncthreads\(\);/);
+  });
+
+  it('compiles with nvcc for sm_75, sm_80 and sm_90 at every tested shape of the schedule', () => {
     const kernels = programs.flatMap((def) => PARAMS.map((params, i) => {
       const k = compile(def.program, { params }).kernels.find((c) => c.kernel.warp)!.kernel;
       return { ...k, name: `${k.name}_${i}` };
     }));
-    const r = compileCuda(printCudaUnit(kernels), { archs: ['sm_80', 'sm_90'], output: 'fatbin' });
+    // sm_75: the synchronous 16-byte copies; sm_80 and later: cp.async
+    const r = compileCuda(printCudaUnit(kernels), { archs: ['sm_75', 'sm_80', 'sm_90'], output: 'fatbin' });
     expect(r.bytes.length).toBeGreaterThan(0);
   }, 120_000);
 

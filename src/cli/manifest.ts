@@ -281,7 +281,10 @@ export function buildManifest(cp: CompiledProgram, targets: readonly Target[], w
     const partial = ck.group.inlined.some((n) => PARTIAL_READS.has(n.op));
     const read = new Poly();
     const written = new Poly();
-    for (const b of bindings) (b.access === 'read' ? read : written).addPoly(bufferBytes.get(b.buffer)!);
+    bindings.forEach((b, i) => {
+      (b.access === 'read' ? read : written).addPoly(bufferBytes.get(b.buffer)!);
+      if (k.buffers[i]!.inPlace) read.addPoly(bufferBytes.get(b.buffer)!); // read, then written in place
+    });
     const shared = k.shared.reduce((acc, s) => acc + Math.ceil((s.size * 4) / 16) * 16, 0);
     return {
       name: k.name,

@@ -72,7 +72,11 @@ export type KStmt =
   | { readonly k: 'mmaFill'; readonly frag: string }
   | { readonly k: 'mmaLoad'; readonly frag: string; readonly arr: string; readonly offset: KExpr; readonly ld: number }
   | { readonly k: 'mma'; readonly d: string; readonly a: string; readonly b: string }
-  | { readonly k: 'mmaStore'; readonly frag: string; readonly arr: string; readonly offset: KExpr; readonly ld: number };
+  | { readonly k: 'mmaStore'; readonly frag: string; readonly arr: string; readonly offset: KExpr; readonly ld: number }
+  // scopy8 (warp kernels): the 8 f16 elements src..src+7 of an f16 buffer into the half shared array
+  // at index..index+7, or 8 zeros where `valid` is false (src and index multiples of 8). CUDA copies
+  // 16 bytes at once (cp.async on sm_80+, completed at the next barrier); elsewhere see scopy8Stmts.
+  | { readonly k: 'scopy8'; readonly arr: string; readonly index: KExpr; readonly buf: string; readonly src: KExpr; readonly valid: KExpr };
 
 export interface KBuffer {
   readonly name: string;
@@ -81,6 +85,8 @@ export interface KBuffer {
   readonly access: 'read' | 'read_write';
   /** Logical shape, for the manifest and for size checks at dispatch. */
   readonly shape: Shape;
+  /** A read_write buffer the kernel reads too: its result written in place over an input it reads last. */
+  readonly inPlace?: true;
 }
 
 export interface KShared {
@@ -153,8 +159,23 @@ export function kstmtExprs(s: KStmt): KExpr[] {
     case 'for': return [s.from, s.to];
     case 'if': return [s.cond];
     case 'mmaLoad': case 'mmaStore': return [s.offset];
+    case 'scopy8': return [s.index, s.src, s.valid];
     case 'barrier': case 'mmaFill': case 'mma': return [];
   }
+}
+
+/** A scopy8 as plain statements: if (valid) eight loads stored to shared, else eight zeros. */
+export function scopy8Stmts(s: Extract<KStmt, { k: 'scopy8' }>): KStmt[] {
+  const at = (e: KExpr, i: number): KExpr => (i === 0 ? e : { k: 'bin', t: 'i32', op: 'add', a: e, b: { k: 'lit', t: 'i32', v: i } });
+  const lanes = [0, 1, 2, 3, 4, 5, 6, 7];
+  return [
+    {
+      k: 'if',
+      cond: s.valid,
+      then: lanes.map((i): KStmt => ({ k: 'sstore', arr: s.arr, index: at(s.index, i), value: { k: 'load', t: 'f32', buf: s.buf, index: at(s.src, i) } })),
+      else: lanes.map((i): KStmt => ({ k: 'sstore', arr: s.arr, index: at(s.index, i), value: { k: 'lit', t: 'f32', v: 0 } })),
+    },
+  ];
 }
 
 /** The statements nested in `s` (loop and branch bodies). */
@@ -200,6 +221,7 @@ export function mapKStmts(body: readonly KStmt[], f: (e: KExpr) => KExpr): KStmt
       case 'for': return { ...s, from: m(s.from), to: m(s.to), body: mapKStmts(s.body, f) };
       case 'if': return { ...s, cond: m(s.cond), then: mapKStmts(s.then, f), else: mapKStmts(s.else, f) };
       case 'mmaLoad': case 'mmaStore': return { ...s, offset: m(s.offset) };
+      case 'scopy8': return { ...s, index: m(s.index), src: m(s.src), valid: m(s.valid) };
       case 'barrier': case 'mmaFill': case 'mma': return s;
     }
   });

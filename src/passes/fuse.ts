@@ -41,7 +41,7 @@ function hasReduction(e: IExpr): boolean {
 }
 
 /** A reduction `r` can be computed inside `root`'s row schedule. */
-function rowFusable(r: Node, root: Node): number | undefined {
+export function rowFusable(r: Node, root: Node): number | undefined {
   if (!isReduce(r.op) || root.op === 'matmul' || isReduce(root.op)) return undefined;
   const src = r.args[0]!;
   const rank = src.shape.length;

@@ -36,6 +36,17 @@ export function mmaApplies(group: FusedGroup): boolean {
 }
 
 const PAD = 8;
+
+/** A tile staged from a plain f16 operand by 8-half copies (see stageCopy). */
+interface TileCopy {
+  readonly buf: string;
+  /** The tile's first row and column in the operand matrix, and the matrix's rows and columns. */
+  readonly row0: LExpr;
+  readonly col0: LExpr;
+  readonly rows: LExpr;
+  readonly cols: LExpr;
+  readonly src: (row: LExpr, col: LExpr) => LExpr;
+}
 const i32 = (v: number): KExpr => ({ k: 'lit', t: 'i32', v });
 
 export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
@@ -79,36 +90,72 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   const fb = Array.from({ length: fn }, () => frag('b', 'fb'));
   for (const row of accs) for (const c of row) b.thread.stmts.push({ k: 'mmaFill', frag: c });
 
-  // Stage one K tile: element e of a rows x cols tile goes to arr[off + (e / cols) * ld + e % cols];
-  // the block's 32 W threads take consecutive elements (coalesced reads).
+  // The block's 32 W threads take consecutive items of a tile (coalesced reads): item e of `total`
+  // is done by lane e % 32 of warp (e / 32) % W, in ceil(total / 32 W) rounds.
   const kt = L.variable('mkt', 'i32', true);
-  const ktScope = new Scope(new Set(['mkt']));
-  const stage = (chain: readonly Scope[], arr: string, off: LExpr, rows: number, cols: number, ld: number, value: (row: LExpr, col: LExpr) => LExpr) => {
+  const ktScope = new Scope(['mkt']);
+  const acrossBlock = (chain: readonly Scope[], total: number, item: (e: LExpr, chain: readonly Scope[]) => KStmt) => {
     const cv = b.emitter.fresh('ml');
     const jv = b.emitter.fresh('mj');
-    const outer = new Scope(new Set([cv]));
-    const lanes = new Scope(new Set([jv]));
+    const outer = new Scope([cv]);
+    const lanes = new Scope([jv]);
     const e = L.add(L.mul(L.add(L.mul(L.variable(cv, 'i32', true), L.i32(W)), L.lid()), L.i32(32)), L.variable(jv, 'i32', true, 32));
-    const [row, col] = [L.div(e, L.i32(cols)), L.mod(e, L.i32(cols))];
-    const v = value(row, col);
-    const at = L.add(off, L.add(L.mul(row, L.i32(ld)), col));
-    b.emitter.countUses([v, at]);
     const laneChain = [...chain, outer, lanes];
-    const total = rows * cols;
     const guarded = total % (32 * W) !== 0;
-    const inner = guarded ? new Scope(new Set()) : lanes;
-    const innerChain = guarded ? [...laneChain, inner] : laneChain;
-    inner.stmts.push({ k: 'sstore', arr, index: b.emitter.emit(at, innerChain), value: b.emitter.emit(v, innerChain) });
+    const inner = guarded ? new Scope([]) : lanes;
+    inner.stmts.push(item(e, guarded ? [...laneChain, inner] : laneChain));
     if (guarded) lanes.stmts.push({ k: 'if', cond: b.emitter.emit(L.lt(e, L.i32(total)), laneChain), then: inner.stmts, else: [] });
     outer.stmts.push({ k: 'for', v: jv, from: i32(0), to: i32(32), step: 1, body: lanes.stmts, lanes: true });
     chain[chain.length - 1]!.stmts.push({ k: 'for', v: cv, from: i32(0), to: i32(Math.ceil(total / (32 * W))), step: 1, body: outer.stmts });
   };
+  // Element by element: element e of a rows x cols tile goes to arr[off + (e / cols) * ld + e % cols].
+  const stage = (chain: readonly Scope[], arr: string, off: LExpr, rows: number, cols: number, ld: number, value: (row: LExpr, col: LExpr) => LExpr) =>
+    acrossBlock(chain, rows * cols, (e, at) => {
+      const [row, col] = [L.div(e, L.i32(cols)), L.mod(e, L.i32(cols))];
+      const v = value(row, col);
+      const index = L.add(off, L.add(L.mul(row, L.i32(ld)), col));
+      b.emitter.countUses([v, index]);
+      return { k: 'sstore', arr, index: b.emitter.emit(index, at), value: b.emitter.emit(v, at) };
+    });
+  // Eight halves at a time (scopy8: 16-byte and, on sm_80+, asynchronous copies) from a plain f16
+  // operand whose rows are a multiple of 8 long: chunk e covers columns 8 (e % (cols / 8)) + 0..7 of
+  // tile row e / (cols / 8), all inside the matrix or all outside (zeros). `src` is the operand's
+  // element index at a matrix (row, col), both clamped into it so every address is valid.
+  const stageCopy = (chain: readonly Scope[], arr: string, off: LExpr, rows: number, cols: number, ld: number, copy: TileCopy) =>
+    acrossBlock(chain, (rows * cols) / 8, (e, at) => {
+      const per = cols / 8;
+      const [row, col] = [L.div(e, L.i32(per)), L.mul(L.mod(e, L.i32(per)), L.i32(8))];
+      const [gr, gc] = [L.add(copy.row0, row), L.add(copy.col0, col)];
+      const src = copy.src(L.min(gr, L.sub(copy.rows, L.i32(1))), L.min(gc, L.sub(copy.cols, L.i32(8))));
+      const valid = L.and(L.lt(gr, copy.rows), L.lt(gc, copy.cols));
+      const index = L.add(off, L.add(L.mul(row, L.i32(ld)), col));
+      b.emitter.countUses([src, valid, index]);
+      return { k: 'scopy8', arr, index: b.emitter.emit(index, at), buf: copy.buf, src: b.emitter.emit(src, at), valid: b.emitter.emit(valid, at) };
+    });
+  // Where an operand is a plain f16 buffer: the copy path under a uniform test of its row length
+  // (K for A, N for B) being a multiple of 8, the element path otherwise.
+  const bufOf = (x: typeof mm) => (group.reads.includes(x) && x.dtype === 'f16' ? names.readOf(x) : undefined);
+  const [bufA, bufB] = [bufOf(mm.args[0]!), bufOf(mm.args[1]!)];
+  const [Ke] = [lo.dim(K)];
+  const eight = (d: LExpr) => L.bin('eq', L.mod(d, L.i32(8)), L.i32(0));
+  const operand = (chain: readonly Scope[], arr: string, off: LExpr, rows: number, cols: number, ld: number, value: (row: LExpr, col: LExpr) => LExpr, copy: TileCopy | undefined, cond: LExpr) => {
+    if (!copy || (cond.k === 'lit' && cond.v === 0)) return stage(chain, arr, off, rows, cols, ld, value);
+    if (cond.k === 'lit') return stageCopy(chain, arr, off, rows, cols, ld, copy);
+    const [fast, slow] = [new Scope([]), new Scope([])];
+    stageCopy([...chain, fast], arr, off, rows, cols, ld, copy);
+    stage([...chain, slow], arr, off, rows, cols, ld, value);
+    chain[chain.length - 1]!.stmts.push({ k: 'if', cond: b.emitter.emit(cond, chain), then: fast.stmts, else: slow.stmts });
+  };
   const zero = L.lit('f32', 0);
+  const loadIndex = (x: LExpr): LExpr => (x.k === 'load' ? x.index : fail('E_INTERNAL', 'mma staging: a plain operand that is not a load'));
   // Both operand tiles of K tile `tile` (zero outside the matrices), at offsets offA and offB.
   const stageTiles = (chain: readonly Scope[], tile: LExpr, offA: LExpr, offB: LExpr) => {
     const { a, b: bAt } = tileOperands(b, mm, { gm, gn, batch }, BM, BN, bk, tile, zero);
-    stage(chain, sa, offA, BM, bk, lda, a);
-    stage(chain, sb, offB, bk, BN, ldb, bAt);
+    const k0 = L.mul(tile, L.i32(bk));
+    const copyA = bufA ? { buf: bufA, row0: L.mul(gm, L.i32(BM)), col0: k0, rows: Me, cols: Ke, src: (r: LExpr, c: LExpr) => loadIndex(lo.valueAt(mm.args[0]!, [...batch, r, c])) } : undefined;
+    const copyB = bufB ? { buf: bufB, row0: k0, col0: L.mul(gn, L.i32(BN)), rows: Ke, cols: Ne, src: (r: LExpr, c: LExpr) => loadIndex(lo.valueAt(mm.args[1]!, [...batch, r, c])) } : undefined;
+    operand(chain, sa, offA, BM, bk, lda, a, copyA, eight(Ke));
+    operand(chain, sb, offB, bk, BN, ldb, bAt, copyB, eight(Ne));
   };
   const tiles = lo.dim(dimCdiv(K, bk));
   // double-buffered (db) as in the tiled schedule: tile kt + 1 is staged into the other buffer

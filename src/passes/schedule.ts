@@ -136,9 +136,10 @@ export function finish(group: FusedGroup, names: BufferNames, b: Build, threads:
     const name = names.readOf(n);
     if (seen.has(name)) continue;
     seen.add(name);
-    buffers.push({ name, dtype: n.dtype, access: 'read', shape: n.shape });
+    // written in place (memory.ts): one read-write binding for the read and the result
+    buffers.push(name === b.out ? { name, dtype: n.dtype, access: 'read_write', shape: n.shape, inPlace: true } : { name, dtype: n.dtype, access: 'read', shape: n.shape });
   }
-  buffers.push({ name: b.out, dtype: group.root.dtype, access: 'read_write', shape: group.root.shape });
+  if (!seen.has(b.out)) buffers.push({ name: b.out, dtype: group.root.dtype, access: 'read_write', shape: group.root.shape });
   for (const x of group.extra ?? []) buffers.push({ name: names.writeOf(x), dtype: x.dtype, access: 'read_write', shape: x.shape });
   for (const d of dimSymbols(threads)) if (names.dims?.[d] === undefined) b.lower.uniforms.add(d);
   return {

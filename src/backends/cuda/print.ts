@@ -11,7 +11,7 @@
  * float->int with NaN -> 0 (PTX cvt.rzi.sat), integer division and modulo by zero give 0.
  */
 import type { DType } from '../../ir/dtype.js';
-import { forEachKExpr, type KBinary, type KExpr, type Kernel, type KStmt, type KType, type KUnary, type Scalar } from '../../ir/kernel.js';
+import { forEachKExpr, kstmtBodies, type KBinary, type KExpr, type Kernel, type KStmt, type KType, type KUnary, type Scalar } from '../../ir/kernel.js';
 import { fail } from '../../errors.js';
 
 export function cudaStorageType(d: DType): string {
@@ -75,6 +75,26 @@ __device__ __forceinline__ void tsr_st4(float* p, int i, float4 v) {
   if ((reinterpret_cast<unsigned long long>(q) & 15ull) == 0ull) { *reinterpret_cast<float4*>(q) = v; return; }
   q[0] = v.x; q[1] = v.y; q[2] = v.z; q[3] = v.w;
 }
+// eight halves from global to shared memory, or eight zeros where !valid (a scopy8): an asynchronous
+// 16-byte copy on sm_80+ (cp.async, completed by tsr_copy_wait before the next barrier), one 16-byte
+// load and store before, 2-byte copies from a source that is not 16-byte aligned (an offset view)
+__device__ __forceinline__ void tsr_copy16(__half* dst, const __half* src, bool valid) {
+  if ((reinterpret_cast<unsigned long long>(src) & 15ull) != 0ull) {
+    for (int i = 0; i < 8; i++) dst[i] = valid ? src[i] : __float2half_rn(0.0f);
+    return;
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\\n" :: "r"(s), "l"(src), "r"(valid ? 16 : 0) : "memory");
+#else
+  *reinterpret_cast<uint4*>(dst) = valid ? *reinterpret_cast<const uint4*>(src) : make_uint4(0u, 0u, 0u, 0u);
+#endif
+}
+__device__ __forceinline__ void tsr_copy_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_all;\\n" ::: "memory");
+#endif
+}
 __device__ __forceinline__ float4 tsr_add4(float4 a, float4 b) { return make_float4(a.x + b.x, a.y + b.y, a.z + b.z, a.w + b.w); }
 __device__ __forceinline__ float4 tsr_sub4(float4 a, float4 b) { return make_float4(a.x - b.x, a.y - b.y, a.z - b.z, a.w - b.w); }
 __device__ __forceinline__ float4 tsr_mul4(float4 a, float4 b) { return make_float4(a.x * b.x, a.y * b.y, a.z * b.z, a.w * b.w); }
@@ -111,7 +131,11 @@ function lit(e: Extract<KExpr, { k: 'lit' }>): string {
 }
 
 class Printer {
-  constructor(private readonly k: Kernel) {}
+  /** The kernel stages with scopy8 (its barriers first wait for asynchronous copies). */
+  private readonly copies: boolean;
+  constructor(private readonly k: Kernel) {
+    this.copies = hasStmt(k.body, 'scopy8');
+  }
 
   private bufType(name: string): DType {
     const b = this.k.buffers.find((x) => x.name === name);
@@ -268,7 +292,12 @@ class Printer {
           out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${this.half(s.arr) ? `__float2half_rn(${v})` : v};`);
           break;
         }
-        case 'barrier': out.push(`${ind}__syncthreads();`); break;
+        // (asynchronous copies land before the barrier that publishes them)
+        case 'barrier': out.push(this.copies ? `${ind}tsr_copy_wait(); __syncthreads();` : `${ind}__syncthreads();`); break;
+        case 'scopy8':
+          if (!this.half(s.arr) || this.bufType(s.buf) !== 'f16') fail('E_INTERNAL', `kernel ${this.k.name}: scopy8 needs a half shared array and an f16 buffer`);
+          out.push(`${ind}tsr_copy16(s_${s.arr} + (${this.expr(s.index)}), b_${s.buf} + (${this.expr(s.src)}), ${this.expr(s.valid)});`);
+          break;
         case 'mmaFill': out.push(`${ind}nvcuda::wmma::fill_fragment(f_${s.frag}, 0.0f);`); break;
         case 'mmaLoad': out.push(`${ind}nvcuda::wmma::load_matrix_sync(f_${s.frag}, s_${s.arr} + (${this.expr(s.offset)}), ${s.ld});`); break;
         case 'mma': out.push(`${ind}nvcuda::wmma::mma_sync(f_${s.d}, f_${s.a}, f_${s.b}, f_${s.d});`); break;
@@ -342,6 +371,10 @@ function usesTid(k: Kernel): boolean {
     if (e.k === 'tid') used = true;
   });
   return used;
+}
+
+function hasStmt(body: readonly KStmt[], kind: KStmt['k']): boolean {
+  return body.some((s) => s.k === kind || kstmtBodies(s).some((b) => hasStmt(b, kind)));
 }
 
 /** The kernel's CUDA entry point (without the prelude; see printCudaUnit). */

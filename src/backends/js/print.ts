@@ -4,7 +4,7 @@
  * results wrapped to 32 bits so the CPU agrees with GPU arithmetic.
  */
 import { fail, TesseraError } from '../../errors.js';
-import { forEachKExpr, kstmtBodies, type KExpr, type Kernel, type KStmt } from '../../ir/kernel.js';
+import { forEachKExpr, kstmtBodies, scopy8Stmts, type KExpr, type Kernel, type KStmt } from '../../ir/kernel.js';
 import type { Dim } from '../../ir/dims.js';
 
 /** Helpers every generated kernel can call (passed in as `H`). */
@@ -209,6 +209,7 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
         out.push(`${ind}${s.arr}[${expr(s.index)}] = ${v};`);
         break;
       }
+      case 'scopy8': stmts(scopy8Stmts(s), ind, out, k); break;
       case 'barrier': out.push(`${ind}yield;`); break;
       case 'mmaFill': out.push(`${ind}f_${s.frag}.fill(0);`); break;
       case 'mmaLoad': out.push(`${ind}H.mmaLd(f_${s.frag}, ${s.arr}, ${expr(s.offset)}, ${s.ld});`); break;

@@ -22,7 +22,7 @@
  * (WGSLCaps.packed4x8Dot, with a `requires` directive), else a helper with shifts.
  */
 import type { DType } from '../../ir/dtype.js';
-import { vec4Buffers, type KBinary, type KExpr, type KStmt, type KType, type KUnary, type Kernel, type Scalar } from '../../ir/kernel.js';
+import { scopy8Stmts, vec4Buffers, type KBinary, type KExpr, type KStmt, type KType, type KUnary, type Kernel, type Scalar } from '../../ir/kernel.js';
 import { fail } from '../../errors.js';
 
 export interface WGSLCaps {
@@ -604,6 +604,9 @@ class Printer {
         this.line(depth, `${this.sharedName(s.arr)}[${this.expr(s.index)}] = ${v};`);
         return;
       }
+      case 'scopy8':
+        for (const x of scopy8Stmts(s)) this.emitStmt(x, depth);
+        return;
       case 'mmaFill':
         this.line(depth, `${this.fragName(s.frag)} = array<f32, 256>();`);
         return;
