@@ -52,7 +52,7 @@ export interface OpSpec {
 }
 
 /** Bytes per element as the ideal (host) layout stores a dtype. */
-export const DTYPE_BYTES: Readonly<Record<DType, number>> = { f32: 4, f16: 2, i32: 4, u32: 4, bool: 1 };
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = { f32: 4, f16: 2, bf16: 2, i32: 4, u32: 4, bool: 1 };
 
 /** Bytes of every input and every output of `def` at `dims`, each counted once. */
 export function ioBytes(def: KernelDef, dims: Dims): number {

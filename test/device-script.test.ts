@@ -51,8 +51,8 @@ describe('bench/device/run.sh', () => {
     }
     expect(out).toMatch(/node v20\.\d+\.\d+ from node\.tar\.xz/);
     expect(out).toMatch(/Tests {2}1 passed \| \d+ skipped/);
-    expect(out).toContain('nvcc -c -arch=sm_90: 6 launchers and their kernels from 6 modules compiled');
-    for (const p of ['silu_chain', 'softmax', 'matmul', 'matmul_f16', 'matmul_f16_simt', 'rmsnorm_silu']) expect(out).toContain(`   ${p} on a fake torch: launch_${p}_`);
+    expect(out).toContain('nvcc -c -arch=sm_90: 7 launchers and their kernels from 7 modules compiled');
+    for (const p of ['silu_chain', 'softmax', 'matmul', 'matmul_f16', 'matmul_bf16', 'matmul_f16_simt', 'rmsnorm_silu']) expect(out).toContain(`   ${p} on a fake torch: launch_${p}_`);
     expect(out).toContain('TESSERA_CUDA_REQUIRED=1 TESSERA_SMOKE=1 TESSERA_FUZZ_COUNT=40 node node_modules/vitest/vitest.mjs run test/cuda.test.ts test/op-props.test.ts test/fuzz.test.ts');
     expect(out).toContain('python3 examples/torch/run_example.py --module .device/gen/rmsnorm_silu/rmsnorm_silu_torch.py');
     expect(out).toContain('python3 bench/device/bench_torch.py --gen .device/gen --out $OUT/device-results.json');

@@ -30,6 +30,8 @@ const programs = [
   D.kernel('mma_prologue_nt', { a, wt: D.tensor('f16', [N, K]) }, ({ a, wt }) => D.matmul(a.mul(0.5), wt.T)),
   // f32 activations cast to f16 on the way in (the staging rounds them as the reference's cast does)
   D.kernel('mma_cast_in', { x: D.tensor('f32', [M, K]), b }, ({ x, b }) => D.matmul(x.cast('f16'), b)),
+  // bfloat16 operands (sm_80+ tensor cores on CUDA), an f32 output
+  D.kernel('mma_bf16', { a: D.tensor('bf16', [M, K]), b: D.tensor('bf16', [K, N]) }, ({ a, b }) => D.matmul(a, b).cast('f32')),
   // batched, B permuted, an f32 output
   D.kernel('mma_batched', { q: D.tensor('f16', [2, M, K]), kk: D.tensor('f16', [2, N, K]) }, ({ q, kk }) => D.matmul(q, kk.permute(0, 2, 1)).cast('f32').mul(0.125)),
 ];
@@ -75,6 +77,10 @@ describe('tensor-core (mma) matmul schedule', () => {
     // f32 operands keep their schedule, even when mma is asked for
     expect(kinds(f32, { tensorCores: true })).toEqual(['matmul']);
     expect(kinds(f32, { params: { mma: 1 } })).toEqual(['matmul']);
+    // bf16 takes tensor cores where the target says they take bf16 (sm_80+)
+    const bf16 = programs.find((p) => p.name === 'mma_bf16')!;
+    expect(kinds(bf16, { tensorCores: true })).toEqual(['matmul']);
+    expect(kinds(bf16, { tensorCores: true, bf16TensorCores: true })).toEqual(['matmul_mma']);
     const k = compile(f16.program, { tensorCores: true }).kernels[0]!.kernel;
     expect(k.schedule.params).toMatchObject({ mma: 1, wm: 2, wn: 2, fm: 2, fn: 2, bk: 32, workgroupSize: 4 });
   });
@@ -122,15 +128,21 @@ describe('tensor-core (mma) matmul schedule', () => {
     expect(cu).not.toMatch(/[^;] __syncthreads\(\);/);
   });
 
-  it('compiles with nvcc for sm_75, sm_80 and sm_90 at every tested shape of the schedule', () => {
-    const kernels = programs.flatMap((def) => PARAMS.map((params, i) => {
+  it('compiles with nvcc for sm_75, sm_80 and sm_90 at every tested shape of the schedule (bf16: sm_80 and sm_90)', () => {
+    const kernels = (bf16: boolean) => programs.filter((def) => (def.name === 'mma_bf16') === bf16).flatMap((def) => PARAMS.map((params, i) => {
       const k = compile(def.program, { params }).kernels.find((c) => c.kernel.warp)!.kernel;
       return { ...k, name: `${k.name}_${i}` };
     }));
     // sm_75: the synchronous 16-byte copies; sm_80 and later: cp.async
-    const r = compileCuda(printCudaUnit(kernels), { archs: ['sm_75', 'sm_80', 'sm_90'], output: 'fatbin' });
+    const r = compileCuda(printCudaUnit(kernels(false)), { archs: ['sm_75', 'sm_80', 'sm_90'], output: 'fatbin' });
     expect(r.bytes.length).toBeGreaterThan(0);
-  }, 120_000);
+    const cu = printCudaUnit(kernels(true));
+    expect(cu).toMatch(/fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __nv_bfloat16, nvcuda::wmma::row_major>/);
+    expect(cu).toContain('__shared__ __align__(32) __nv_bfloat16');
+    expect(compileCuda(cu, { archs: ['sm_80', 'sm_90'], output: 'fatbin' }).bytes.length).toBeGreaterThan(0);
+    // below sm_80 the bf16 kernel says why it cannot compile
+    expect(() => compileCuda(cu, { archs: ['sm_75'], output: 'fatbin' })).toThrow(/bf16 tensor-core kernels need sm_80/);
+  }, 180_000);
 
   it('refuses parameters the hardware cannot take, naming them', () => {
     const bad = (params: Record<string, number>, text: RegExp) => {

@@ -149,6 +149,17 @@ const CASES: Case[] = [
     },
   },
   { name: 'f16_io', rank: [1, 2], values: 'small', tol: { rtol: 2e-3, atol: 2e-3 }, inputDtype: 'f16', build: (s) => D.kernel('f16_io', { x: D.tensor('f16', s) }, ({ x }) => D.silu(x)) },
+  // a cast to f16 inside a kernel rounds (as the reference's cast does), not only a store
+  { name: 'f16_cast', rank: [1, 3], values: 'large', tol: EXACT, build: (s) => D.kernel('f16_cast', { x: D.tensor('f32', s) }, ({ x }) => x.mul(2 ** -46).cast('f16').cast('f32').mul(2)) },
+  // bfloat16: storage rounds to nearest even on upload and store, compute stays f32
+  { name: 'bf16_io', rank: [1, 2], values: 'small', tol: { rtol: 1e-2, atol: 1e-2 }, inputDtype: 'bf16', build: (s) => D.kernel('bf16_io', { x: D.tensor('bf16', s) }, ({ x }) => D.silu(x)) },
+  { name: 'bf16_cast', rank: [1, 3], values: 'large', tol: EXACT, build: (s) => D.kernel('bf16_cast', { x: D.tensor('f32', s) }, ({ x }) => x.cast('bf16').cast('f32').mul(2)) },
+  { name: 'bf16_cast_special', rank: [1, 2], values: 'special', tol: EXACT, build: (s) => D.kernel('bf16_cast_special', { x: D.tensor('f32', s) }, ({ x }) => ({ y: x.cast('bf16'), z: x.mul(1e-3).cast('bf16').cast('f16') })) },
+  {
+    name: 'bf16_matmul', rank: [2, 2], values: 'small', tol: (d) => ({ rtol: 1e-2, atol: 1e-2 * d[d.length - 1]! }), inputDtype: 'bf16',
+    // bf16 x bf16 -> bf16 (f32 accumulation), and bf16 cast to f16 times f16
+    build: (s) => D.kernel('bf16_matmul', { a: D.tensor('bf16', s), b: D.tensor('bf16', [s[1]!, 9]), h: D.tensor('f16', [s[1]!, 9]) }, ({ a, b, h }) => ({ y: D.matmul(a, b), z: D.matmul(a.cast('f16'), h) })),
+  },
 ];
 
 let backends: NamedBackend[] = [];

@@ -73,7 +73,7 @@ beforeAll(async () => {
     expect(r.code, r.err).toBe(0);
     for (const { program } of await loadPrograms(join(ROOT, src))) {
       const manifest = JSON.parse(readFileSync(join(gen, program.name, 'manifest.json'), 'utf8')) as Manifest;
-      modules.push({ program: program.name, path: join(gen, program.name, `${program.name}_torch.py`), manifest, cp: compile(program, { tensorCores: true }) });
+      modules.push({ program: program.name, path: join(gen, program.name, `${program.name}_torch.py`), manifest, cp: compile(program, { tensorCores: true, bf16TensorCores: true }) }); // the default archs are sm_80+
     }
   }
   for (const m of modules) {
@@ -87,7 +87,7 @@ beforeAll(async () => {
 
 describe('tessera compile --target torch', () => {
   it('writes one module per program, deterministically', async () => {
-    expect(modules.map((m) => m.program).sort()).toEqual(['fixed_shape', 'matmul', 'matmul_f16', 'mixed', 'pass_through', 'rmsnorm_silu', 'row_softmax', 'silu_affine', 'silu_chain', 'softmax']);
+    expect(modules.map((m) => m.program).sort()).toEqual(['fixed_shape', 'matmul', 'matmul_bf16', 'matmul_f16', 'mixed', 'pass_through', 'rmsnorm_silu', 'row_softmax', 'silu_affine', 'silu_chain', 'softmax']);
     const again = join(tmp, 'again');
     expect((await cli('compile', join(ROOT, SOURCES[0]!), '--emit', 'torch', '--out', again)).code).toBe(0);
     for (const p of ['mixed', 'row_softmax', 'silu_affine']) {
@@ -159,7 +159,7 @@ describe('tessera compile --target torch', () => {
         );
         // Each buffer is checked for the torch dtype of its Tessera dtype.
         for (const b of k.bindings) {
-          const aten = { f32: 'at::kFloat', f16: 'at::kHalf', i32: 'at::kInt', u32: 'at::kInt', bool: 'at::kBool' }[b.dtype];
+          const aten = { f32: 'at::kFloat', f16: 'at::kHalf', bf16: 'at::kBFloat16', i32: 'at::kInt', u32: 'at::kInt', bool: 'at::kBool' }[b.dtype];
           expect(body).toMatch(new RegExp(`tsr_check\\(t_${b.buffer}, t_${buffers[0]}, ${aten}, `));
         }
       }
@@ -245,7 +245,7 @@ describe('tessera compile --target torch', () => {
       m.manifest.kernels.forEach((k, i) => {
         expect(j.launches[i]!.args).toEqual([...k.bindings.map(() => 'tensor'), ...m.manifest.dims.map(() => 'int')]);
       });
-      const torchDtype = { f32: 'torch.float32', f16: 'torch.float16', i32: 'torch.int32', u32: 'torch.int32', bool: 'torch.bool' };
+      const torchDtype = { f32: 'torch.float32', f16: 'torch.float16', bf16: 'torch.bfloat16', i32: 'torch.int32', u32: 'torch.int32', bool: 'torch.bool' };
       for (const o of m.manifest.outputs) {
         const node = m.cp.program.outputs.find((x) => x.name === o.name)!.node;
         expect(j.outputs[o.name], `${m.program}.${o.name}`).toEqual({ shape: node.shape.map((d) => evalDim(d, j.dims)), dtype: torchDtype[o.dtype] });

@@ -33,7 +33,7 @@ function kernel(p: Partial<Kernel> & Pick<Kernel, 'name' | 'buffers' | 'body' | 
   return { uniforms: [], workgroupSize: 64, shared: [], schedule: { kind: 'test', params: {} }, ...p };
 }
 
-const scalarOf = (d: DType): Scalar => (d === 'f16' ? 'f32' : d);
+const scalarOf = (d: DType): Scalar => (d === 'f16' || d === 'bf16' ? 'f32' : d);
 
 /** out[i] = f(in0[i], in1[i], ...) over n elements. */
 function mapKernel(name: string, ins: readonly DType[], out: DType, n: number, f: (xs: KExpr[]) => KExpr, wg = 64): Kernel {
@@ -51,7 +51,7 @@ function mapKernel(name: string, ins: readonly DType[], out: DType, n: number, f
 
 function host(d: DType, xs: readonly number[]): HostArray {
   switch (d) {
-    case 'f32': case 'f16': return Float32Array.from(xs);
+    case 'f32': case 'f16': case 'bf16': return Float32Array.from(xs);
     case 'i32': return Int32Array.from(xs);
     case 'u32': return Uint32Array.from(xs);
     case 'bool': return Uint8Array.from(xs);

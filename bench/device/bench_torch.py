@@ -80,6 +80,7 @@ def cases(torch, quick: bool):
         },
         mm_case('matmul', 'a @ b, f32 (no TF32), vs torch.matmul', torch.float32, (1e-4, 1e-3)),
         mm_case('matmul_f16', 'a @ b, f16 in and out (f32 accumulation), tensor cores (WMMA), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
+        mm_case('matmul_bf16', 'a @ b, bf16 in and out (f32 accumulation), tensor cores (WMMA, sm_80+), vs torch.matmul', torch.bfloat16, (3e-2, 3e-2)),
         mm_case('matmul_f16_simt', 'a @ b, f16, the SIMT schedule (--params mma=0), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
     ]
 

@@ -71,7 +71,7 @@ def fake(path: str, given: list[str]) -> None:
     for item in given:
         k, _, v = item.partition('=')
         d[k] = int(v)
-    dtypes = {'f32': torch.float32, 'f16': torch.float16, 'i32': torch.int32, 'u32': torch.uint32, 'bool': torch.bool}
+    dtypes = {'f32': torch.float32, 'f16': torch.float16, 'bf16': torch.bfloat16, 'i32': torch.int32, 'u32': torch.uint32, 'bool': torch.bool}
     inputs = {spec['name']: torch.zeros(*spec['size'](d), dtype=dtypes[spec['dtype']], device='cuda') for spec in mod.INPUTS}
     unbound = {name: d[name] for name, source, _ in mod.DIMS if source is None}
     fn = getattr(mod, mod.__all__[0])

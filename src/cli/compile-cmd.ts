@@ -24,6 +24,8 @@ export interface CompileFlags {
   readonly dumpAfter: readonly string[];
   /** Compile for tensor cores (f16 matmuls take the mma schedule by default; see CompileOptions.tensorCores). */
   readonly tensorCores?: boolean;
+  /** bf16 matmuls take the mma schedule too (sm_80+). */
+  readonly bf16TensorCores?: boolean;
 }
 
 /**
@@ -61,6 +63,7 @@ export function compileProgram(program: Program, flags: CompileFlags, io: CliIO)
   const cp = compile(program, {
     params: flags.params,
     ...(flags.tensorCores ? { tensorCores: true } : {}),
+    ...(flags.bf16TensorCores ? { bf16TensorCores: true } : {}),
     dumpAfter: flags.dumpAfter,
     printProgram,
     onDump: (stage, text) => io.out(`// ---- ${program.name} after ${stage} ----\n${text.trimEnd()}\n`),
@@ -182,7 +185,8 @@ export const compileCommand: Command = {
     // matmuls take the mma schedule; with wgsl or js among the targets they keep one that runs well
     // everywhere (--params mma=1 or mma=0 decides either way)
     const cudaOnly = targets.every((t) => t === 'cuda' || t === 'torch');
-    const flags = { ...compileFlags(args, 'compile'), tensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 70) };
+    // (bf16 matmuls when every arch is sm_80+, where tensor cores take bf16)
+    const flags = { ...compileFlags(args, 'compile'), tensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 70), bf16TensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 80) };
     const out = flag(args, 'out') ?? 'gen';
     const programs = await loadPrograms(file);
     for (const { program } of programs) {

@@ -160,7 +160,7 @@ const BASE_CONVENTIONS: Record<string, string> = {
   launch: 'Launch the kernels in the listed order, each after the previous one (one compute pass in order is enough). For each: workgroups = ceil(threads / workgroupSize); when that exceeds maxComputeWorkgroupsPerDimension, dispatch (x, y, 1) with y = ceil(workgroups / max) and x = ceil(workgroups / y), else (workgroups, 1, 1).',
   threadId: 'The WGSL computes its linear id as (workgroup_id.y * num_workgroups.x + workgroup_id.x) * workgroupSize + local_invocation_index and returns when it is >= threads, so the padding of a folded grid is harmless.',
   bindings: 'Bind group 0: the storage buffers at the listed binding indices, then the uniform struct Dims (one i32 per field, in order, padded to 16 bytes) at binding = number of storage buffers. A kernel without uniforms has no uniform binding.',
-  storage: 'WGSL printed without shader-f16: f16 tensors are stored as f32 words holding f16-rounded values (round the inputs to f16 before upload); bool tensors are u32 0/1; i32/u32/f32 are themselves. Buffers are dense row-major; allocate max(16, ceil(bytes / 16) * 16) bytes (a vectorized kernel may bind an f32 buffer as array<vec4<f32>>).',
+  storage: 'WGSL printed without shader-f16: f16 tensors are stored as f32 words holding f16-rounded values (round the inputs to f16 before upload), bf16 tensors likewise with bf16-rounded values; bool tensors are u32 0/1; i32/u32/f32 are themselves. Buffers are dense row-major; allocate max(16, ceil(bytes / 16) * 16) bytes (a vectorized kernel may bind an f32 buffer as array<vec4<f32>>).',
   js: 'A .js kernel is a standalone ES module: import { run, bindings } from it and call run(bufs, dims) with the typed arrays in binding order (Float32Array for f32 and f16, Int32Array, Uint32Array, Uint8Array for bool) and dims = { dim: value }; it imports nothing.',
 };
 
@@ -339,9 +339,9 @@ export function buildManifest(cp: CompiledProgram, targets: readonly Target[], w
   };
 }
 
-/** Bytes per element in CUDA storage (native: f16 2, bool 1). */
+/** Bytes per element in CUDA storage (native: f16 and bf16 2, bool 1). */
 export function cudaElementBytes(d: DType): number {
-  return d === 'f16' ? 2 : d === 'bool' ? 1 : 4;
+  return d === 'f16' || d === 'bf16' ? 2 : d === 'bool' ? 1 : 4;
 }
 
 /** The launch facts of one kernel as printed by src/backends/cuda/print.ts. */

@@ -88,7 +88,7 @@ export const runCommand: Command = {
     const parsed = compileFlags(args, 'run');
     const programs = await loadPrograms(args.positionals[0]!);
     const { rt, why } = await pickRuntime(choice);
-    const flags = { ...parsed, tensorCores: rt.info.features.includes('tensor-cores') };
+    const flags = { ...parsed, tensorCores: rt.info.features.includes('tensor-cores'), bf16TensorCores: rt.info.features.includes('tensor-cores-bf16') };
     let failed = 0;
     try {
       io.out(`backend: ${rt.info.kind} (${why})\n  ${rt.info.description}\n`);

@@ -24,8 +24,8 @@ import { cudaBlockSize, cudaStorageType } from '../backends/cuda/print.js';
 import { CUDA_MAX_GRID_X, CUDA_MAX_GRID_Y, type Manifest } from './manifest.js';
 
 /** PyTorch dtypes by Tessera dtype (u32 lives in int32 tensors: same bits). */
-export const TORCH_DTYPE: Readonly<Record<DType, string>> = { f32: 'torch.float32', f16: 'torch.float16', i32: 'torch.int32', u32: 'torch.int32', bool: 'torch.bool' };
-const ATEN_DTYPE: Readonly<Record<DType, string>> = { f32: 'at::kFloat', f16: 'at::kHalf', i32: 'at::kInt', u32: 'at::kInt', bool: 'at::kBool' };
+export const TORCH_DTYPE: Readonly<Record<DType, string>> = { f32: 'torch.float32', f16: 'torch.float16', bf16: 'torch.bfloat16', i32: 'torch.int32', u32: 'torch.int32', bool: 'torch.bool' };
+const ATEN_DTYPE: Readonly<Record<DType, string>> = { f32: 'at::kFloat', f16: 'at::kHalf', bf16: 'at::kBFloat16', i32: 'at::kInt', u32: 'at::kInt', bool: 'at::kBool' };
 
 /** nvcc flags the module passes to load_inline (PyTorch adds its own -std and arch flags). */
 export const TORCH_NVCC_FLAGS: readonly string[] = ['-O3', '-ftz=false', '-prec-div=true', '-prec-sqrt=true'];
@@ -272,7 +272,7 @@ Outputs:
 ${doc(outputDoc.join('\n'))}
 Dims: ${doc(dimDoc.join(', ') || 'none')}
 
-Dtypes: f32 -> torch.float32, f16 -> torch.float16, i32 -> torch.int32, bool -> torch.bool (one byte
+Dtypes: f32 -> torch.float32, f16 -> torch.float16, bf16 -> torch.bfloat16, i32 -> torch.int32, bool -> torch.bool (one byte
 0/1, as the kernels store it), u32 -> torch.int32 holding the same 32 bits (a u32 input may also be a
 torch.uint32 tensor, viewed as int32; view a u32 output with .view(torch.uint32) where PyTorch has it).
 
@@ -321,7 +321,7 @@ KERNELS = (
 ${kernelRows.join('\n')}
 )
 
-TORCH_DTYPES = {'f32': torch.float32, 'f16': torch.float16, 'i32': torch.int32, 'u32': torch.int32, 'bool': torch.bool}
+TORCH_DTYPES = {'f32': torch.float32, 'f16': torch.float16, 'bf16': torch.bfloat16, 'i32': torch.int32, 'u32': torch.int32, 'bool': torch.bool}
 _UINT32 = getattr(torch, 'uint32', None)
 _EXT = None
 

@@ -28,7 +28,7 @@ function randomArray(dtype: DType, n: number, next: () => number): HostArray {
   for (let i = 0; i < n; i++) {
     const r = next();
     switch (dtype) {
-      case 'f32': case 'f16': a[i] = r * 2 - 1; break;
+      case 'f32': case 'f16': case 'bf16': a[i] = r * 2 - 1; break;
       case 'i32': a[i] = Math.floor(r * 17) - 8; break;
       case 'u32': a[i] = Math.floor(r * 16); break;
       case 'bool': a[i] = r < 0.5 ? 1 : 0; break;
@@ -51,6 +51,7 @@ export function randomInputs(p: Program, dims: Readonly<Record<string, number>>,
 export function tolerance(dtype: DType): Tolerance {
   if (dtype === 'f32') return { rtol: 1e-4, atol: 1e-4 };
   if (dtype === 'f16') return { rtol: 1e-2, atol: 1e-2 };
+  if (dtype === 'bf16') return { rtol: 2e-2, atol: 2e-2 };
   return { rtol: 0, atol: 0 };
 }
 

@@ -11,7 +11,7 @@ import type { CompiledProgram } from '../passes/pipeline.js';
 import type { WGSLPrinter } from './backends.js';
 import { prettyJSON, type Manifest } from './manifest.js';
 
-const HOST_TYPE: Record<DType, string> = { f32: 'Float32Array', f16: 'Float32Array', i32: 'Int32Array', u32: 'Uint32Array', bool: 'Uint8Array' };
+const HOST_TYPE: Record<DType, string> = { f32: 'Float32Array', f16: 'Float32Array', bf16: 'Float32Array', i32: 'Int32Array', u32: 'Uint32Array', bool: 'Uint8Array' };
 
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -66,7 +66,7 @@ function tensorType(dtype: DType, rank: number): string {
  */
 const RUNTIME = `
 type HostArray = Float32Array | Int32Array | Uint32Array | Uint8Array;
-type DType = 'f32' | 'f16' | 'i32' | 'u32' | 'bool';
+type DType = 'f32' | 'f16' | 'bf16' | 'i32' | 'u32' | 'bool';
 
 interface HostTensor {
   readonly data: HostArray;
@@ -75,7 +75,7 @@ interface HostTensor {
 
 interface BufferPlan {
   readonly name: string;
-  /** Device bytes: elements times 4 (f16 is stored as f32 words, bool as u32). */
+  /** Device bytes: elements times 4 (f16 and bf16 are stored as f32 words, bool as u32). */
   readonly bytes: (d: Dims) => number;
 }
 
@@ -110,7 +110,7 @@ const USAGE_STORAGE = 0x0080;
 const MAP_READ = 0x0001;
 const STAGE_COMPUTE = 0x4;
 
-const HOST_ARRAY: Readonly<Record<DType, string>> = { f32: 'Float32Array', f16: 'Float32Array', i32: 'Int32Array', u32: 'Uint32Array', bool: 'Uint8Array' };
+const HOST_ARRAY: Readonly<Record<DType, string>> = { f32: 'Float32Array', f16: 'Float32Array', bf16: 'Float32Array', i32: 'Int32Array', u32: 'Uint32Array', bool: 'Uint8Array' };
 
 function fail(message: string): never {
   throw new Error(\`\${PROGRAM}: \${message}\`);
@@ -131,10 +131,20 @@ function f16round(x: number): number {
   return (x < 0 ? -r : r) * step;
 }
 
+/** x rounded to the nearest bfloat16 value (ties to even): bf16 tensors live in f32 words. */
+function bf16round(x: number): number {
+  const w = new Float32Array([x]);
+  const b = new Uint32Array(w.buffer);
+  if (Number.isNaN(x)) return x;
+  b[0] = ((b[0]! + 0x7fff + ((b[0]! >>> 16) & 1)) >>> 16) << 16;
+  return w[0]!;
+}
+
 function toDevice(dtype: DType, data: HostArray): Float32Array | Int32Array | Uint32Array {
   switch (dtype) {
     case 'f32': return Float32Array.from(data);
     case 'f16': return Float32Array.from(data, f16round);
+    case 'bf16': return Float32Array.from(data, bf16round);
     case 'i32': return Int32Array.from(data);
     case 'u32': return Uint32Array.from(data);
     case 'bool': return Uint32Array.from(data, (v) => (v !== 0 ? 1 : 0));
@@ -143,7 +153,7 @@ function toDevice(dtype: DType, data: HostArray): Float32Array | Int32Array | Ui
 
 function fromDevice(dtype: DType, raw: ArrayBuffer, n: number): HostArray {
   switch (dtype) {
-    case 'f32': case 'f16': return new Float32Array(raw, 0, n);
+    case 'f32': case 'f16': case 'bf16': return new Float32Array(raw, 0, n);
     case 'i32': return new Int32Array(raw, 0, n);
     case 'u32': return new Uint32Array(raw, 0, n);
     case 'bool': return Uint8Array.from(new Uint32Array(raw, 0, n), (v) => (v !== 0 ? 1 : 0));
@@ -348,7 +358,7 @@ export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, w
     kind: SK.Interface,
     name: `${P}Inputs`,
     isExported: true,
-    docs: [`Inputs of ${cp.name}: f32/f16 as Float32Array, i32 as Int32Array, u32 as Uint32Array, bool as Uint8Array (0/1), row-major.`],
+    docs: [`Inputs of ${cp.name}: f32/f16/bf16 as Float32Array, i32 as Int32Array, u32 as Uint32Array, bool as Uint8Array (0/1), row-major.`],
     properties: cp.program.inputs.map((p) => ({
       name: prop(p.name),
       isReadonly: true,

@@ -64,7 +64,7 @@ export function printKernel(k: Kernel): string {
     `  threads ${dimToString(k.threads)} / workgroup ${k.workgroupSize}${k.warp ? ' (warps)' : ''}`,
     ...k.buffers.map((b) => `  buffer ${b.name}: ${b.dtype}[${b.shape.map(dimToString).join(', ')}] ${b.access}`),
     ...(k.uniforms.length ? [`  uniforms ${k.uniforms.join(', ')}`] : []),
-    ...k.shared.map((s) => `  shared ${s.name}: ${s.half ? 'f16' : s.t}[${s.size}]`),
+    ...k.shared.map((s) => `  shared ${s.name}: ${s.half ?? s.t}[${s.size}]`),
     ...(k.fragments ?? []).map((f) => `  fragment ${f.name}: ${f.use} 16x16`),
     '{',
   ];

@@ -19,7 +19,10 @@ export type KType = Scalar | 'vec4f';
 
 export type KUnary =
   | 'neg' | 'abs' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'erf'
-  | 'floor' | 'ceil' | 'not' | 'isnan';
+  | 'floor' | 'ceil' | 'not' | 'isnan'
+  // an f32 rounded to the nearest f16 or bf16 value (ties to even), kept as f32: a cast to a 16-bit
+  // float inside a kernel, as storing and reloading it would give
+  | 'f16round' | 'bf16round';
 export type KBinary =
   | 'add' | 'sub' | 'mul' | 'div' | 'mod' | 'pow' | 'max' | 'min'
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'and' | 'or'
@@ -73,8 +76,8 @@ export type KStmt =
   | { readonly k: 'mmaLoad'; readonly frag: string; readonly arr: string; readonly offset: KExpr; readonly ld: number }
   | { readonly k: 'mma'; readonly d: string; readonly a: string; readonly b: string }
   | { readonly k: 'mmaStore'; readonly frag: string; readonly arr: string; readonly offset: KExpr; readonly ld: number }
-  // scopy8 (warp kernels): the 8 f16 elements src..src+7 of an f16 buffer into the half shared array
-  // at index..index+7, or 8 zeros where `valid` is false (src and index multiples of 8). CUDA copies
+  // scopy8 (warp kernels): the 8 elements src..src+7 of an f16 or bf16 buffer into a half shared
+  // array of that type at index..index+7, or 8 zeros where `valid` is false (src and index multiples of 8). CUDA copies
   // 16 bytes at once (cp.async on sm_80+, completed at the next barrier); elsewhere see scopy8Stmts.
   | { readonly k: 'scopy8'; readonly arr: string; readonly index: KExpr; readonly buf: string; readonly src: KExpr; readonly valid: KExpr };
 
@@ -93,8 +96,11 @@ export interface KShared {
   readonly name: string;
   readonly t: Scalar;
   readonly size: number;
-  /** f32 values stored as f16 (`__half` on CUDA; elsewhere f32 words rounded to half on store). */
-  readonly half?: true;
+  /**
+   * f32 values stored as 16-bit floats: f16 (`__half` on CUDA) or bf16 (`__nv_bfloat16`); elsewhere
+   * f32 words rounded to that type on store.
+   */
+  readonly half?: 'f16' | 'bf16';
 }
 
 /**
@@ -105,6 +111,8 @@ export interface KShared {
 export interface KFragment {
   readonly name: string;
   readonly use: 'a' | 'b' | 'acc';
+  /** The element type of an a or b tile (default f16; bf16 tensor cores need sm_80 on CUDA). */
+  readonly half?: 'f16' | 'bf16';
 }
 
 export interface Kernel {
@@ -245,7 +253,7 @@ export function vec4Buffers(body: readonly KStmt[]): Set<string> {
 
 export function scalarOf(d: DType): Scalar {
   switch (d) {
-    case 'f32': case 'f16': return 'f32';
+    case 'f32': case 'f16': case 'bf16': return 'f32';
     case 'i32': return 'i32';
     case 'u32': return 'u32';
     case 'bool': return 'bool';

@@ -8,6 +8,7 @@
  */
 import { fail } from '../errors.js';
 import { shapeEq } from '../ir/dims.js';
+import { isFloat } from '../ir/dtype.js';
 import { nodeSite } from '../ir/sites.js';
 import { topoOrder, useCounts, type Node, type Program } from '../ir/graph.js';
 import type { IExpr } from '../ir/index-expr.js';
@@ -107,7 +108,7 @@ const opCost = (n: Node) => (EXPENSIVE.has(n.op) ? 4 : isElementwise(n.op) ? 1 :
  * dense copy of the weights.
  */
 function computeCost(e: IExpr): number {
-  const own = e.k === 'un' && EXPENSIVE.has(e.op) ? 4 : e.k === 'bin' && EXPENSIVE.has(e.op) && !(e.b.k === 'num' && e.b.dtype !== 'f32' && e.b.dtype !== 'f16') ? 4 : e.k === 'idx' || e.k === 'rvar' || e.k === 'num' || e.k === 'dim' ? 0 : 1;
+  const own = e.k === 'un' && EXPENSIVE.has(e.op) ? 4 : e.k === 'bin' && EXPENSIVE.has(e.op) && !(e.b.k === 'num' && !isFloat(e.b.dtype)) ? 4 : e.k === 'idx' || e.k === 'rvar' || e.k === 'num' || e.k === 'dim' ? 0 : 1;
   return own + iexprChildren(e).reduce((s, c) => s + computeCost(c), 0);
 }
 /** Most an operand's inlined producers may cost per element: each is recomputed once per output tile. */

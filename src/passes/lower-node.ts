@@ -6,6 +6,7 @@
  */
 import { fail } from '../errors.js';
 import { dimProduct, type Dim, type Shape } from '../ir/dims.js';
+import type { DType } from '../ir/dtype.js';
 import type { Node } from '../ir/graph.js';
 import type { IExpr } from '../ir/index-expr.js';
 import { scalarOf, type KBinary, type KUnary } from '../ir/kernel.js';
@@ -20,6 +21,16 @@ export interface LowerContext {
   override?(node: Node, idx: readonly LExpr[]): LExpr | undefined;
   /** Dims fixed at compile time (a specialized program): lowered as constants, not uniforms. */
   readonly dims?: Readonly<Record<string, number>>;
+}
+
+/**
+ * A value cast to `to`: a cast to a 16-bit float rounds to it (an f32 holding the rounded value),
+ * as the reference's cast and a store and reload would; from the same type it is already rounded.
+ */
+function castTo(to: DType, from: DType | undefined, v: LExpr): LExpr {
+  const c = L.cast(scalarOf(to), v);
+  if ((to !== 'f16' && to !== 'bf16') || from === to) return c;
+  return L.un(to === 'f16' ? 'f16round' : 'bf16round', c);
 }
 
 export class NodeLowering {
@@ -107,7 +118,7 @@ export class NodeLowering {
       case 'const':
         return L.lit(t, Number(node.attrs.value));
       case 'cast':
-        return L.cast(t, arg(0));
+        return castTo(node.dtype, node.args[0]!.dtype, arg(0));
       case 'where':
         return L.select(arg(0), arg(1), arg(2));
       case 'reshape':
@@ -233,7 +244,7 @@ export class NodeLowering {
       case 'bin': return binaryValue(e.op, rec(e.a), rec(e.b));
       case 'where': return L.select(rec(e.c), rec(e.a), rec(e.b));
       case 'cast': {
-        return L.cast(scalarOf(e.dtype), rec(e.a));
+        return castTo(e.dtype, undefined, rec(e.a));
       }
       case 'red': return L.red(e.fn, `c${node.id}_${e.name}`, this.dim(e.extent), rec(e.body));
     }

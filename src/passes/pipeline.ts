@@ -48,6 +48,8 @@ export interface CompileOptions {
    * slow emulation; `tessera compile` turns it on when every target is CUDA or PyTorch.
    */
   readonly tensorCores?: boolean;
+  /** With `tensorCores`: bf16 x bf16 matmuls default to the mma schedule too (CUDA sm_80+). */
+  readonly bf16TensorCores?: boolean;
   /** Storage buffers one kernel may bind; wider groups are split (default 8, WebGPU's minimum). */
   readonly maxStorageBuffers?: number;
   /** Called with a text dump after each stage whose name it asks for. */
@@ -123,7 +125,8 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   const used = new Map<string, number>();
   const kernels = groups.map((group, i) => {
     const chosen = { ...opts.params, ...opts.groupParams?.(group, i) };
-    const mma = chosen.mma !== undefined ? chosen.mma !== 0 : opts.tensorCores === true;
+    const bf16 = (group.contraction ?? group.root).args[0]?.dtype === 'bf16';
+    const mma = chosen.mma !== undefined ? chosen.mma !== 0 : opts.tensorCores === true && (!bf16 || opts.bf16TensorCores === true);
     const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group, mma), ...chosen };
     // the default vec4 path needs tn % 4 == 0: a tile chosen without saying `vec` stays scalar
     if (chosen.vec === undefined && gp.tn % 4 !== 0) gp.vec = 0;

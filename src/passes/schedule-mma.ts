@@ -15,6 +15,7 @@
  * bytes), the usual cure for shared-memory bank conflicts of tensor-core tile loads.
  */
 import { fail } from '../errors.js';
+import { isFloat, isHalf } from '../ir/dtype.js';
 import { dimCdiv, dimMul, dimProduct } from '../ir/dims.js';
 import type { KExpr, KFragment, Kernel, KStmt } from '../ir/kernel.js';
 import { scalarOf } from '../ir/kernel.js';
@@ -27,12 +28,12 @@ import { blockOf, finish, matmulDims, stageKTiles, startMatmul, tileOperands, ty
 /** Warps per block and tiles per warp when a caller asks for mma without saying: a 64 x 64 block of four warps, K tiles of 32. */
 export const MMA_DEFAULTS = { wm: 2, wn: 2, fm: 2, fn: 2, bk: 32 } as const;
 
-/** Can the group's matmul run on tensor cores: both operands f16 (any view or prologue), a float output, one output? */
+/** Can the group's matmul run on tensor cores: both operands f16 or both bf16 (any view or prologue), a float output, one output? */
 export function mmaApplies(group: FusedGroup): boolean {
   if (group.kind !== 'matmul') return false;
   const mm = group.contraction ?? group.root;
   const [A, B] = mm.args;
-  return A?.dtype === 'f16' && B?.dtype === 'f16' && (group.root.dtype === 'f16' || group.root.dtype === 'f32') && !(group.extra ?? []).length;
+  return A !== undefined && isHalf(A.dtype) && B?.dtype === A.dtype && isFloat(group.root.dtype) && !(group.extra ?? []).length;
 }
 
 const PAD = 8;
@@ -50,7 +51,7 @@ interface TileCopy {
 const i32 = (v: number): KExpr => ({ k: 'lit', t: 'i32', v });
 
 export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
-  if (!mmaApplies(group)) fail('E_INTERNAL', `the mma schedule got a matmul of ${group.root.dtype} that is not f16 x f16`);
+  if (!mmaApplies(group)) fail('E_INTERNAL', `the mma schedule got a matmul of ${group.root.dtype} that is not f16 x f16 or bf16 x bf16`);
   const wm = params.wm;
   const wn = params.wn;
   const fm = params.fm ?? MMA_DEFAULTS.fm;
@@ -77,12 +78,13 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   const sizeA = BM * lda;
   const sizeB = bk * ldb;
   const bufs = db ? 2 : 1;
-  b.shared.push({ name: sa, t: 'f32', size: bufs * sizeA, half: true }, { name: sb, t: 'f32', size: bufs * sizeB, half: true }, { name: stg, t: 'f32', size: W * 256 });
+  const half = mm.args[0]!.dtype === 'bf16' ? 'bf16' : 'f16';
+  b.shared.push({ name: sa, t: 'f32', size: bufs * sizeA, half }, { name: sb, t: 'f32', size: bufs * sizeB, half }, { name: stg, t: 'f32', size: W * 256 });
 
   const fragments: KFragment[] = [];
   const frag = (use: KFragment['use'], prefix: string) => {
     const name = b.emitter.fresh(prefix);
-    fragments.push({ name, use });
+    fragments.push(use === 'acc' || half === 'f16' ? { name, use } : { name, use, half });
     return name;
   };
   const accs = Array.from({ length: fm }, () => Array.from({ length: fn }, () => frag('acc', 'fc')));
@@ -134,7 +136,7 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
     });
   // Where an operand is a plain f16 buffer: the copy path under a uniform test of its row length
   // (K for A, N for B) being a multiple of 8, the element path otherwise.
-  const bufOf = (x: typeof mm) => (group.reads.includes(x) && x.dtype === 'f16' ? names.readOf(x) : undefined);
+  const bufOf = (x: typeof mm) => (group.reads.includes(x) && x.dtype === half ? names.readOf(x) : undefined);
   const [bufA, bufB] = [bufOf(mm.args[0]!), bufOf(mm.args[1]!)];
   const [Ke] = [lo.dim(K)];
   const eight = (d: LExpr) => L.bin('eq', L.mod(d, L.i32(8)), L.i32(0));

@@ -3,6 +3,7 @@
  * constant folding of scalar constants. CSE is free (nodes are interned) and DCE is implicit
  * (a program is what its outputs reach).
  */
+import { isFloat } from '../ir/dtype.js';
 import { shapeEq } from '../ir/dims.js';
 import { intern, topoOrder, type Node, type Program } from '../ir/graph.js';
 import { isBinary, isUnary } from '../ir/ops.js';
@@ -14,7 +15,7 @@ const constValue = (n: Node): number | undefined => {
   while (x.op === 'expand' || x.op === 'reshape') x = x.args[0]!;
   return x.op === 'const' ? Number(x.attrs.value) : undefined;
 };
-const isFloatNode = (n: Node) => n.dtype === 'f32' || n.dtype === 'f16';
+const isFloatNode = (n: Node) => isFloat(n.dtype);
 
 /** Reshape/expand a scalar const to `shape` (the DSL's broadcast of a const). */
 function constLike(value: number, like: Node): Node {

@@ -11,7 +11,7 @@
  *   NaN); an empty range gives the identity (0, -Inf/+Inf, or the integer type's min/max).
  * - The body's value is converted to the node dtype as by cast.
  */
-import type { DType } from '../ir/dtype.js';
+import { isFloat, type DType } from '../ir/dtype.js';
 import { evalDim, type DimBindings } from '../ir/dims.js';
 import type { IExpr } from '../ir/index-expr.js';
 import { fail } from '../errors.js';
@@ -70,7 +70,7 @@ export function refCompute(
         if (v === undefined) fail('E_VERIFY', `compute reads reduction variable '${e.name}' outside its reduction`);
         return v;
       }
-      case 'num': return e.dtype === 'f32' || e.dtype === 'f16' ? e.v : roundTo(e.dtype, e.v);
+      case 'num': return isFloat(e.dtype) ? e.v : roundTo(e.dtype, e.v);
       case 'dim': return roundTo('i32', evalDim(e.d, dims));
       case 'at': {
         const a = arg(e.arg);

@@ -1,5 +1,5 @@
 /** Reference elementwise ops: const, unary, binary, where, cast. Operands have equal shapes. */
-import type { DType } from '../ir/dtype.js';
+import { isFloat, type DType } from '../ir/dtype.js';
 import type { BinaryOp, UnaryOp } from '../ir/ops.js';
 import { fail } from '../errors.js';
 import { binaryScalar, binaryType, castScalar, operandType, unaryScalar, unaryType } from './scalar.js';
@@ -12,7 +12,7 @@ function requireSameShape(op: string, a: RefTensor, b: RefTensor): void {
 /** A scalar (shape []) of `dtype`; integer and bool values are rounded, float values kept. */
 export function refConst(value: number, dtype: DType): RefTensor {
   const t = zeros(dtype, []);
-  t.data[0] = dtype === 'f32' || dtype === 'f16' ? value : roundTo(dtype, value);
+  t.data[0] = isFloat(dtype) ? value : roundTo(dtype, value);
   return t;
 }
 

@@ -5,9 +5,9 @@
  *
  * Numerics
  * - Every value is a float64. After each op, integer and bool results are rounded to their dtype
- *   (`roundTo`: i32/u32 truncate and wrap modulo 2^32, bool is x != 0); f32 and f16 results are kept
+ *   (`roundTo`: i32/u32 truncate and wrap modulo 2^32, bool is x != 0); f32, f16 and bf16 results are kept
  *   in float64 (compare with a tolerance). Tensors made with `refTensor`/`refFromHost` hold values
- *   as stored in their dtype (f32 via Math.fround, f16 rounded to half).
+ *   as stored in their dtype (f32 via Math.fround, f16 rounded to half, bf16 to bfloat16).
  * - Binary operands of different dtypes are converted to their promoted dtype first (`promote`).
  *
  * Ops
@@ -23,8 +23,8 @@
  *   shr arithmetic on i32 and logical on u32. dot4i8(a: u32, b: u32) -> i32 is the sum of the products
  *   of the four signed int8 lanes (lane i = bits 8i..8i+7, two's complement).
  * - cast: float -> int truncates toward zero and clamps to the target range, NaN -> 0; int -> int
- *   wraps modulo 2^32; anything -> bool is x != 0 (NaN -> 1); bool -> number is 0/1; -> f16 rounds
- *   to half; int -> f32 rounds to the nearest f32 (as a device does); float -> f32 keeps the value.
+ *   wraps modulo 2^32; anything -> bool is x != 0 (NaN -> 1); bool -> number is 0/1; -> f16 and -> bf16 round
+ *   to their type; int -> f32 rounds to the nearest f32 (as a device does); float -> f32 keeps the value.
  * - where(c, a, b) = c != 0 ? a : b.
  * - sum mean max min over `axes` with keepdims (mean of ints truncates); argmax/argmin over one
  *   axis, i32, first index on ties, a NaN counts as the extreme and the first NaN wins.

@@ -4,11 +4,11 @@
  * `roundTo` when the result dtype is an integer or bool (floats stay float64). The rules are listed
  * in src/ref/index.ts.
  */
-import { isInt, promote, type DType } from '../ir/dtype.js';
+import { isFloat, isInt, promote, type DType } from '../ir/dtype.js';
 import type { BinaryOp, UnaryOp } from '../ir/ops.js';
 import { roundTo } from './tensor.js';
 
-const isFloatType = (t: DType): boolean => t === 'f32' || t === 'f16';
+const isFloatType = (t: DType): boolean => isFloat(t);
 
 /** Rounds integer and bool results; floats pass through unrounded. */
 function store(t: DType, x: number): number {
@@ -151,7 +151,7 @@ export function binaryScalar(op: BinaryOp, a: number, b: number, t: DType): numb
 /** `x` of dtype `from` converted to dtype `to`. */
 export function castScalar(x: number, from: DType, to: DType): number {
   if (to === 'bool') return x !== 0 ? 1 : 0; // NaN != 0, so NaN -> true
-  if (to === 'f16') return roundTo('f16', x);
+  if (to === 'f16' || to === 'bf16') return roundTo(to, x);
   if (to === 'f32') return isFloatType(from) ? x : Math.fround(x); // ints above 2^24 round as on a device
   // to i32 / u32
   if (isFloatType(from)) {
@@ -168,7 +168,7 @@ export function reduceIdentity(fn: 'sum' | 'max' | 'min', t: DType): number {
   if (fn === 'sum') return 0;
   const max = fn === 'max';
   switch (t) {
-    case 'f32': case 'f16': return max ? -Infinity : Infinity;
+    case 'f32': case 'f16': case 'bf16': return max ? -Infinity : Infinity;
     case 'i32': return max ? -(2 ** 31) : 2 ** 31 - 1;
     case 'u32': return max ? 0 : 2 ** 32 - 1;
     case 'bool': return max ? 0 : 1;

@@ -3,7 +3,8 @@
  * rounded (see `roundTo`), not how they are stored, so the reference ops can compute in float64 and
  * only round where the op semantics require it (integers and bools; see src/ref/index.ts).
  */
-import type { DType } from '../ir/dtype.js';
+import { isFloat, type DType } from '../ir/dtype.js';
+import { bf16Round } from '../runtime/f16.js';
 import { numel } from '../ir/dims.js';
 import { fail } from '../errors.js';
 import type { HostArray } from '../runtime/backend.js';
@@ -49,13 +50,14 @@ export function roundF16(x: number): number {
 
 /**
  * The value `x` takes when stored as `dtype`: f32 rounds with Math.fround, f16 to the nearest half
- * (ties to even, overflow to ±Infinity), i32 and u32 truncate toward zero and wrap modulo 2^32
+ * (ties to even, overflow to ±Infinity), bf16 to the nearest bfloat16 (ties to even), i32 and u32 truncate toward zero and wrap modulo 2^32
  * (NaN and ±Infinity give 0), bool is 1 when x != 0 (NaN included) and 0 otherwise.
  */
 export function roundTo(dtype: DType, x: number): number {
   switch (dtype) {
     case 'f32': return Math.fround(x);
     case 'f16': return roundF16(x);
+    case 'bf16': return bf16Round(x);
     case 'i32': return x | 0;
     case 'u32': return x >>> 0;
     case 'bool': return x !== 0 ? 1 : 0;
@@ -64,7 +66,7 @@ export function roundTo(dtype: DType, x: number): number {
 
 /** Rounds integer and bool values in place (floats stay float64); returns `t`. */
 export function roundIntegers(t: RefTensor): RefTensor {
-  if (t.dtype === 'f32' || t.dtype === 'f16') return t;
+  if (isFloat(t.dtype)) return t;
   for (let i = 0; i < t.data.length; i++) t.data[i] = roundTo(t.dtype, t.data[i]!);
   return t;
 }
@@ -92,17 +94,17 @@ export function refTensor(dtype: DType, shape: readonly number[], values: ArrayL
   return t;
 }
 
-/** A tensor from host data as a backend would receive it (f16 host values are rounded to half). */
+/** A tensor from host data as a backend would receive it (f16 and bf16 host values are rounded). */
 export function refFromHost(dtype: DType, shape: readonly number[], host: HostArray): RefTensor {
   return refTensor(dtype, shape, host);
 }
 
-/** The host array a backend would return for `t` (f32/f16 as Float32Array, bool as Uint8Array). */
+/** The host array a backend would return for `t` (f32/f16/bf16 as Float32Array, bool as Uint8Array). */
 export function refToHost(t: RefTensor): HostArray {
   const n = t.data.length;
   let out: HostArray;
   switch (t.dtype) {
-    case 'f32': case 'f16': out = new Float32Array(n); break;
+    case 'f32': case 'f16': case 'bf16': out = new Float32Array(n); break;
     case 'i32': out = new Int32Array(n); break;
     case 'u32': out = new Uint32Array(n); break;
     case 'bool': out = new Uint8Array(n); break;

@@ -1,7 +1,7 @@
 /**
  * The contract every backend runtime (JS, WebGPU, CUDA) implements, so program execution,
  * tests and benchmarks are written once. Host data is always the logical values:
- * f32 and f16 as Float32Array (f16 is converted on upload/download), i32 as Int32Array,
+ * f32, f16 and bf16 as Float32Array (f16 and bf16 are converted on upload/download), i32 as Int32Array,
  * u32 as Uint32Array, bool as Uint8Array of 0/1.
  */
 import type { DType } from '../ir/dtype.js';
@@ -11,7 +11,7 @@ export type HostArray = Float32Array | Int32Array | Uint32Array | Uint8Array;
 
 export function hostArrayFor(dtype: DType, length: number): HostArray {
   switch (dtype) {
-    case 'f32': case 'f16': return new Float32Array(length);
+    case 'f32': case 'f16': case 'bf16': return new Float32Array(length);
     case 'i32': return new Int32Array(length);
     case 'u32': return new Uint32Array(length);
     case 'bool': return new Uint8Array(length);
@@ -21,7 +21,7 @@ export function hostArrayFor(dtype: DType, length: number): HostArray {
 /** The host array type that carries a dtype's values (for messages). */
 export function hostTypeName(d: DType): string {
   switch (d) {
-    case 'f32': case 'f16': return 'Float32Array';
+    case 'f32': case 'f16': case 'bf16': return 'Float32Array';
     case 'i32': return 'Int32Array';
     case 'u32': return 'Uint32Array';
     case 'bool': return 'Uint8Array';
@@ -31,7 +31,7 @@ export function hostTypeName(d: DType): string {
 /** Whether `data` is the host array type for `d`. */
 export function hostMatches(d: DType, data: HostArray): boolean {
   switch (d) {
-    case 'f32': case 'f16': return data instanceof Float32Array;
+    case 'f32': case 'f16': case 'bf16': return data instanceof Float32Array;
     case 'i32': return data instanceof Int32Array;
     case 'u32': return data instanceof Uint32Array;
     case 'bool': return data instanceof Uint8Array;

@@ -1,4 +1,4 @@
-/** IEEE half precision conversions (round to nearest even), for uploads and the CPU backend. */
+/** IEEE half and bfloat16 conversions (round to nearest even), for uploads and the CPU backend. */
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -39,4 +39,21 @@ export function f16BitsToF32(h: number): number {
 
 export function f16Round(x: number): number {
   return f16BitsToF32(f32ToF16Bits(x));
+}
+
+/** bfloat16 bits of x: the top half of its f32 bits, rounded to nearest even; NaN stays a quiet NaN. */
+export function f32ToBf16Bits(x: number): number {
+  f32[0] = x;
+  const b = u32[0]!;
+  if ((b & 0x7fffffff) > 0x7f800000) return ((b >>> 16) | 0x40) & 0xffff;
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+export function bf16BitsToF32(h: number): number {
+  u32[0] = (h & 0xffff) << 16;
+  return f32[0]!;
+}
+
+export function bf16Round(x: number): number {
+  return bf16BitsToF32(f32ToBf16Bits(x));
 }

@@ -17,12 +17,18 @@ export interface DeviceCaps {
   readonly subgroupSize?: number;
   /** Tensor cores (a CUDA device of compute capability 7.0 or newer): f16 matmuls may take the mma schedule. */
   readonly tensorCores?: boolean;
+  /** Tensor cores that take bf16 (compute capability 8.0 or newer). */
+  readonly bf16TensorCores?: boolean;
 }
 
 /** The caps a runtime reports (subgroup sizes live in its limits; tensor cores are the feature 'tensor-cores'). */
 export function deviceCaps(info: { features: readonly string[]; limits: Readonly<Record<string, number>> }): DeviceCaps {
   const sg = info.limits['subgroupMinSize'];
-  return { ...(info.features.includes('subgroups') && sg ? { subgroupSize: Math.min(sg, 256) } : {}), ...(info.features.includes('tensor-cores') ? { tensorCores: true } : {}) };
+  return {
+    ...(info.features.includes('subgroups') && sg ? { subgroupSize: Math.min(sg, 256) } : {}),
+    ...(info.features.includes('tensor-cores') ? { tensorCores: true } : {}),
+    ...(info.features.includes('tensor-cores-bf16') ? { bf16TensorCores: true } : {}),
+  };
 }
 
 /**
@@ -115,7 +121,8 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       const all = [...registerBlocked, ...vectorized, ...tiled, ...(rowsKnown === undefined || rowsKnown <= 64 ? splitK : []), ...unrolled];
       // with tensor cores, f16 x f16 matmuls also try the mma schedule (the others say mma 0, since
       // tensor cores make it their default)
-      return caps.tensorCores && mmaApplies(group) ? [...MMA_CANDIDATES, ...all.map((c) => ({ ...c, mma: 0 }))] : all;
+      const bf16 = (group.contraction ?? group.root).args[0]?.dtype === 'bf16';
+      return caps.tensorCores && mmaApplies(group) && (!bf16 || caps.bf16TensorCores) ? [...MMA_CANDIDATES, ...all.map((c) => ({ ...c, mma: 0 }))] : all;
     }
   }
 }

@@ -55,10 +55,10 @@ function deviceKey(rt: BackendRuntime): string {
 
 /**
  * Where a candidate's output differs from the default schedule's beyond reassociation: 1e-4 relative
- * for f32, two f16 ulps for f16 (a sum in another order may round to the neighbouring half).
+ * for f32, two ulps for f16 and bf16 (a sum in another order may round to the neighbouring value).
  */
 function close(a: HostArray, b: HostArray, dtype: string): string | undefined {
-  const [rtol, atol] = dtype === 'f16' ? [2e-3, 1e-4] : [1e-4, 1e-5];
+  const [rtol, atol] = dtype === 'f16' ? [2e-3, 1e-4] : dtype === 'bf16' ? [1.6e-2, 1e-4] : [1e-4, 1e-5];
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!;
     const y = b[i]!;
@@ -83,8 +83,8 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
   const dir = opts.cacheDir ?? cacheDir();
   const specialize = opts.specialize ? bindDims(compile(program), inputs) : undefined;
   // a device with tensor cores compiles f16 matmuls to the mma schedule by default, as compileTuned does
-  const tensorCores = deviceCaps(rt.info).tensorCores === true;
-  const copts = { ...(specialize ? { specialize } : {}), ...(tensorCores ? { tensorCores } : {}) };
+  const caps = deviceCaps(rt.info);
+  const copts = { ...(specialize ? { specialize } : {}), ...(caps.tensorCores ? { tensorCores: true } : {}), ...(caps.bf16TensorCores ? { bf16TensorCores: true } : {}) };
   const base = compile(program, copts);
   const prep = prepare(base, rt, inputs);
   const results: KernelTuning[] = [];
@@ -155,7 +155,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
  */
 export function compileTuned(program: Program, device: BackendRuntime | string, opts: CompileOptions & { dims?: Readonly<Record<string, number>>; cacheDir?: string } = {}): CompiledProgram {
   const dev = typeof device === 'string' ? device : deviceKey(device);
-  if (typeof device !== 'string' && opts.tensorCores === undefined && deviceCaps(device.info).tensorCores) opts = { ...opts, tensorCores: true };
+  if (typeof device !== 'string' && opts.tensorCores === undefined && deviceCaps(device.info).tensorCores) opts = { ...opts, tensorCores: true, ...(deviceCaps(device.info).bf16TensorCores ? { bf16TensorCores: true } : {}) };
   const base = compile(program, opts);
   const chosen = base.kernels.map((ck) => {
     const rec = readRecord(tuneKey(printKernel(ck.kernel), dev, COMPILER_VERSION), opts.cacheDir ?? cacheDir());

@@ -57,6 +57,13 @@ async function main(): Promise<void> {
   const hd = Array.from(await rt.download(h));
   assert.deepEqual(hd.slice(1), [65504, Infinity, -0]);
   assert.equal(hd[0], 0.333251953125);
+  // bf16: two bytes, round to nearest even on upload (1 + 2^-8 is a tie, to 1), f32's range
+  const bh = rt.alloc('bf16', 5);
+  assert.equal((bh as CudaBuffer).bytes, 10);
+  rt.upload(bh, Float32Array.from([1 / 3, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1e38, NaN]));
+  const bd = Array.from(await rt.download(bh));
+  assert.deepEqual(bd, [0.333984375, 1, 1.015625, 9.969209968386869e37, NaN]);
+  assert.deepEqual(rt.info.features.filter((x) => x.startsWith('tensor-cores')), ['tensor-cores', 'tensor-cores-bf16']);
   const b = rt.alloc('bool', 5);
   assert.equal((b as CudaBuffer).bytes, 5);
   rt.upload(b, Uint8Array.from([0, 1, 7, 0, 255]));

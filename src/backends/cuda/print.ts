@@ -18,6 +18,7 @@ export function cudaStorageType(d: DType): string {
   switch (d) {
     case 'f32': return 'float';
     case 'f16': return '__half';
+    case 'bf16': return '__nv_bfloat16';
     case 'i32': return 'int';
     case 'u32': return 'unsigned int';
     case 'bool': return 'unsigned char';
@@ -28,6 +29,7 @@ const SCALAR: Record<KType, string> = { f32: 'float', i32: 'int', u32: 'unsigned
 
 /** Shared definitions every Tessera CUDA translation unit starts with (once per file). */
 export const CUDA_PRELUDE = `#include <cuda_fp16.h>
+#include <cuda_bf16.h>
 #ifndef TESSERA_PRELUDE
 #define TESSERA_PRELUDE
 __device__ __forceinline__ float tsr_fmax(float a, float b) { return (isnan(a) || isnan(b)) ? __int_as_float(0x7fc00000) : fmaxf(a, b); }
@@ -78,9 +80,11 @@ __device__ __forceinline__ void tsr_st4(float* p, int i, float4 v) {
 // eight halves from global to shared memory, or eight zeros where !valid (a scopy8): an asynchronous
 // 16-byte copy on sm_80+ (cp.async, completed by tsr_copy_wait before the next barrier), one 16-byte
 // load and store before, 2-byte copies from a source that is not 16-byte aligned (an offset view)
-__device__ __forceinline__ void tsr_copy16(__half* dst, const __half* src, bool valid) {
+template <typename T> __device__ __forceinline__ void tsr_copy16(T* dst, const T* src, bool valid) {
   if ((reinterpret_cast<unsigned long long>(src) & 15ull) != 0ull) {
-    for (int i = 0; i < 8; i++) dst[i] = valid ? src[i] : __float2half_rn(0.0f);
+    const unsigned short* s16 = reinterpret_cast<const unsigned short*>(src);
+    unsigned short* d16 = reinterpret_cast<unsigned short*>(dst);
+    for (int i = 0; i < 8; i++) d16[i] = valid ? s16[i] : (unsigned short)0;
     return;
   }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -159,9 +163,13 @@ class Printer {
       case 'load': {
         const x = `b_${e.buf}[${this.expr(e.index)}]`;
         const d = this.bufType(e.buf);
-        return d === 'f16' ? `__half2float(${x})` : d === 'bool' ? `(${x} != 0)` : x;
+        return d === 'f16' ? `__half2float(${x})` : d === 'bf16' ? `__bfloat162float(${x})` : d === 'bool' ? `(${x} != 0)` : x;
       }
-      case 'sload': return this.half(e.arr) ? `__half2float(s_${e.arr}[${this.expr(e.index)}])` : `s_${e.arr}[${this.expr(e.index)}]`;
+      case 'sload': {
+        const x = `s_${e.arr}[${this.expr(e.index)}]`;
+        const h = this.half(e.arr);
+        return h === 'f16' ? `__half2float(${x})` : h === 'bf16' ? `__bfloat162float(${x})` : x;
+      }
       case 'load4': {
         if (this.bufType(e.buf) !== 'f32') fail('E_INTERNAL', `kernel ${this.k.name}: vec4 loads from ${this.bufType(e.buf)} buffer ${e.buf}`);
         return `tsr_ld4(b_${e.buf}, ${this.expr(e.index)})`;
@@ -215,6 +223,8 @@ class Printer {
       case 'erf': return `erff(${x})`;
       case 'floor': return `floorf(${x})`;
       case 'ceil': return `ceilf(${x})`;
+      case 'f16round': return `__half2float(__float2half_rn(${x}))`;
+      case 'bf16round': return `__bfloat162float(__float2bfloat16_rn(${x}))`;
     }
   }
 
@@ -266,13 +276,14 @@ class Printer {
     }
   }
 
-  half(arr: string): boolean {
-    return this.k.shared.find((s) => s.name === arr)?.half === true;
+  half(arr: string): 'f16' | 'bf16' | undefined {
+    return this.k.shared.find((s) => s.name === arr)?.half;
   }
 
   private storeValue(buf: string, v: KExpr): string {
     const d = this.bufType(buf);
     if (d === 'f16') return `__float2half_rn(${this.expr(v)})`;
+    if (d === 'bf16') return `__float2bfloat16_rn(${this.expr(v)})`;
     if (d === 'bool') return `(unsigned char)(${this.expr(v)} ? 1 : 0)`;
     return this.expr(v);
   }
@@ -289,13 +300,14 @@ class Printer {
           break;
         case 'sstore': {
           const v = this.expr(s.value);
-          out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${this.half(s.arr) ? `__float2half_rn(${v})` : v};`);
+          const h = this.half(s.arr);
+          out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${h === 'f16' ? `__float2half_rn(${v})` : h === 'bf16' ? `__float2bfloat16_rn(${v})` : v};`);
           break;
         }
         // (asynchronous copies land before the barrier that publishes them)
         case 'barrier': out.push(this.copies ? `${ind}tsr_copy_wait(); __syncthreads();` : `${ind}__syncthreads();`); break;
         case 'scopy8':
-          if (!this.half(s.arr) || this.bufType(s.buf) !== 'f16') fail('E_INTERNAL', `kernel ${this.k.name}: scopy8 needs a half shared array and an f16 buffer`);
+          if (!this.half(s.arr) || this.bufType(s.buf) !== this.half(s.arr)) fail('E_INTERNAL', `kernel ${this.k.name}: scopy8 needs a half shared array and a buffer of its type`);
           out.push(`${ind}tsr_copy16(s_${s.arr} + (${this.expr(s.index)}), b_${s.buf} + (${this.expr(s.src)}), ${this.expr(s.valid)});`);
           break;
         case 'mmaFill': out.push(`${ind}nvcuda::wmma::fill_fragment(f_${s.frag}, 0.0f);`); break;
@@ -388,6 +400,7 @@ export function printCudaKernel(k: Kernel): string {
   // a warp kernel's invocation is a warp: tid and lid count warps, tsr_lane is the thread's lane
   const out = [
     ...(frags.length ? ['#include <mma.h>', '#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 700', '#error "Tessera tensor-core kernels need sm_70 or newer"', '#endif'] : []),
+    ...(frags.some((f) => f.half === 'bf16') ? ['#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800', '#error "Tessera bf16 tensor-core kernels need sm_80 or newer"', '#endif'] : []),
     `// tessera kernel ${k.name}: schedule ${k.schedule.kind} ${JSON.stringify(k.schedule.params)}`,
     `extern "C" __global__ void __launch_bounds__(${cudaBlockSize(k)}) ${cudaEntryName(k)}(${params.join(', ')}) {`,
     // (a kernel guarded by its block index may not read tid: then it is not declared)
@@ -396,8 +409,8 @@ export function printCudaKernel(k: Kernel): string {
       : [`  const int tid = (int)((blockIdx.y * gridDim.x + blockIdx.x) * ${k.workgroupSize}u + threadIdx.x);`]),
     ...(k.warp ? ['  const int tsr_lane = (int)(threadIdx.x & 31u);'] : []),
     // 32-byte aligned: tensor-core loads and stores need 256-bit aligned addresses
-    ...k.shared.map((s) => `  __shared__ ${k.warp ? '__align__(32) ' : ''}${s.half ? '__half' : SCALAR[s.t]} s_${s.name}[${s.size}];`),
-    ...frags.map((f) => `  ${FRAGMENT[f.use]} f_${f.name};`),
+    ...k.shared.map((s) => `  __shared__ ${k.warp ? '__align__(32) ' : ''}${s.half ? cudaStorageType(s.half) : SCALAR[s.t]} s_${s.name}[${s.size}];`),
+    ...frags.map((f) => `  ${f.half === 'bf16' && f.use !== 'acc' ? FRAGMENT[f.use].replace('__half', '__nv_bfloat16') : FRAGMENT[f.use]} f_${f.name};`),
   ];
   p.stmts(k.body, '  ', out);
   out.push('}');

@@ -23,7 +23,7 @@ import type { DType } from '../../ir/dtype.js';
 import { evalDim } from '../../ir/dims.js';
 import type { Kernel } from '../../ir/kernel.js';
 import { hostMatches, hostTypeName, type BackendInfo, type BackendRuntime, type DeviceBuffer, type HostArray } from '../../runtime/backend.js';
-import { f16BitsToF32, f32ToF16Bits } from '../../runtime/f16.js';
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../runtime/f16.js';
 import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
 import { chooseCudaCompiler, compileCuda, type CompileCudaOptions } from './nvcc.js';
@@ -41,7 +41,7 @@ export interface CudaRuntimeOptions {
 export function cudaElementBytes(d: DType): number {
   switch (d) {
     case 'f32': case 'i32': case 'u32': return 4;
-    case 'f16': return 2;
+    case 'f16': case 'bf16': return 2;
     case 'bool': return 1;
   }
 }
@@ -116,7 +116,7 @@ export class CudaRuntime implements BackendRuntime {
       kind: 'cuda',
       description: `${device.name} (${this.arch}, ${device.smCount} SMs, ${(device.totalMem / 2 ** 30).toFixed(1)} GiB, CUDA driver ${driver}, ${compilerText})`,
       // tensor cores (WMMA f16, sm_70+): f16 matmuls default to the mma schedule (deviceCaps, the tuner, `tessera run`)
-      features: ['shader-f16', 'subgroups', ...(major >= 7 ? ['tensor-cores'] : [])],
+      features: ['shader-f16', 'subgroups', ...(major >= 7 ? ['tensor-cores'] : []), ...(major >= 8 ? ['tensor-cores-bf16'] : [])],
       limits: {
         // a warp is a subgroup; kernels with subgroup operations use one warp per block
         subgroupMinSize: 32,
@@ -193,9 +193,10 @@ export class CudaRuntime implements BackendRuntime {
     if (data.length !== b.length) fail('E_BUFFER', `upload: buffer holds ${b.length} ${b.dtype} elements, data has ${data.length}`);
     if (b.length === 0) return;
     let bytes: ArrayBufferView;
-    if (b.dtype === 'f16') {
+    if (b.dtype === 'f16' || b.dtype === 'bf16') {
       const h = new Uint16Array(b.length);
-      for (let i = 0; i < b.length; i++) h[i] = f32ToF16Bits(data[i]!);
+      const bits = b.dtype === 'f16' ? f32ToF16Bits : f32ToBf16Bits;
+      for (let i = 0; i < b.length; i++) h[i] = bits(data[i]!);
       bytes = h;
     } else if (b.dtype === 'bool') {
       const u = new Uint8Array(b.length);
@@ -217,11 +218,12 @@ export class CudaRuntime implements BackendRuntime {
         if (n > 0) this.cu('download', () => this.addon.memcpyDtoH(out, b.ptr));
         return out;
       }
-      case 'f16': {
+      case 'f16': case 'bf16': {
         const h = new Uint16Array(n);
         if (n > 0) this.cu('download', () => this.addon.memcpyDtoH(h, b.ptr));
         const out = new Float32Array(n);
-        for (let i = 0; i < n; i++) out[i] = f16BitsToF32(h[i]!);
+        const value = b.dtype === 'f16' ? f16BitsToF32 : bf16BitsToF32;
+        for (let i = 0; i < n; i++) out[i] = value(h[i]!);
         return out;
       }
       case 'bool': {
@@ -272,6 +274,7 @@ export class CudaRuntime implements BackendRuntime {
     }
     if (kernel.subgroup && wg > 32) fail('E_DEVICE_LIMIT', `kernel '${k}': its subgroup operations assume one warp per block, but the block has ${wg} threads`);
     if (kernel.fragments?.length && d.computeCapability[0] < 7) fail('E_DEVICE_LIMIT', `kernel '${k}': its tensor-core (mma) schedule needs compute capability 7.0 or newer, the device has ${d.computeCapability.join('.')}`);
+    if (kernel.fragments?.some((f) => f.half === 'bf16') && d.computeCapability[0] < 8) fail('E_DEVICE_LIMIT', `kernel '${k}': its bf16 tensor-core (mma) schedule needs compute capability 8.0 or newer, the device has ${d.computeCapability.join('.')}`);
     const shared = cudaSharedBytes(kernel);
     if (shared > d.maxSharedMemPerBlock) fail('E_DEVICE_LIMIT', `kernel '${k}': ${shared} bytes of shared memory, the device allows ${d.maxSharedMemPerBlock} per block`);
     const grid = launchGrid(k, threads, wg, d.maxGridDimX, d.maxGridDimY);

@@ -63,6 +63,14 @@ const HELPER_SOURCE: Readonly<Record<string, string>> = {
     const rem = r - f;
     return Math.sign(x) * (rem > 0.5 || (rem === 0.5 && f % 2 === 1) ? f + 1 : f) * q;
   }`,
+  // round to the nearest bfloat16 (ties to even): the top half of the f32 bits
+  bf16: `(x) => {
+    if (Number.isNaN(x)) return x;
+    const w = new Float32Array([x]);
+    const b = new Uint32Array(w.buffer);
+    b[0] = ((b[0] + 0x7fff + ((b[0] >>> 16) & 1)) >>> 16) << 16;
+    return w[0];
+  }`,
 };
 
 type Fn = (...args: number[]) => number;
@@ -150,6 +158,8 @@ function unary(e: Extract<KExpr, { k: 'un' }>): string {
     case 'isnan': return `Number.isNaN(${a})`;
     case 'rsqrt': return f(`1 / Math.sqrt(${a})`);
     case 'erf': return f(`H.erf(${a})`);
+    case 'f16round': return `H.f16(${a})`;
+    case 'bf16round': return `H.bf16(${a})`;
     default: return f(`Math.${e.op}(${a})`);
   }
 }
@@ -187,7 +197,7 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
   const storeValue = (buf: string, v: KExpr) => {
     const b = k.buffers.find((x) => x.name === buf);
     if (b?.dtype === 'bool') return `(${expr(v)} ? 1 : 0)`;
-    if (b?.dtype === 'f16') return `H.f16(${expr(v)})`;
+    if (b?.dtype === 'f16' || b?.dtype === 'bf16') return `H.${b.dtype}(${expr(v)})`;
     return expr(v);
   };
   for (const s of ss) {
@@ -204,8 +214,9 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
         } else out.push(`${ind}H.st4(b_${s.buf}, ${expr(s.index)}, ${expr(s.value)});`);
         break;
       case 'sstore': {
-        // a half array holds f32 words rounded to f16, as a tensor core would see them
-        const v = k.shared.find((x) => x.name === s.arr)?.half ? `H.f16(${expr(s.value)})` : expr(s.value);
+        // a half array holds f32 words rounded to f16 or bf16, as a tensor core would see them
+        const half = k.shared.find((x) => x.name === s.arr)?.half;
+        const v = half ? `H.${half}(${expr(s.value)})` : expr(s.value);
         out.push(`${ind}${s.arr}[${expr(s.index)}] = ${v};`);
         break;
       }

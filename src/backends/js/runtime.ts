@@ -7,13 +7,13 @@ import type { DType } from '../../ir/dtype.js';
 import { evalDim, evalShape, numel } from '../../ir/dims.js';
 import type { Kernel } from '../../ir/kernel.js';
 import { hostArrayFor, type BackendInfo, type BackendRuntime, type DeviceBuffer, type HostArray } from '../../runtime/backend.js';
-import { f16Round } from '../../runtime/f16.js';
+import { bf16Round, f16Round } from '../../runtime/f16.js';
 import { JS_HELPERS, printJS } from './print.js';
 
 type KernelFn = (bufs: HostArray[], u: Record<string, number>, nThreads: number, h: typeof HELPERS) => void;
 
-// f16 in the CPU runtime rounds with the exact bit-level conversion the uploads use
-const HELPERS = { ...JS_HELPERS.math, ld: JS_HELPERS.ld, st: JS_HELPERS.st, f16: f16Round };
+// f16 and bf16 in the CPU runtime round with the exact bit-level conversions the uploads use
+const HELPERS = { ...JS_HELPERS.math, ld: JS_HELPERS.ld, st: JS_HELPERS.st, f16: f16Round, bf16: bf16Round };
 
 class JSBuffer implements DeviceBuffer {
   constructor(readonly dtype: DType, readonly length: number, readonly data: HostArray) {}
@@ -57,6 +57,7 @@ export class JSRuntime implements BackendRuntime {
     const b = buf as JSBuffer;
     if (data.length !== b.length) fail('E_BUFFER', `upload of ${data.length} elements into a buffer of ${b.length}`);
     if (b.dtype === 'f16') for (let i = 0; i < data.length; i++) b.data[i] = f16Round(data[i]!);
+    else if (b.dtype === 'bf16') for (let i = 0; i < data.length; i++) b.data[i] = bf16Round(data[i]!);
     else b.data.set(data);
   }
 

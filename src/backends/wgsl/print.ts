@@ -43,6 +43,7 @@ export function storageType(dtype: DType, caps: WGSLCaps): WGSLStorage {
   switch (dtype) {
     case 'f32': return 'f32';
     case 'f16': return caps.f16 ? 'f16' : 'f32';
+    case 'bf16': return 'f32'; // WGSL has no bf16: f32 words holding bf16-rounded values
     case 'i32': return 'i32';
     case 'u32': return 'u32';
     case 'bool': return 'u32';
@@ -420,6 +421,18 @@ fn t_f16_round(v: f32) -> f32 {
 }`,
   },
   {
+    name: 't_bf16_round',
+    deps: ['t_isnan'],
+    src: `// Round an f32 to the nearest bfloat16 value (ties to even: its top 16 bits), kept as f32.
+fn t_bf16_round(v: f32) -> f32 {
+  if (t_isnan(v)) {
+    return v;
+  }
+  let b = bitcast<u32>(v);
+  return bitcast<f32>((b + 0x7fffu + ((b >> 16u) & 1u)) & 0xffff0000u);
+}`,
+  },
+  {
     name: 't_to_f16',
     deps: ['t_f16_round'],
     src: `fn t_to_f16(v: f32) -> f16 {
@@ -598,9 +611,9 @@ class Printer {
         return;
       }
       case 'sstore': {
-        // a half array holds f32 words rounded to f16, as a tensor core would see them
+        // a half array holds f32 words rounded to f16 or bf16, as a tensor core would see them
         const half = this.kernel.shared.find((x) => x.name === s.arr)?.half;
-        const v = half ? `${this.helper('t_f16_round')}(${this.expr(s.value)})` : this.expr(s.value);
+        const v = half ? `${this.helper(half === 'bf16' ? 't_bf16_round' : 't_f16_round')}(${this.expr(s.value)})` : this.expr(s.value);
         this.line(depth, `${this.sharedName(s.arr)}[${this.expr(s.index)}] = ${v};`);
         return;
       }
@@ -668,6 +681,7 @@ class Printer {
     switch (dtype) {
       case 'f32': case 'i32': case 'u32': return v;
       case 'f16': return storageType(dtype, this.caps) === 'f16' ? `${this.helper('t_to_f16')}(${v})` : `${this.helper('t_f16_round')}(${v})`;
+      case 'bf16': return `${this.helper('t_bf16_round')}(${v})`;
       case 'bool': return `select(0u, 1u, ${v})`;
     }
   }
@@ -776,6 +790,8 @@ class Printer {
       case 'ceil': return at === 'f32' ? call('ceil') : x;
       case 'not': return at === 'bool' ? `!${this.operand(a)}` : `~${this.operand(a)}`;
       case 'isnan': return at === 'f32' ? call(this.helper('t_isnan')) : 'false';
+      case 'f16round': return call(this.helper('t_f16_round'));
+      case 'bf16round': return call(this.helper('t_bf16_round'));
     }
     return fail('E_UNSUPPORTED', `WGSL: unary op '${op as string}' (${t})`);
   }

@@ -15,7 +15,7 @@ import { fail, TesseraError } from '../../errors.js';
 import { printWGSL, sharedBytes, storageBytes, storageType, type WGSLCaps } from './print.js';
 import { requestWebGPUDevice, waitFor, webgpuUnavailableReason, type WebGPUDeviceHandle, type WebGPUOptions } from './device.js';
 import { launchGrid } from '../../runtime/grid.js';
-import { f16BitsToF32, f32ToF16Bits, f16Round as roundToF16 } from '../../runtime/f16.js';
+import { bf16Round, f16BitsToF32, f32ToF16Bits, f16Round as roundToF16 } from '../../runtime/f16.js';
 
 export { webgpuUnavailableReason } from './device.js';
 export type { WebGPUOptions } from './device.js';
@@ -287,9 +287,10 @@ export class WebGPURuntime implements BackendRuntime {
         return new Uint8Array(h.buffer);
       }
       case 'f32': {
-        if (dtype !== 'f16') return plainBytes(data);
+        if (dtype !== 'f16' && dtype !== 'bf16') return plainBytes(data);
         const f = new Float32Array(n);
-        for (let i = 0; i < n; i++) f[i] = roundToF16(data[i]!);
+        const round = dtype === 'f16' ? roundToF16 : bf16Round;
+        for (let i = 0; i < n; i++) f[i] = round(data[i]!);
         return new Uint8Array(f.buffer);
       }
       case 'i32': case 'u32': {
@@ -305,7 +306,7 @@ export class WebGPURuntime implements BackendRuntime {
 
   private fromDevice(dtype: DType, n: number, raw: ArrayBuffer): HostArray {
     switch (dtype) {
-      case 'f32': return new Float32Array(raw, 0, n);
+      case 'f32': case 'bf16': return new Float32Array(raw, 0, n);
       case 'f16': {
         if (storageType(dtype, this.caps) === 'f32') return new Float32Array(raw, 0, n);
         const h = new Uint16Array(raw, 0, n);

@@ -8,7 +8,7 @@
 
 namespace c10 {
 using DeviceIndex = int8_t;
-enum class ScalarType : int8_t { Byte, Char, Short, Int, Long, Half, Float, Double, Bool, UInt32 };
+enum class ScalarType : int8_t { Byte, Char, Short, Int, Long, Half, Float, Double, Bool, UInt32, BFloat16 };
 std::ostream& operator<<(std::ostream& os, ScalarType t);
 enum class DeviceType : int8_t { CPU, CUDA };
 struct Device {
@@ -38,6 +38,7 @@ constexpr ScalarType kByte = ScalarType::Byte;
 constexpr ScalarType kInt = ScalarType::Int;
 constexpr ScalarType kLong = ScalarType::Long;
 constexpr ScalarType kHalf = ScalarType::Half;
+constexpr ScalarType kBFloat16 = ScalarType::BFloat16;
 constexpr ScalarType kFloat = ScalarType::Float;
 constexpr ScalarType kDouble = ScalarType::Double;
 constexpr ScalarType kBool = ScalarType::Bool;

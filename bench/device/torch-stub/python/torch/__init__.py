@@ -21,6 +21,7 @@ class dtype:
 
 float32 = dtype('float32', 4)
 float16 = dtype('float16', 2)
+bfloat16 = dtype('bfloat16', 2)
 float64 = dtype('float64', 8)
 int32 = dtype('int32', 4)
 int64 = dtype('int64', 8)
