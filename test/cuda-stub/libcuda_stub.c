@@ -27,12 +27,17 @@ struct ev { double ms; };
 static struct ctx primary;
 static void* current;
 
+/* TESSERA_STUB_FAIL=name:code fails every call of `name` with `code`; name:code:times only the first `times` */
+static int fired;
 static CUresult injected(const char* name) {
   const char* f = getenv("TESSERA_STUB_FAIL");
-  if (!f) return 0;
+  if (!f) { fired = 0; return 0; }
   size_t n = strlen(name);
-  if (strncmp(f, name, n) == 0 && f[n] == ':') return atoi(f + n + 1);
-  return 0;
+  if (strncmp(f, name, n) != 0 || f[n] != ':') return 0;
+  const char* times = strchr(f + n + 1, ':');
+  if (times && fired >= atoi(times + 1)) return 0;
+  fired++;
+  return atoi(f + n + 1);
 }
 #define FAILPOINT(name) do { CUresult r_ = injected(name); if (r_) return r_; } while (0)
 

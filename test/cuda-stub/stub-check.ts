@@ -83,9 +83,34 @@ async function main(): Promise<void> {
   expectCode('E_BUFFER', () => rt.free(f), /freed/);
 
   // Driver failures become E_BACKEND with the driver's error name.
+  rt.releasePool();
   process.env['TESSERA_STUB_FAIL'] = 'cuMemAlloc_v2:2';
   expectCode('E_BACKEND', () => rt.alloc('f32', 4), /CUDA_ERROR_OUT_OF_MEMORY \(out of memory\)/);
   delete process.env['TESSERA_STUB_FAIL'];
+
+  // The allocation pool: freed memory is reused by the next allocation of its size, zeroed.
+  {
+    const p1 = rt.alloc('f32', 64);
+    rt.upload(p1, Float32Array.from({ length: 64 }, (_, q) => q + 1));
+    const ptr = p1.ptr;
+    rt.free(p1);
+    assert.equal(rt.pooled, 256);
+    const p2 = rt.alloc('f32', 64);
+    assert.equal(p2.ptr, ptr);
+    assert.equal(rt.pooled, 0);
+    assert.deepEqual(Array.from(await rt.download(p2)), new Array<number>(64).fill(0));
+    const p3 = rt.alloc('i32', 64); // same size, another dtype: new memory (the pool is empty)
+    assert.notEqual(p3.ptr, ptr);
+    rt.free(p2);
+    rt.free(p3);
+    assert.equal(rt.pooled, 512);
+    // out of memory with a pool: the pool goes back to the driver and the allocation is tried again
+    process.env['TESSERA_STUB_FAIL'] = 'cuMemAlloc_v2:2:1';
+    const p4 = rt.alloc('f32', 1000);
+    assert.equal(rt.pooled, 0);
+    delete process.env['TESSERA_STUB_FAIL'];
+    rt.free(p4);
+  }
 
   // A compiled program: each launch gets ceil(threads / wg) blocks and the buffers then the dims.
   const [M, N] = [D.dim('M'), D.dim('N')];

@@ -4,8 +4,9 @@
  * disk), loaded with the driver API through the addon (native.ts) and launched on the primary
  * context's legacy default stream.
  *
- * Storage is native: f32/i32/u32 4 bytes, f16 2 bytes (`__half`, converted on upload/download with
- * round-to-nearest-even), bool 1 byte (0/1). Allocations are zero-filled.
+ * Storage is native: f32/i32/u32 4 bytes, f16 and bf16 2 bytes (`__half`, `__nv_bfloat16`,
+ * converted on upload/download with round-to-nearest-even), bool 1 byte (0/1). Allocations are
+ * zero-filled; freed buffers go to the runtime's allocation pool and are reused by size.
  *
  * Launches are asynchronous; uploads (cuMemcpyHtoD) and downloads (cuMemcpyDtoH) are ordered with
  * them on the default stream, so a download sees every earlier launch. Everything run() checks
@@ -36,6 +37,9 @@ export interface CudaRuntimeOptions {
   /** Extra compiler flags, cache folder and compiler (default 'auto') for this runtime's kernels. */
   readonly nvcc?: Pick<CompileCudaOptions, 'extraFlags' | 'cacheDir' | 'cache' | 'compiler'>;
 }
+
+/** Most bytes of freed buffers a runtime keeps for reuse. */
+const POOL_BYTES = 1024 * 1024 * 1024;
 
 /** Bytes per element on the device. */
 export function cudaElementBytes(d: DType): number {
@@ -94,6 +98,9 @@ export class CudaRuntime implements BackendRuntime {
   private readonly modules = new Map<string, FunctionEntry>();
   private readonly byKernel = new WeakMap<Kernel, FunctionEntry>();
   private readonly live = new Set<CudaBuffer>();
+  /** Freed device memory by size, reused by alloc (at most POOL_BYTES, and a quarter of the device). */
+  private readonly pool = new Map<number, CuHandle[]>();
+  private pooledBytes = 0;
   private destroyed = false;
 
   constructor(addon: CudaAddon, probe: CudaProbe, device: CudaDeviceInfo, opts: CudaRuntimeOptions = {}) {
@@ -174,7 +181,21 @@ export class CudaRuntime implements BackendRuntime {
     if (!Number.isSafeInteger(length) || length < 0) fail('E_BUFFER', `alloc: length must be a non-negative integer, got ${length}`);
     const bytes = Math.max(4, length * cudaElementBytes(dtype));
     if (bytes > this.device.totalMem) fail('E_DEVICE_LIMIT', `alloc: ${length} x ${dtype} needs ${bytes} bytes, over the device's ${this.device.totalMem}`);
-    const ptr = this.cu('alloc', () => this.addon.memAlloc(bytes));
+    // One allocation pool per device: freed memory of the same size is reused (zeroed below); when the
+    // driver is out of memory, the pool is released and the allocation tried once more.
+    const pooled = this.pool.get(bytes)?.pop();
+    if (pooled !== undefined) this.pooledBytes -= bytes;
+    const ptr =
+      pooled ??
+      this.cu('alloc', () => {
+        try {
+          return this.addon.memAlloc(bytes);
+        } catch (e) {
+          if (this.pooledBytes === 0 || !/OUT_OF_MEMORY/.test(message(e))) throw e;
+          this.releasePool();
+          return this.addon.memAlloc(bytes);
+        }
+      });
     try {
       this.cu('alloc (zero fill)', () => this.addon.memsetD8(ptr, 0, bytes));
     } catch (e) {
@@ -240,7 +261,27 @@ export class CudaRuntime implements BackendRuntime {
     const b = this.own(buf, 'free');
     b.freed = true;
     this.live.delete(b);
+    if (this.pooledBytes + b.bytes <= Math.min(POOL_BYTES, this.device.totalMem / 4)) {
+      const list = this.pool.get(b.bytes) ?? [];
+      list.push(b.ptr);
+      this.pool.set(b.bytes, list);
+      this.pooledBytes += b.bytes;
+      return;
+    }
     this.cu('free', () => this.addon.memFree(b.ptr));
+  }
+
+  /** Device bytes held by the allocation pool (freed buffers kept for reuse). */
+  get pooled(): number {
+    return this.pooledBytes;
+  }
+
+  /** Returns the pool's memory to the driver. */
+  releasePool(): void {
+    const lists = [...this.pool.values()];
+    this.pool.clear();
+    this.pooledBytes = 0;
+    for (const list of lists) for (const ptr of list) this.cu('free', () => this.addon.memFree(ptr));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -372,6 +413,15 @@ export class CudaRuntime implements BackendRuntime {
           // see above
         }
       }
+      for (const list of this.pool.values()) {
+        for (const ptr of list) {
+          try {
+            this.addon.memFree(ptr);
+          } catch {
+            // see above
+          }
+        }
+      }
       for (const e of this.modules.values()) {
         try {
           this.addon.moduleUnload(e.module);
@@ -383,6 +433,8 @@ export class CudaRuntime implements BackendRuntime {
       // ctxSetCurrent failed: releasing is still right.
     }
     this.live.clear();
+    this.pool.clear();
+    this.pooledBytes = 0;
     this.modules.clear();
     this.destroyed = true;
     currentCtx = undefined;
