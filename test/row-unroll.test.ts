@@ -25,6 +25,12 @@ const programs = [
   D.kernel('int_reductions', { x: D.tensor('i32', [M, N]) }, ({ x }) => ({ s: x.sum(1), mx: x.max(1), mn: x.min(1), cmn: x.min(0) })),
   // a row statistic stored beside the row (a multi-output row kernel)
   f('stats', (x) => ({ p: D.softmax(x), m: x.max(1, true) })),
+  // the online max+sum pair's max also read directly (a NaN row's max is NaN)
+  f('shared_max', (x) => {
+    const m = x.max(1, true);
+    const e = D.exp(D.sub(x, m));
+    return D.where(D.gt(x, 2.5), D.div(e, e.sum(1, true)), D.sub(x, m));
+  }),
 ];
 
 /**

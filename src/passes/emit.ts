@@ -174,8 +174,8 @@ export class Emitter {
    * One loop for a row max and the sum of exponentials against it (online softmax):
    *   m' = max(m, x); s = s * exp(m - m') + exp(x - m'); m = m'
    * computed with one exponential per element (one of the two is exp(0)), with -inf guarded so a
-   * row that starts with -inf (a mask) does not turn the sum into NaN. A NaN element makes the sum
-   * NaN (so the row is NaN, as the reference has it) without entering the max.
+   * row that starts with -inf (a mask) does not turn the sum into NaN. A NaN element makes the max
+   * and the sum NaN, as the reference has them (the max may be read elsewhere in the kernel).
    * Unrolled, each lane keeps its own (m, s) pair; the pairs merge after the loop.
    */
   private emitOnline(sum: Extract<LExpr, { k: 'red' }>, mx: Extract<LExpr, { k: 'red' }>, chain: readonly Scope[]): void {
@@ -202,7 +202,8 @@ export class Emitter {
         { k: 'let', name: xv, t: 'f32', init: x, mut: false },
         { k: 'let', name: d, t: 'f32', init: fsub(f(xv), f(m)), mut: false },
         { k: 'let', name: e, t: 'f32', init: sel(isNegInf(f(xv)), lit(0), fexp({ k: 'un', t: 'f32', op: 'neg', a: { k: 'un', t: 'f32', op: 'abs', a: f(d) } })), mut: false },
-        { k: 'let', name: up, t: 'bool', init: bin('gt', f(d), lit(0)), mut: false },
+        // a NaN takes the max too (the row's max is NaN then, as the reference's is)
+        { k: 'let', name: up, t: 'bool', init: { k: 'bin', t: 'bool', op: 'or', a: bin('gt', f(d), lit(0)), b: { k: 'un', t: 'bool', op: 'isnan', a: f(xv) } }, mut: false },
         { k: 'set', name: s, value: sel({ k: 'var', t: 'bool', name: up }, bin('add', bin('mul', f(s), f(e)), sel({ k: 'bin', t: 'bool', op: 'eq', a: f(xv), b: lit(Infinity) }, lit(NaN), lit(1))), bin('add', f(s), f(e))) },
         { k: 'set', name: m, value: sel({ k: 'var', t: 'bool', name: up }, f(xv), f(m)) },
       ];
