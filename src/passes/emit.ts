@@ -215,7 +215,7 @@ export class Emitter {
       const rm = this.fresh('v');
       const rs = this.fresh('v');
       scope.stmts.push({ k: 'let', name: rm, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'max', a: f(m) }, mut: false });
-      // (a lane that saw only -inf and NaN has m = -inf and a NaN sum, which must survive)
+      // (a lane that saw only -inf weighs 0; one that saw a NaN has a NaN max and sum, which survive)
       const mine: KExpr = { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: weight(f(m), f(rm)) };
       scope.stmts.push({ k: 'let', name: rs, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'add', a: mine }, mut: false });
       scope.cache.set(mx, f(rm));
