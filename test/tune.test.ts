@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as D from '../src/dsl/index.js';
 import { compile } from '../src/passes/pipeline.js';
+import { printKernel } from '../src/ir/kernel-print.js';
 import { batchFor, candidatesFor, compileTuned, deviceCaps, SAMPLE_MS, tuneProgram } from '../src/tune/index.js';
 import { JSRuntime } from '../src/backends/js/runtime.js';
 import { testBackends, type NamedBackend } from './helpers/backends.js';
@@ -80,6 +81,39 @@ describe('autotuner', () => {
     expect(later.size).toBe(1);
     expect([...later][0]).toBeGreaterThan(1);
     expect(res!.tried).toBeGreaterThan(1);
+  });
+
+  it('keeps a winner only if it is still faster than the default when both are timed again', async () => {
+    const ew = D.kernel('confirm', { x: D.tensor('f32', [M]) }, ({ x }) => x.add(1));
+    const defText = printKernel(compile(ew.program).kernels[0]!.kernel);
+    // a fake clock: the default always takes 1 ms; another kernel `first` ms the first time it is
+    // timed (the search) and `later` ms after (the confirmation)
+    const tuneWith = async (first: number, later: number) => {
+      const rt = new JSRuntime();
+      let current = '';
+      const run = rt.run.bind(rt);
+      rt.run = (k, b, d) => {
+        current = printKernel(k);
+        run(k, b, d);
+      };
+      const seen = new Map<string, number>();
+      rt.time = async (launches) => {
+        launches();
+        const n = (seen.get(current) ?? 0) + 1;
+        seen.set(current, n);
+        return { medianMs: current === defText ? 1 : n === 1 ? first : later, source: 'device' as const };
+      };
+      const [res] = await tuneProgram(ew.program, rt, { x: { shape: [64], data: new Float32Array(64) } }, { cacheDir: mkdtempSync(join(tmpdir(), 'tessera-tune-')), repeats: 1 });
+      return res!;
+    };
+    // looked faster once, slower when timed again: the default stays
+    const lucky = await tuneWith(0.5, 2);
+    expect(lucky.best).toEqual({});
+    expect([lucky.bestMs, lucky.defaultMs]).toEqual([1, 1]);
+    // faster both times: kept, with the confirmation's time
+    const real = await tuneWith(0.5, 0.6);
+    expect(Object.keys(real.best).length).toBeGreaterThan(0);
+    expect([real.bestMs, real.defaultMs]).toEqual([0.6, 1]);
   });
 
   it('leaves split-K out for matmuls with many rows when the shapes are known', () => {

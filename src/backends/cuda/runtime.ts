@@ -25,6 +25,7 @@ import { evalDim } from '../../ir/dims.js';
 import type { Kernel } from '../../ir/kernel.js';
 import { hostMatches, hostTypeName, type BackendInfo, type BackendRuntime, type DeviceBuffer, type HostArray } from '../../runtime/backend.js';
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../runtime/f16.js';
+import { median } from '../../runtime/median.js';
 import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
 import { chooseCudaCompiler, compileCuda, type CompileCudaOptions } from './nvcc.js';
@@ -75,12 +76,6 @@ let currentCtx: CuHandle | undefined;
 
 function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 

@@ -16,6 +16,7 @@ import { printWGSL, sharedBytes, storageBytes, storageType, type WGSLCaps } from
 import { requestWebGPUDevice, waitFor, webgpuUnavailableReason, type WebGPUDeviceHandle, type WebGPUOptions } from './device.js';
 import { launchGrid } from '../../runtime/grid.js';
 import { bf16Round, f16BitsToF32, f32ToF16Bits, f16Round as roundToF16 } from '../../runtime/f16.js';
+import { median } from '../../runtime/median.js';
 
 export { webgpuUnavailableReason } from './device.js';
 export type { WebGPUOptions } from './device.js';
@@ -106,12 +107,6 @@ function plainBytes(data: HostArray): Uint8Array {
   const copy = new Uint8Array(data.byteLength);
   copy.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   return copy;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 export class WebGPURuntime implements BackendRuntime {
