@@ -130,46 +130,46 @@ describe('golden codegen', () => {
         let v26: i32 = (dims.N / 4i) * 4i;
         if (tid < dims.M) {
           let v0: i32 = tid * dims.N;
-          var acc2: f32 = t_bits_f32(0xff800000u);
+          var acc2: f32 = -3.4028234663852886e38;
           var acc3: f32 = 0.0;
-          var acc8: f32 = t_bits_f32(0xff800000u);
+          var acc8: f32 = -3.4028234663852886e38;
           var acc9: f32 = 0.0;
-          var acc14: f32 = t_bits_f32(0xff800000u);
+          var acc14: f32 = -3.4028234663852886e38;
           var acc15: f32 = 0.0;
-          var acc20: f32 = t_bits_f32(0xff800000u);
+          var acc20: f32 = -3.4028234663852886e38;
           var acc21: f32 = 0.0;
           for (var r0: i32 = 0i; r0 < v26; r0 += 4i) {
             let x4: f32 = x[v0 + r0];
             let d5: f32 = x4 - acc2;
-            let e6: f32 = select(t_exp(-abs(d5)), 0.0, x4 == t_bits_f32(0xff800000u));
-            let up7: bool = d5 > 0.0;
-            acc3 = select(acc3 + e6, (acc3 * e6) + select(1.0, t_bits_f32(0x7fc00000u), x4 == t_bits_f32(0x7f800000u)), up7);
+            let e6: f32 = exp(-abs(d5));
+            let up7: bool = select(d5 > 0.0, true, t_isnan(x4));
+            acc3 = select(acc3 + e6, (acc3 * e6) + 1.0, up7);
             acc2 = select(acc2, x4, up7);
             let x10: f32 = x[v0 + (r0 + 1i)];
             let d11: f32 = x10 - acc8;
-            let e12: f32 = select(t_exp(-abs(d11)), 0.0, x10 == t_bits_f32(0xff800000u));
-            let up13: bool = d11 > 0.0;
-            acc9 = select(acc9 + e12, (acc9 * e12) + select(1.0, t_bits_f32(0x7fc00000u), x10 == t_bits_f32(0x7f800000u)), up13);
+            let e12: f32 = exp(-abs(d11));
+            let up13: bool = select(d11 > 0.0, true, t_isnan(x10));
+            acc9 = select(acc9 + e12, (acc9 * e12) + 1.0, up13);
             acc8 = select(acc8, x10, up13);
             let x16: f32 = x[v0 + (r0 + 2i)];
             let d17: f32 = x16 - acc14;
-            let e18: f32 = select(t_exp(-abs(d17)), 0.0, x16 == t_bits_f32(0xff800000u));
-            let up19: bool = d17 > 0.0;
-            acc15 = select(acc15 + e18, (acc15 * e18) + select(1.0, t_bits_f32(0x7fc00000u), x16 == t_bits_f32(0x7f800000u)), up19);
+            let e18: f32 = exp(-abs(d17));
+            let up19: bool = select(d17 > 0.0, true, t_isnan(x16));
+            acc15 = select(acc15 + e18, (acc15 * e18) + 1.0, up19);
             acc14 = select(acc14, x16, up19);
             let x22: f32 = x[v0 + (r0 + 3i)];
             let d23: f32 = x22 - acc20;
-            let e24: f32 = select(t_exp(-abs(d23)), 0.0, x22 == t_bits_f32(0xff800000u));
-            let up25: bool = d23 > 0.0;
-            acc21 = select(acc21 + e24, (acc21 * e24) + select(1.0, t_bits_f32(0x7fc00000u), x22 == t_bits_f32(0x7f800000u)), up25);
+            let e24: f32 = exp(-abs(d23));
+            let up25: bool = select(d23 > 0.0, true, t_isnan(x22));
+            acc21 = select(acc21 + e24, (acc21 * e24) + 1.0, up25);
             acc20 = select(acc20, x22, up25);
           }
           for (var r0: i32 = v26; r0 < dims.N; r0 += 1i) {
             let x27: f32 = x[v0 + r0];
             let d28: f32 = x27 - acc2;
-            let e29: f32 = select(t_exp(-abs(d28)), 0.0, x27 == t_bits_f32(0xff800000u));
-            let up30: bool = d28 > 0.0;
-            acc3 = select(acc3 + e29, (acc3 * e29) + select(1.0, t_bits_f32(0x7fc00000u), x27 == t_bits_f32(0x7f800000u)), up30);
+            let e29: f32 = exp(-abs(d28));
+            let up30: bool = select(d28 > 0.0, true, t_isnan(x27));
+            acc3 = select(acc3 + e29, (acc3 * e29) + 1.0, up30);
             acc2 = select(acc2, x27, up30);
           }
           let m31: f32 = t_max(acc2, acc8);
@@ -178,20 +178,22 @@ describe('golden codegen', () => {
           let v34: f32 = (acc15 * select(t_exp(acc14 - m33), 0.0, acc14 == t_bits_f32(0xff800000u))) + (acc21 * select(t_exp(acc20 - m33), 0.0, acc20 == t_bits_f32(0xff800000u)));
           let m35: f32 = t_max(m31, m33);
           let v36: f32 = (v32 * select(t_exp(m31 - m35), 0.0, m31 == t_bits_f32(0xff800000u))) + (v34 * select(t_exp(m33 - m35), 0.0, m33 == t_bits_f32(0xff800000u)));
+          let m37: f32 = select(m35, t_bits_f32(0xff800000u), v36 == 0.0);
+          let s38: f32 = select(v36, t_bits_f32(0x7fc00000u), (t_isnan(m35) || (m35 == t_bits_f32(0x7f800000u))) || ((v36 == 0.0) && (dims.N > 0i)));
           for (var j0: i32 = 0i; j0 < v26; j0 += 4i) {
             let v1: i32 = v0 + j0;
-            out[v1] = t_exp(x[v1] - m35) / v36;
-            let v37: i32 = v0 + (j0 + 1i);
-            out[v37] = t_exp(x[v37] - m35) / v36;
-            let v38: i32 = v0 + (j0 + 2i);
-            out[v38] = t_exp(x[v38] - m35) / v36;
-            let v39: i32 = v0 + (j0 + 3i);
-            out[v39] = t_exp(x[v39] - m35) / v36;
+            out[v1] = t_exp(x[v1] - m37) / s38;
+            let v39: i32 = v0 + (j0 + 1i);
+            out[v39] = t_exp(x[v39] - m37) / s38;
+            let v40: i32 = v0 + (j0 + 2i);
+            out[v40] = t_exp(x[v40] - m37) / s38;
+            let v41: i32 = v0 + (j0 + 3i);
+            out[v41] = t_exp(x[v41] - m37) / s38;
           }
           for (var j0: i32 = v26; j0 < dims.N; j0 += 1i) {
-            let v40: i32 = v0 + j0;
-            let v41: f32 = t_exp(x[v40] - m35) / v36;
-            out[v40] = v41;
+            let v42: i32 = v0 + j0;
+            let v43: f32 = t_exp(x[v42] - m37) / s38;
+            out[v42] = v43;
           }
         }
       }
@@ -207,46 +209,46 @@ describe('golden codegen', () => {
         const v26 = (Math.imul(H.idiv(u.N, 4), 4) | 0);
         if ((tid < u.M)) {
           const v0 = (Math.imul(tid, u.N) | 0);
-          let acc2 = -Infinity;
+          let acc2 = -3.4028234663852886e+38;
           let acc3 = 0;
-          let acc8 = -Infinity;
+          let acc8 = -3.4028234663852886e+38;
           let acc9 = 0;
-          let acc14 = -Infinity;
+          let acc14 = -3.4028234663852886e+38;
           let acc15 = 0;
-          let acc20 = -Infinity;
+          let acc20 = -3.4028234663852886e+38;
           let acc21 = 0;
           for (let r0 = 0; r0 < v26; r0 += 4) {
             const x4 = b_x[((v0 + r0) | 0)];
             const d5 = Math.fround(x4 - acc2);
-            const e6 = ((x4 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d5)))));
-            const up7 = (d5 > 0);
-            acc3 = (up7 ? Math.fround(Math.fround(acc3 * e6) + ((x4 === Infinity) ? NaN : 1)) : Math.fround(acc3 + e6));
+            const e6 = Math.fround(Math.exp((-Math.abs(d5))));
+            const up7 = (Number.isNaN(x4) ? true : (d5 > 0));
+            acc3 = (up7 ? Math.fround(Math.fround(acc3 * e6) + 1) : Math.fround(acc3 + e6));
             acc2 = (up7 ? x4 : acc2);
             const x10 = b_x[((v0 + ((r0 + 1) | 0)) | 0)];
             const d11 = Math.fround(x10 - acc8);
-            const e12 = ((x10 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d11)))));
-            const up13 = (d11 > 0);
-            acc9 = (up13 ? Math.fround(Math.fround(acc9 * e12) + ((x10 === Infinity) ? NaN : 1)) : Math.fround(acc9 + e12));
+            const e12 = Math.fround(Math.exp((-Math.abs(d11))));
+            const up13 = (Number.isNaN(x10) ? true : (d11 > 0));
+            acc9 = (up13 ? Math.fround(Math.fround(acc9 * e12) + 1) : Math.fround(acc9 + e12));
             acc8 = (up13 ? x10 : acc8);
             const x16 = b_x[((v0 + ((r0 + 2) | 0)) | 0)];
             const d17 = Math.fround(x16 - acc14);
-            const e18 = ((x16 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d17)))));
-            const up19 = (d17 > 0);
-            acc15 = (up19 ? Math.fround(Math.fround(acc15 * e18) + ((x16 === Infinity) ? NaN : 1)) : Math.fround(acc15 + e18));
+            const e18 = Math.fround(Math.exp((-Math.abs(d17))));
+            const up19 = (Number.isNaN(x16) ? true : (d17 > 0));
+            acc15 = (up19 ? Math.fround(Math.fround(acc15 * e18) + 1) : Math.fround(acc15 + e18));
             acc14 = (up19 ? x16 : acc14);
             const x22 = b_x[((v0 + ((r0 + 3) | 0)) | 0)];
             const d23 = Math.fround(x22 - acc20);
-            const e24 = ((x22 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d23)))));
-            const up25 = (d23 > 0);
-            acc21 = (up25 ? Math.fround(Math.fround(acc21 * e24) + ((x22 === Infinity) ? NaN : 1)) : Math.fround(acc21 + e24));
+            const e24 = Math.fround(Math.exp((-Math.abs(d23))));
+            const up25 = (Number.isNaN(x22) ? true : (d23 > 0));
+            acc21 = (up25 ? Math.fround(Math.fround(acc21 * e24) + 1) : Math.fround(acc21 + e24));
             acc20 = (up25 ? x22 : acc20);
           }
           for (let r0 = v26; r0 < u.N; r0 += 1) {
             const x27 = b_x[((v0 + r0) | 0)];
             const d28 = Math.fround(x27 - acc2);
-            const e29 = ((x27 === -Infinity) ? 0 : Math.fround(Math.exp((-Math.abs(d28)))));
-            const up30 = (d28 > 0);
-            acc3 = (up30 ? Math.fround(Math.fround(acc3 * e29) + ((x27 === Infinity) ? NaN : 1)) : Math.fround(acc3 + e29));
+            const e29 = Math.fround(Math.exp((-Math.abs(d28))));
+            const up30 = (Number.isNaN(x27) ? true : (d28 > 0));
+            acc3 = (up30 ? Math.fround(Math.fround(acc3 * e29) + 1) : Math.fround(acc3 + e29));
             acc2 = (up30 ? x27 : acc2);
           }
           const m31 = H.fmax(acc2, acc8);
@@ -255,20 +257,22 @@ describe('golden codegen', () => {
           const v34 = Math.fround(Math.fround(acc15 * ((acc14 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc14 - m33))))) + Math.fround(acc21 * ((acc20 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(acc20 - m33))))));
           const m35 = H.fmax(m31, m33);
           const v36 = Math.fround(Math.fround(v32 * ((m31 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(m31 - m35))))) + Math.fround(v34 * ((m33 === -Infinity) ? 0 : Math.fround(Math.exp(Math.fround(m33 - m35))))));
+          const m37 = ((v36 === 0) ? -Infinity : m35);
+          const s38 = (((Number.isNaN(m35) || (m35 === Infinity)) || ((v36 === 0) && (u.N > 0))) ? NaN : v36);
           for (let j0 = 0; j0 < v26; j0 += 4) {
             const v1 = ((v0 + j0) | 0);
-            b_out[v1] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v1] - m35))) / v36);
-            const v37 = ((v0 + ((j0 + 1) | 0)) | 0);
-            b_out[v37] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v37] - m35))) / v36);
-            const v38 = ((v0 + ((j0 + 2) | 0)) | 0);
-            b_out[v38] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v38] - m35))) / v36);
-            const v39 = ((v0 + ((j0 + 3) | 0)) | 0);
-            b_out[v39] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v39] - m35))) / v36);
+            b_out[v1] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v1] - m37))) / s38);
+            const v39 = ((v0 + ((j0 + 1) | 0)) | 0);
+            b_out[v39] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v39] - m37))) / s38);
+            const v40 = ((v0 + ((j0 + 2) | 0)) | 0);
+            b_out[v40] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v40] - m37))) / s38);
+            const v41 = ((v0 + ((j0 + 3) | 0)) | 0);
+            b_out[v41] = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v41] - m37))) / s38);
           }
           for (let j0 = v26; j0 < u.N; j0 += 1) {
-            const v40 = ((v0 + j0) | 0);
-            const v41 = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v40] - m35))) / v36);
-            b_out[v40] = v41;
+            const v42 = ((v0 + j0) | 0);
+            const v43 = Math.fround(Math.fround(Math.exp(Math.fround(b_x[v42] - m37))) / s38);
+            b_out[v42] = v43;
           }
         }
       }"
@@ -280,46 +284,46 @@ describe('golden codegen', () => {
         const int v26 = tsr_imul(tsr_idiv(d_N, 4), 4);
         if ((tid < d_M)) {
           const int v0 = tsr_imul(tid, d_N);
-          float acc2 = __int_as_float(0xff800000);
+          float acc2 = -3.4028235e+38f;
           float acc3 = 0.0f;
-          float acc8 = __int_as_float(0xff800000);
+          float acc8 = -3.4028235e+38f;
           float acc9 = 0.0f;
-          float acc14 = __int_as_float(0xff800000);
+          float acc14 = -3.4028235e+38f;
           float acc15 = 0.0f;
-          float acc20 = __int_as_float(0xff800000);
+          float acc20 = -3.4028235e+38f;
           float acc21 = 0.0f;
           for (int r0 = 0; r0 < v26; r0 += 4) {
             const float x4 = b_x[tsr_iadd(v0, r0)];
             const float d5 = (x4 - acc2);
-            const float e6 = ((x4 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d5))));
-            const bool up7 = (d5 > 0.0f);
-            acc3 = (up7 ? ((acc3 * e6) + ((x4 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc3 + e6));
+            const float e6 = expf((-fabsf(d5)));
+            const bool up7 = (isnan(x4) ? true : (d5 > 0.0f));
+            acc3 = (up7 ? ((acc3 * e6) + 1.0f) : (acc3 + e6));
             acc2 = (up7 ? x4 : acc2);
             const float x10 = b_x[tsr_iadd(v0, tsr_iadd(r0, 1))];
             const float d11 = (x10 - acc8);
-            const float e12 = ((x10 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d11))));
-            const bool up13 = (d11 > 0.0f);
-            acc9 = (up13 ? ((acc9 * e12) + ((x10 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc9 + e12));
+            const float e12 = expf((-fabsf(d11)));
+            const bool up13 = (isnan(x10) ? true : (d11 > 0.0f));
+            acc9 = (up13 ? ((acc9 * e12) + 1.0f) : (acc9 + e12));
             acc8 = (up13 ? x10 : acc8);
             const float x16 = b_x[tsr_iadd(v0, tsr_iadd(r0, 2))];
             const float d17 = (x16 - acc14);
-            const float e18 = ((x16 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d17))));
-            const bool up19 = (d17 > 0.0f);
-            acc15 = (up19 ? ((acc15 * e18) + ((x16 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc15 + e18));
+            const float e18 = expf((-fabsf(d17)));
+            const bool up19 = (isnan(x16) ? true : (d17 > 0.0f));
+            acc15 = (up19 ? ((acc15 * e18) + 1.0f) : (acc15 + e18));
             acc14 = (up19 ? x16 : acc14);
             const float x22 = b_x[tsr_iadd(v0, tsr_iadd(r0, 3))];
             const float d23 = (x22 - acc20);
-            const float e24 = ((x22 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d23))));
-            const bool up25 = (d23 > 0.0f);
-            acc21 = (up25 ? ((acc21 * e24) + ((x22 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc21 + e24));
+            const float e24 = expf((-fabsf(d23)));
+            const bool up25 = (isnan(x22) ? true : (d23 > 0.0f));
+            acc21 = (up25 ? ((acc21 * e24) + 1.0f) : (acc21 + e24));
             acc20 = (up25 ? x22 : acc20);
           }
           for (int r0 = v26; r0 < d_N; r0 += 1) {
             const float x27 = b_x[tsr_iadd(v0, r0)];
             const float d28 = (x27 - acc2);
-            const float e29 = ((x27 == __int_as_float(0xff800000)) ? 0.0f : expf((-fabsf(d28))));
-            const bool up30 = (d28 > 0.0f);
-            acc3 = (up30 ? ((acc3 * e29) + ((x27 == __int_as_float(0x7f800000)) ? __int_as_float(0x7fc00000) : 1.0f)) : (acc3 + e29));
+            const float e29 = expf((-fabsf(d28)));
+            const bool up30 = (isnan(x27) ? true : (d28 > 0.0f));
+            acc3 = (up30 ? ((acc3 * e29) + 1.0f) : (acc3 + e29));
             acc2 = (up30 ? x27 : acc2);
           }
           const float m31 = tsr_fmax(acc2, acc8);
@@ -328,20 +332,22 @@ describe('golden codegen', () => {
           const float v34 = ((acc15 * ((acc14 == __int_as_float(0xff800000)) ? 0.0f : expf((acc14 - m33)))) + (acc21 * ((acc20 == __int_as_float(0xff800000)) ? 0.0f : expf((acc20 - m33)))));
           const float m35 = tsr_fmax(m31, m33);
           const float v36 = ((v32 * ((m31 == __int_as_float(0xff800000)) ? 0.0f : expf((m31 - m35)))) + (v34 * ((m33 == __int_as_float(0xff800000)) ? 0.0f : expf((m33 - m35)))));
+          const float m37 = ((v36 == 0.0f) ? __int_as_float(0xff800000) : m35);
+          const float s38 = (((isnan(m35) || (m35 == __int_as_float(0x7f800000))) || ((v36 == 0.0f) && (d_N > 0))) ? __int_as_float(0x7fc00000) : v36);
           for (int j0 = 0; j0 < v26; j0 += 4) {
             const int v1 = tsr_iadd(v0, j0);
-            b_out[v1] = (expf((b_x[v1] - m35)) / v36);
-            const int v37 = tsr_iadd(v0, tsr_iadd(j0, 1));
-            b_out[v37] = (expf((b_x[v37] - m35)) / v36);
-            const int v38 = tsr_iadd(v0, tsr_iadd(j0, 2));
-            b_out[v38] = (expf((b_x[v38] - m35)) / v36);
-            const int v39 = tsr_iadd(v0, tsr_iadd(j0, 3));
-            b_out[v39] = (expf((b_x[v39] - m35)) / v36);
+            b_out[v1] = (expf((b_x[v1] - m37)) / s38);
+            const int v39 = tsr_iadd(v0, tsr_iadd(j0, 1));
+            b_out[v39] = (expf((b_x[v39] - m37)) / s38);
+            const int v40 = tsr_iadd(v0, tsr_iadd(j0, 2));
+            b_out[v40] = (expf((b_x[v40] - m37)) / s38);
+            const int v41 = tsr_iadd(v0, tsr_iadd(j0, 3));
+            b_out[v41] = (expf((b_x[v41] - m37)) / s38);
           }
           for (int j0 = v26; j0 < d_N; j0 += 1) {
-            const int v40 = tsr_iadd(v0, j0);
-            const float v41 = (expf((b_x[v40] - m35)) / v36);
-            b_out[v40] = v41;
+            const int v42 = tsr_iadd(v0, j0);
+            const float v43 = (expf((b_x[v42] - m37)) / s38);
+            b_out[v42] = v43;
           }
         }
       }"

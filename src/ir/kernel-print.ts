@@ -4,7 +4,7 @@ import type { KExpr, Kernel, KStmt } from './kernel.js';
 
 export function printKExpr(e: KExpr): string {
   switch (e.k) {
-    case 'lit': return e.t === 'f32' ? (Number.isInteger(e.v) ? `${e.v}.0` : String(e.v)) : e.t === 'bool' ? String(Boolean(e.v)) : `${e.v}${e.t === 'u32' ? 'u' : ''}`;
+    case 'lit': return e.t === 'f32' ? (/[.eIN]/.test(String(e.v)) ? String(e.v) : `${e.v}.0`) : e.t === 'bool' ? String(Boolean(e.v)) : `${e.v}${e.t === 'u32' ? 'u' : ''}`;
     case 'var': return e.name;
     case 'uniform': return `$${e.name}`;
     case 'tid': return 'tid';

@@ -22,7 +22,9 @@ export type KUnary =
   | 'floor' | 'ceil' | 'not' | 'isnan'
   // an f32 rounded to the nearest f16 or bf16 value (ties to even), kept as f32: a cast to a 16-bit
   // float inside a kernel, as storing and reloading it would give
-  | 'f16round' | 'bf16round';
+  | 'f16round' | 'bf16round'
+  // exp where a NaN argument may give any value (WGSL's exp without the NaN guard `exp` prints with)
+  | 'expn';
 export type KBinary =
   | 'add' | 'sub' | 'mul' | 'div' | 'mod' | 'pow' | 'max' | 'min'
   | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'and' | 'or'

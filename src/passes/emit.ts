@@ -58,6 +58,8 @@ export interface RowVec4 {
 export type LaneLoads = Map<LExpr, string[]>;
 
 const NEG_INF = -Infinity;
+/** The largest finite f32 (the online max's start: see emitOnline). */
+const F32_MAX = 3.4028234663852886e38;
 
 /**
  * Cooperative reductions: a reduction placed in `scope` is split across the `wg` invocations of a
@@ -173,60 +175,73 @@ export class Emitter {
   /**
    * One loop for a row max and the sum of exponentials against it (online softmax):
    *   m' = max(m, x); s = s * exp(m - m') + exp(x - m'); m = m'
-   * computed with one exponential per element (one of the two is exp(0)), with -inf guarded so a
-   * row that starts with -inf (a mask) does not turn the sum into NaN. A NaN element makes the max
-   * and the sum NaN, as the reference has them (the max may be read elsewhere in the kernel).
-   * Unrolled, each lane keeps its own (m, s) pair; the pairs merge after the loop.
+   * computed with one exponential per element (one of the two is exp(0)): e = exp(-|x - m|) scales
+   * the old sum when x raises the max and is the new term otherwise. Unrolled, each lane keeps its
+   * own (m, s) pair; the pairs merge after the loop.
+   *
+   * Special values cost nothing per element but the NaN test that lets a NaN take the max:
+   * - m starts at -FLT_MAX, not -inf, so a -inf element (a mask) adds exp(-inf) = 0 and never
+   *   makes -inf - -inf; the merged max is -inf again where the sum is 0 (every element -inf).
+   * - the exponential may give anything for a NaN argument (SwiftShader's gives inf): that happens
+   *   only once the max is NaN or +inf, and then the sum is NaN anyway (as the reference's is:
+   *   exp(inf - inf) = NaN), which the fix after the merge says.
    */
   private emitOnline(sum: Extract<LExpr, { k: 'red' }>, mx: Extract<LExpr, { k: 'red' }>, chain: readonly Scope[]): void {
     const scope = chain[chain.length - 1]!;
     const X = (sum.body as Extract<LExpr, { k: 'un' }>).a.k === 'bin' ? ((sum.body as Extract<LExpr, { k: 'un' }>).a as Extract<LExpr, { k: 'bin' }>).a : sum.body;
     const f = fvar;
     const lit = flit;
+    const bin = (op: 'add' | 'mul' | 'sub' | 'gt' | 'eq' | 'or' | 'and', a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: op === 'add' || op === 'mul' || op === 'sub' ? 'f32' : 'bool', op, a, b });
+    const sel = (c: KExpr, a: KExpr, b: KExpr): KExpr => ({ k: 'select', t: 'f32', c, a, b });
+    const isnan = (a: KExpr): KExpr => ({ k: 'un', t: 'bool', op: 'isnan', a });
     const lanes: [string, string][] = [];
     this.reductionLoops(sum.v, sum.extent, chain, !nestsReduction(sum.body, sum.v), (q, at) => {
       const x = at(X);
       if (!lanes[q]) {
         lanes[q] = [this.fresh('acc'), this.fresh('acc')];
-        scope.stmts.push({ k: 'let', name: lanes[q][0], t: 'f32', init: lit(-Infinity), mut: true });
+        scope.stmts.push({ k: 'let', name: lanes[q][0], t: 'f32', init: lit(-F32_MAX), mut: true });
         scope.stmts.push({ k: 'let', name: lanes[q][1], t: 'f32', init: lit(0), mut: true });
       }
       const [m, s] = lanes[q];
       const [xv, d, e, up] = [this.fresh('x'), this.fresh('d'), this.fresh('e'), this.fresh('up')];
-      const bin = (op: 'add' | 'mul' | 'sub' | 'gt', a: KExpr, b: KExpr): KExpr => ({ k: 'bin', t: op === 'gt' ? 'bool' : 'f32', op, a, b });
-      const sel = (c: KExpr, a: KExpr, b: KExpr): KExpr => ({ k: 'select', t: 'f32', c, a, b });
-      // one exponential per element: e = exp(-|x - m|) is the scale of the old sum when x raises the
-      // max, and the new term otherwise. The new term of a new max is exp(0) = 1, or NaN for x = +inf
-      // (exp(inf - inf), as the two-exponential form and the reference have it).
+      const upv: KExpr = { k: 'var', t: 'bool', name: up };
       return [
         { k: 'let', name: xv, t: 'f32', init: x, mut: false },
         { k: 'let', name: d, t: 'f32', init: fsub(f(xv), f(m)), mut: false },
-        { k: 'let', name: e, t: 'f32', init: sel(isNegInf(f(xv)), lit(0), fexp({ k: 'un', t: 'f32', op: 'neg', a: { k: 'un', t: 'f32', op: 'abs', a: f(d) } })), mut: false },
-        // a NaN takes the max too (the row's max is NaN then, as the reference's is)
-        { k: 'let', name: up, t: 'bool', init: { k: 'bin', t: 'bool', op: 'or', a: bin('gt', f(d), lit(0)), b: { k: 'un', t: 'bool', op: 'isnan', a: f(xv) } }, mut: false },
-        { k: 'set', name: s, value: sel({ k: 'var', t: 'bool', name: up }, bin('add', bin('mul', f(s), f(e)), sel({ k: 'bin', t: 'bool', op: 'eq', a: f(xv), b: lit(Infinity) }, lit(NaN), lit(1))), bin('add', f(s), f(e))) },
-        { k: 'set', name: m, value: sel({ k: 'var', t: 'bool', name: up }, f(xv), f(m)) },
+        { k: 'let', name: e, t: 'f32', init: { k: 'un', t: 'f32', op: 'expn', a: { k: 'un', t: 'f32', op: 'neg', a: { k: 'un', t: 'f32', op: 'abs', a: f(d) } } }, mut: false },
+        // a NaN takes the max (the row's max is NaN then, as the reference's is); a select, not ||,
+        // which WGSL short-circuits (a branch per element: 6% of softmax on SwiftShader)
+        { k: 'let', name: up, t: 'bool', init: { k: 'select', t: 'bool', c: isnan(f(xv)), a: { k: 'lit', t: 'bool', v: 1 }, b: bin('gt', f(d), lit(0)) }, mut: false },
+        { k: 'set', name: s, value: sel(upv, bin('add', bin('mul', f(s), f(e)), lit(1)), bin('add', f(s), f(e))) },
+        { k: 'set', name: m, value: sel(upv, f(xv), f(m)) },
       ];
     });
     const [m, s] = lanes[0]!;
     const coop = this.coop?.scope === scope ? this.coop : undefined;
+    let rm: KExpr;
+    let rs: KExpr;
     if (coop?.subgroup) {
       // the row max across the subgroup, then each lane's sum rescaled to it and added
-      const rm = this.fresh('v');
-      const rs = this.fresh('v');
-      scope.stmts.push({ k: 'let', name: rm, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'max', a: f(m) }, mut: false });
-      // (a lane that saw only -inf weighs 0; one that saw a NaN has a NaN max and sum, which survive)
-      const mine: KExpr = { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: weight(f(m), f(rm)) };
-      scope.stmts.push({ k: 'let', name: rs, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'add', a: mine }, mut: false });
-      scope.cache.set(mx, f(rm));
-      scope.cache.set(sum, f(rs));
-      return;
+      const [vm, vs] = [this.fresh('v'), this.fresh('v')];
+      scope.stmts.push({ k: 'let', name: vm, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'max', a: f(m) }, mut: false });
+      const mine: KExpr = { k: 'bin', t: 'f32', op: 'mul', a: f(s), b: weight(f(m), f(vm)) };
+      scope.stmts.push({ k: 'let', name: vs, t: 'f32', init: { k: 'subgroup', t: 'f32', op: 'add', a: mine }, mut: false });
+      [rm, rs] = [f(vm), f(vs)];
+    } else {
+      [rm, rs] = coop
+        ? (this.combineAcross(coop, scope, [f(m), f(s)], ['f32', 'f32'], this.mergeOnline) as [KExpr, KExpr])
+        : (this.combineLanes(scope, lanes.map(([lm, ls]) => [f(lm), f(ls)]), ['f32', 'f32'], this.mergeOnline) as [KExpr, KExpr]);
     }
-    const [rm, rs] = coop
-      ? this.combineAcross(coop, scope, [f(m), f(s)], ['f32', 'f32'], this.mergeOnline)
-      : this.combineLanes(scope, lanes.map(([lm, ls]) => [f(lm), f(ls)]), ['f32', 'f32'], this.mergeOnline);
-    scope.cache.set(mx, rm!);
-    scope.cache.set(sum, rs!);
+    // The row's max and sum as the reference has them: a NaN or +inf max makes the sum NaN; a sum of
+    // 0 over a non-empty row means every element was -inf: the max is -inf and the sum NaN
+    // (exp(-inf - -inf)); over an empty row the max is -inf and the sum 0.
+    const [fm, fs] = [this.fresh('m'), this.fresh('s')];
+    const allNegInf = bin('eq', rs, lit(0));
+    const nonEmpty: KExpr = { k: 'bin', t: 'bool', op: 'gt', a: this.emit(sum.extent, chain), b: { k: 'lit', t: 'i32', v: 0 } };
+    scope.stmts.push({ k: 'let', name: fm, t: 'f32', init: sel(allNegInf, lit(-Infinity), rm), mut: false });
+    scope.stmts.push({ k: 'let', name: fs, t: 'f32', init: sel(bin('or', bin('or', isnan(rm), bin('eq', rm, lit(Infinity))), bin('and', allNegInf, nonEmpty)), lit(NaN), rs), mut: false });
+    scope.cache.set(mx, f(fm));
+    scope.cache.set(sum, f(fs));
   }
 
   /** Merges (m1, s1) and (m2, s2): m = max(m1, m2); s = s1 * exp(m1 - m) + s2 * exp(m2 - m), a -inf max weighing 0. */

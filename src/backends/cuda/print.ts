@@ -213,7 +213,7 @@ class Printer {
       case 'not': return `(!${x})`;
       case 'isnan': return `isnan(${x})`;
       case 'abs': return `fabsf(${x})`;
-      case 'exp': return `expf(${x})`;
+      case 'exp': case 'expn': return `expf(${x})`;
       case 'log': return `logf(${x})`;
       case 'sqrt': return `sqrtf(${x})`;
       case 'rsqrt': return `rsqrtf(${x})`;

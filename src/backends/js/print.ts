@@ -158,6 +158,7 @@ function unary(e: Extract<KExpr, { k: 'un' }>): string {
     case 'isnan': return `Number.isNaN(${a})`;
     case 'rsqrt': return f(`1 / Math.sqrt(${a})`);
     case 'erf': return f(`H.erf(${a})`);
+    case 'expn': return f(`Math.exp(${a})`);
     case 'f16round': return `H.f16(${a})`;
     case 'bf16round': return `H.bf16(${a})`;
     default: return f(`Math.${e.op}(${a})`);

@@ -779,6 +779,7 @@ class Printer {
         return `-${this.operand(a)}`;
       case 'abs': return at === 'u32' ? x : call('abs');
       case 'exp': return call(this.helper('t_exp'));
+      case 'expn': return call('exp');
       case 'log': return call(this.helper('t_log'));
       case 'sqrt': return call('sqrt');
       case 'rsqrt': return call('inverseSqrt');
