@@ -10,7 +10,7 @@ import type { DType } from '../ir/dtype.js';
 import type { Kernel } from '../ir/kernel.js';
 import { isBinary, isReduce, isUnary } from '../ir/ops.js';
 import type { CompiledKernel, CompiledProgram } from '../passes/pipeline.js';
-import { cudaBlockSize, cudaSharedBytes, cudaStorageType } from '../backends/cuda/print.js';
+import { cudaBlockSize, cudaElementBytes, cudaSharedBytes, cudaStorageType } from '../backends/cuda/print.js';
 import { WGSL_CAPS, type WGSLPrinter } from './backends.js';
 
 /** Every target `compile` can write, in the fixed order the manifest lists them. */
@@ -166,7 +166,7 @@ const BASE_CONVENTIONS: Record<string, string> = {
 
 /** Added to the conventions with --target cuda or torch. */
 const CUDA_CONVENTION: Record<string, string> = {
-  cuda: 'kernels[].cuda says how to launch each kernel of the CUDA translation unit: <<<grid, block, 0, stream>>> with the listed parameters in order (buffer pointers as device addresses of dense row-major storage, then each dim as int). block is kernels[].cuda.block (32 threads per invocation for a tensor-core kernel, whose invocations are warps). grid: blocks = ceil(threads / workgroupSize); when blocks <= 2147483647 the grid is (blocks, 1, 1), else y = ceil(blocks / 2147483647) and x = ceil(blocks / y); skip the launch when threads is 0. A launch may cover at most 2^31 threads (the kernels compute an int linear id and guard tid < threads). Storage is native: f32 float, f16 __half, i32 int, u32 unsigned int, bool unsigned char 0/1 (buffers[].cuda). No dynamic shared memory.',
+  cuda: 'kernels[].cuda says how to launch each kernel of the CUDA translation unit: <<<grid, block, 0, stream>>> with the listed parameters in order (buffer pointers as device addresses of dense row-major storage, then each dim as int). block is kernels[].cuda.block (32 threads per invocation for a tensor-core kernel, whose invocations are warps). grid: blocks = ceil(threads / workgroupSize); when blocks <= 2147483647 the grid is (blocks, 1, 1), else y = ceil(blocks / 2147483647) and x = ceil(blocks / y); skip the launch when threads is 0. A launch may cover at most 2^31 threads (the kernels compute an int linear id and guard tid < threads). Storage is native: f32 float, f16 __half, bf16 __nv_bfloat16, i32 int, u32 unsigned int, bool unsigned char 0/1 (buffers[].cuda). No dynamic shared memory.',
 };
 
 const MORE_CONVENTIONS: Record<string, string> = {
@@ -339,10 +339,6 @@ export function buildManifest(cp: CompiledProgram, targets: readonly Target[], w
   };
 }
 
-/** Bytes per element in CUDA storage (native: f16 and bf16 2, bool 1). */
-export function cudaElementBytes(d: DType): number {
-  return d === 'f16' || d === 'bf16' ? 2 : d === 'bool' ? 1 : 4;
-}
 
 /** The launch facts of one kernel as printed by src/backends/cuda/print.ts. */
 export function cudaKernelEntry(k: Kernel): CudaKernelEntry {

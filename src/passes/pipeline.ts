@@ -10,7 +10,7 @@ import { printKernel } from '../ir/kernel-print.js';
 import { fuse, type FusedGroup } from './fuse.js';
 import { planBuffers, type BufferPlan, type PlannedBuffer } from './memory.js';
 import { DEFAULT_PARAMS, scheduleGroup, type ScheduleParams } from './schedule.js';
-import { MMA_DEFAULTS, mmaApplies } from './schedule-mma.js';
+import { MMA_DEFAULTS, mmaApplies, tensorCoresTake } from './schedule-mma.js';
 import { stageGatherTables } from './stage.js';
 import { simplify } from './simplify.js';
 
@@ -125,8 +125,7 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   const used = new Map<string, number>();
   const kernels = groups.map((group, i) => {
     const chosen = { ...opts.params, ...opts.groupParams?.(group, i) };
-    const bf16 = (group.contraction ?? group.root).args[0]?.dtype === 'bf16';
-    const mma = chosen.mma !== undefined ? chosen.mma !== 0 : opts.tensorCores === true && (!bf16 || opts.bf16TensorCores === true);
+    const mma = chosen.mma !== undefined ? chosen.mma !== 0 : tensorCoresTake(group, opts);
     const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group, mma), ...chosen };
     // the default vec4 path needs tn % 4 == 0: a tile chosen without saying `vec` stays scalar
     if (chosen.vec === undefined && gp.tn % 4 !== 0) gp.vec = 0;

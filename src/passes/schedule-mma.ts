@@ -36,6 +36,17 @@ export function mmaApplies(group: FusedGroup): boolean {
   return A !== undefined && isHalf(A.dtype) && B?.dtype === A.dtype && isFloat(group.root.dtype) && !(group.extra ?? []).length;
 }
 
+/** The 16-bit type of a matmul tensor cores can take (mmaApplies), else undefined. */
+export function mmaHalf(group: FusedGroup): 'f16' | 'bf16' | undefined {
+  return mmaApplies(group) ? ((group.contraction ?? group.root).args[0]!.dtype === 'bf16' ? 'bf16' : 'f16') : undefined;
+}
+
+/** Whether a target's tensor cores take the group's matmul: f16 where it has them, bf16 where they also take bf16 (sm_80+). */
+export function tensorCoresTake(group: FusedGroup, target: { readonly tensorCores?: boolean; readonly bf16TensorCores?: boolean }): boolean {
+  const half = mmaHalf(group);
+  return half !== undefined && target.tensorCores === true && (half === 'f16' || target.bf16TensorCores === true);
+}
+
 const PAD = 8;
 
 /** A tile staged from a plain f16 operand by 8-half copies (see stageCopy). */
@@ -78,7 +89,7 @@ export function mmaMatmulSchedule(group: FusedGroup, names: BufferNames, params:
   const sizeA = BM * lda;
   const sizeB = bk * ldb;
   const bufs = db ? 2 : 1;
-  const half = mm.args[0]!.dtype === 'bf16' ? 'bf16' : 'f16';
+  const half = mmaHalf(group)!;
   b.shared.push({ name: sa, t: 'f32', size: bufs * sizeA, half }, { name: sb, t: 'f32', size: bufs * sizeB, half }, { name: stg, t: 'f32', size: W * 256 });
 
   const fragments: KFragment[] = [];

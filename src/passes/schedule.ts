@@ -263,17 +263,17 @@ function rowBody(b: Build, group: FusedGroup, names: BufferNames, thread: Scope,
   const wu = last >= 0 ? ur : 1;
   const jv = `j${last}`;
   const lin = b.lower.linearize(idx, root.shape);
-  // every root the row loop writes (the root and its same-shape multi-output siblings)
-  const writes = [root, ...(group.extra ?? []).filter((x) => shapeEq(x.shape, root.shape))].map((x) => ({
-    node: x,
-    buf: x === root ? b.out : names.writeOf(x),
-    value: L.cast(scalarOf(x.dtype), b.lower.compute(x, idx)),
-  }));
   const quads = vector && last >= 0 && wu % 4 === 0 ? new Map<LExpr, string[]>() : undefined;
-  // a vec4 store of four lanes where the row is contiguous and the output f32
-  const base = lin.k === 'bin' && lin.op === 'add' && lin.b === innerIdx[last] && !lin.a.free.has(jv) ? lin.a : lin === innerIdx[last] ? L.i32(0) : undefined;
-  const store4 = quads !== undefined && base !== undefined && b.emitter.vec4!.aligned(base);
   if (quads) {
+    // every root the row loop writes (the root and its same-shape multi-output siblings); a vec4
+    // store of four lanes where the row is contiguous and the output f32
+    const writes = [root, ...(group.extra ?? []).filter((x) => shapeEq(x.shape, root.shape))].map((x) => ({
+      node: x,
+      buf: x === root ? b.out : names.writeOf(x),
+      value: L.cast(scalarOf(x.dtype), b.lower.compute(x, idx)),
+    }));
+    const base = lin.k === 'bin' && lin.op === 'add' && lin.b === innerIdx[last] && !lin.a.free.has(jv) ? lin.a : lin === innerIdx[last] ? L.i32(0) : undefined;
+    const store4 = base !== undefined && b.emitter.vec4!.aligned(base);
     const values = writes.map((w) => Array.from({ length: wu }, (_, q) => b.emitter.lane(w.value, jv, q, quads, wu, chain)));
     b.emitter.countUses(values.flat());
     writes.forEach((w, i) => {

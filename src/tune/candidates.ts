@@ -4,7 +4,7 @@
  */
 import type { FusedGroup } from '../passes/fuse.js';
 import type { ScheduleParams } from '../passes/schedule.js';
-import { mmaApplies } from '../passes/schedule-mma.js';
+import { tensorCoresTake } from '../passes/schedule-mma.js';
 import { evalDim, type DimBindings } from '../ir/dims.js';
 
 export type Candidate = Partial<ScheduleParams>;
@@ -119,10 +119,9 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       const decodes = group.inlined.some((n) => n.op === 'compute');
       const unrolled: Candidate[] = decodes ? [16, 32].flatMap((uk) => [{ tiled: 0, tm: 1, tn: 4, uk, workgroupSize: 64 }, { coop: 1, tm: 1, tn: 1, uk, workgroupSize: 64 }]) : [];
       const all = [...registerBlocked, ...vectorized, ...tiled, ...(rowsKnown === undefined || rowsKnown <= 64 ? splitK : []), ...unrolled];
-      // with tensor cores, f16 x f16 matmuls also try the mma schedule (the others say mma 0, since
+      // where the tensor cores take the matmul (f16, or bf16 on sm_80+) it also tries the mma schedule (the others say mma 0, since
       // tensor cores make it their default)
-      const bf16 = (group.contraction ?? group.root).args[0]?.dtype === 'bf16';
-      return caps.tensorCores && mmaApplies(group) && (!bf16 || caps.bf16TensorCores) ? [...MMA_CANDIDATES, ...all.map((c) => ({ ...c, mma: 0 }))] : all;
+      return tensorCoresTake(group, caps) ? [...MMA_CANDIDATES, ...all.map((c) => ({ ...c, mma: 0 }))] : all;
     }
   }
 }

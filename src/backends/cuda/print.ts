@@ -10,8 +10,8 @@
  * Helpers match the reference semantics where C differs: NaN-propagating fmax/fmin, saturating
  * float->int with NaN -> 0 (PTX cvt.rzi.sat), integer division and modulo by zero give 0.
  */
-import type { DType } from '../../ir/dtype.js';
-import { forEachKExpr, kstmtBodies, type KBinary, type KExpr, type Kernel, type KStmt, type KType, type KUnary, type Scalar } from '../../ir/kernel.js';
+import { isHalf, type DType } from '../../ir/dtype.js';
+import { forEachKExpr, kstmtBodies, type KBinary, type KFragment, type KExpr, type Kernel, type KStmt, type KType, type KUnary, type Scalar } from '../../ir/kernel.js';
 import { fail } from '../../errors.js';
 
 export function cudaStorageType(d: DType): string {
@@ -22,6 +22,23 @@ export function cudaStorageType(d: DType): string {
     case 'i32': return 'int';
     case 'u32': return 'unsigned int';
     case 'bool': return 'unsigned char';
+  }
+}
+
+/** A 16-bit float widened to float, and a float rounded to 16 bits (nearest even); others as they are. */
+function widen(d: 'f16' | 'bf16' | undefined, x: string): string {
+  return d === 'f16' ? `__half2float(${x})` : d === 'bf16' ? `__bfloat162float(${x})` : x;
+}
+function narrow(d: 'f16' | 'bf16' | undefined, x: string): string {
+  return d === 'f16' ? `__float2half_rn(${x})` : d === 'bf16' ? `__float2bfloat16_rn(${x})` : x;
+}
+
+/** Bytes per element in CUDA storage (native: f16 and bf16 2, bool 1). */
+export function cudaElementBytes(d: DType): number {
+  switch (d) {
+    case 'f32': case 'i32': case 'u32': return 4;
+    case 'f16': case 'bf16': return 2;
+    case 'bool': return 1;
   }
 }
 
@@ -163,13 +180,9 @@ class Printer {
       case 'load': {
         const x = `b_${e.buf}[${this.expr(e.index)}]`;
         const d = this.bufType(e.buf);
-        return d === 'f16' ? `__half2float(${x})` : d === 'bf16' ? `__bfloat162float(${x})` : d === 'bool' ? `(${x} != 0)` : x;
+        return d === 'bool' ? `(${x} != 0)` : isHalf(d) ? widen(d, x) : x;
       }
-      case 'sload': {
-        const x = `s_${e.arr}[${this.expr(e.index)}]`;
-        const h = this.half(e.arr);
-        return h === 'f16' ? `__half2float(${x})` : h === 'bf16' ? `__bfloat162float(${x})` : x;
-      }
+      case 'sload': return widen(this.half(e.arr), `s_${e.arr}[${this.expr(e.index)}]`);
       case 'load4': {
         if (this.bufType(e.buf) !== 'f32') fail('E_INTERNAL', `kernel ${this.k.name}: vec4 loads from ${this.bufType(e.buf)} buffer ${e.buf}`);
         return `tsr_ld4(b_${e.buf}, ${this.expr(e.index)})`;
@@ -223,8 +236,8 @@ class Printer {
       case 'erf': return `erff(${x})`;
       case 'floor': return `floorf(${x})`;
       case 'ceil': return `ceilf(${x})`;
-      case 'f16round': return `__half2float(__float2half_rn(${x}))`;
-      case 'bf16round': return `__bfloat162float(__float2bfloat16_rn(${x}))`;
+      case 'f16round': return widen('f16', narrow('f16', x));
+      case 'bf16round': return widen('bf16', narrow('bf16', x));
     }
   }
 
@@ -282,8 +295,7 @@ class Printer {
 
   private storeValue(buf: string, v: KExpr): string {
     const d = this.bufType(buf);
-    if (d === 'f16') return `__float2half_rn(${this.expr(v)})`;
-    if (d === 'bf16') return `__float2bfloat16_rn(${this.expr(v)})`;
+    if (isHalf(d)) return narrow(d, this.expr(v));
     if (d === 'bool') return `(unsigned char)(${this.expr(v)} ? 1 : 0)`;
     return this.expr(v);
   }
@@ -299,9 +311,7 @@ class Printer {
           out.push(`${ind}tsr_st4(b_${s.buf}, ${this.expr(s.index)}, ${this.expr(s.value)});`);
           break;
         case 'sstore': {
-          const v = this.expr(s.value);
-          const h = this.half(s.arr);
-          out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${h === 'f16' ? `__float2half_rn(${v})` : h === 'bf16' ? `__float2bfloat16_rn(${v})` : v};`);
+          out.push(`${ind}s_${s.arr}[${this.expr(s.index)}] = ${narrow(this.half(s.arr), this.expr(s.value))};`);
           break;
         }
         // (asynchronous copies land before the barrier that publishes them)
@@ -371,11 +381,11 @@ export function cudaSharedBytes(k: Kernel): number {
 }
 
 const WMMA = 'nvcuda::wmma';
-const FRAGMENT: Record<'a' | 'b' | 'acc', string> = {
-  a: `${WMMA}::fragment<${WMMA}::matrix_a, 16, 16, 16, __half, ${WMMA}::row_major>`,
-  b: `${WMMA}::fragment<${WMMA}::matrix_b, 16, 16, 16, __half, ${WMMA}::row_major>`,
-  acc: `${WMMA}::fragment<${WMMA}::accumulator, 16, 16, 16, float>`,
-};
+/** The WMMA fragment type of a tile: an a or b tile of f16 (the default) or bf16, an f32 accumulator. */
+function fragmentType(f: KFragment): string {
+  if (f.use === 'acc') return `${WMMA}::fragment<${WMMA}::accumulator, 16, 16, 16, float>`;
+  return `${WMMA}::fragment<${WMMA}::matrix_${f.use}, 16, 16, 16, ${cudaStorageType(f.half ?? 'f16')}, ${WMMA}::row_major>`;
+}
 
 function usesTid(k: Kernel): boolean {
   let used = false;
@@ -410,7 +420,7 @@ export function printCudaKernel(k: Kernel): string {
     ...(k.warp ? ['  const int tsr_lane = (int)(threadIdx.x & 31u);'] : []),
     // 32-byte aligned: tensor-core loads and stores need 256-bit aligned addresses
     ...k.shared.map((s) => `  __shared__ ${k.warp ? '__align__(32) ' : ''}${s.half ? cudaStorageType(s.half) : SCALAR[s.t]} s_${s.name}[${s.size}];`),
-    ...frags.map((f) => `  ${f.half === 'bf16' && f.use !== 'acc' ? FRAGMENT[f.use].replace('__half', '__nv_bfloat16') : FRAGMENT[f.use]} f_${f.name};`),
+    ...frags.map((f) => `  ${fragmentType(f)} f_${f.name};`),
   ];
   p.stmts(k.body, '  ', out);
   out.push('}');

@@ -29,7 +29,7 @@ import { median } from '../../runtime/median.js';
 import { checkBindings } from '../js/runtime.js';
 import { loadCudaAddon, cudaAddonUnavailableReason, type CudaAddon, type CudaDeviceInfo, type CudaProbe, type CuHandle, type CuParam } from './native.js';
 import { chooseCudaCompiler, compileCuda, type CompileCudaOptions } from './nvcc.js';
-import { cudaBlockSize, cudaEntryName, cudaSharedBytes, printCudaUnit } from './print.js';
+import { cudaBlockSize, cudaElementBytes, cudaEntryName, cudaSharedBytes, printCudaUnit } from './print.js';
 import { foldGrid, launchGrid } from '../../runtime/grid.js';
 
 export interface CudaRuntimeOptions {
@@ -42,14 +42,6 @@ export interface CudaRuntimeOptions {
 /** Most bytes of freed buffers a runtime keeps for reuse. */
 const POOL_BYTES = 1024 * 1024 * 1024;
 
-/** Bytes per element on the device. */
-export function cudaElementBytes(d: DType): number {
-  switch (d) {
-    case 'f32': case 'i32': case 'u32': return 4;
-    case 'f16': case 'bf16': return 2;
-    case 'bool': return 1;
-  }
-}
 
 
 /** Largest linear thread id + 1 a kernel's i32 id can reach. */
