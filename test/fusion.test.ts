@@ -48,10 +48,35 @@ describe('fusion', () => {
     expect(kinds(costly)).toEqual(['elementwise', 'matmul']);
   });
 
-  it('rmsnorm -> matmul -> silu -> matmul -> residual is three kernels: row statistic, two matmuls with prologue and epilogue', () => {
+  it('rmsnorm -> matmul -> silu -> matmul -> residual is three kernels: the norm as a row kernel, two matmuls with epilogues', () => {
     const def = D.kernel('block', { x: D.tensor('f32', [M, K]), g: D.tensor('f32', [K]), w1: D.tensor('f32', [K, N]), w2: D.tensor('f32', [N, K]) }, ({ x, g, w1, w2 }) =>
       D.matmul(D.matmul(D.rmsnorm(x, g), w1).silu(), w2).add(x));
-    expect(kinds(def)).toEqual(['reduce', 'matmul', 'matmul']);
+    expect(kinds(def)).toEqual(['row', 'matmul', 'matmul']);
+    // the first matmul reads the normalized x the row kernel wrote: no prologue left in its loads
+    const cp = compile(def.program);
+    expect(cp.kernels[1]!.kernel.buffers.map((b) => b.name)).not.toContain('g');
+    expect(cp.kernels[0]!.kernel.buffers.map((b) => b.name)).toEqual(expect.arrayContaining(['x', 'g']));
+  });
+
+  it('a normalized operand stays a prologue only while the other output dim is a small constant', () => {
+    // the norm's statistic needs a kernel anyway: over a symbolic or wide N that kernel writes x * g / rms
+    // once; over 16 columns (two tiles) the matmul recomputes x * g and scales its rows in the epilogue
+    const wide = D.kernel('k', { x: D.tensor('f32', [M, K]), g: D.tensor('f32', [K]), w: D.tensor('f32', [K, 64]) }, ({ x, g, w }) => D.matmul(D.rmsnorm(x, g), w));
+    expect(kinds(wide)).toEqual(['row', 'matmul']);
+    const narrow = D.kernel('k', { x: D.tensor('f32', [M, K]), g: D.tensor('f32', [K]), w: D.tensor('f32', [K, 16]) }, ({ x, g, w }) => D.matmul(D.rmsnorm(x, g), w));
+    expect(kinds(narrow)).toEqual(['reduce', 'matmul']);
+    // B normalized: the other dim is M
+    const bNorm = D.kernel('k', { a: D.tensor('f32', [M, K]), w: D.tensor('f32', [N, K]), g: D.tensor('f32', [K]) }, ({ a, w, g }) => D.matmul(a, D.rmsnorm(w, g).T));
+    expect(kinds(bNorm)).toEqual(['row', 'matmul']);
+    // without a weight the operand is x itself: the statistic's kernel and 1/rms in the epilogue
+    const plain = D.kernel('k', { x: D.tensor('f32', [M, K]), w: D.tensor('f32', [K, N]) }, ({ x, w }) => D.matmul(D.rmsnorm(x), w));
+    expect(kinds(plain)).toEqual(['reduce', 'matmul']);
+    // one normalized x read by three projections is written once
+    const qkv = D.kernel('k', { x: D.tensor('f32', [M, K]), g: D.tensor('f32', [K]), wq: D.tensor('f32', [K, N]), wk: D.tensor('f32', [K, N]), wv: D.tensor('f32', [K, N]) }, ({ x, g, wq, wk, wv }) => {
+      const n = D.rmsnorm(x, g);
+      return D.matmul(n, wq).add(D.matmul(n, wk)).add(D.matmul(n, wv));
+    });
+    expect(kinds(qkv).filter((k) => k === 'row')).toHaveLength(1);
   });
 
   it('a decoding compute (unpack a packed word, scale) is fused into the matmul that reads it, and split-K schedules it as one kernel', () => {

@@ -16,10 +16,15 @@ const [M, N, K] = [D.dim('M'), D.dim('N'), D.dim('K')];
 const x = D.tensor('f32', [M, K]);
 const w = D.tensor('f32', [K, N]);
 const g = D.tensor('f32', [K]);
+// A normalized operand is recomputed per tile only while the other output dim is a small constant
+// (fusion's cost model; otherwise the norm's row kernel writes it once): 16 columns keep it a prologue.
+const w16 = D.tensor('f32', [K, 16]);
 
 const programs = [
   // rmsnorm prologue: x * (1/rms, per row) * g; the row factor moves to the epilogue
-  D.kernel('norm_mm', { x, g, w }, ({ x, g, w }) => D.silu(D.matmul(D.rmsnorm(x, g, 1e-5), w))),
+  D.kernel('norm_mm', { x, g, w: w16 }, ({ x, g, w }) => D.silu(D.matmul(D.rmsnorm(x, g, 1e-5), w))),
+  // the same over a symbolic N: the norm's row kernel writes x * g / rms, the matmul reads it
+  D.kernel('norm_row_mm', { x, g, w }, ({ x, g, w }) => D.matmul(D.rmsnorm(x, g, 1e-5), w).add(x.sum(-1, true))),
   // a column factor and a shift: (x - 0.5) * g, all lane-wise
   D.kernel('affine_mm', { x, g, w }, ({ x, g, w }) => D.matmul(x.sub(0.5).mul(g), w)),
   // exp is not lane-wise in the kernel IR: evaluated per lane
@@ -27,10 +32,10 @@ const programs = [
   // A through a transpose: the index is not base + k, so per lane
   D.kernel('t_mm', { xt: D.tensor('f32', [K, M]), g, w }, ({ xt, g, w }) => D.matmul(xt.T.mul(g), w)),
   // a division by a per-row value and a layernorm
-  D.kernel('ln_mm', { x, w }, ({ x, w }) => D.matmul(D.layernorm(x), w).add(1)),
+  D.kernel('ln_mm', { x, w: w16 }, ({ x, w }) => D.matmul(D.layernorm(x), w).add(1)),
   // B stored [N, K] (weights as [out, in]): the vec4 path along K, with and without a prologue
   D.kernel('nt_mm', { x, wt: D.tensor('f32', [N, K]) }, ({ x, wt }) => D.matmul(x, wt.T).relu()),
-  D.kernel('nt_norm_mm', { x, g, wt: D.tensor('f32', [N, K]) }, ({ x, g, wt }) => D.matmul(D.rmsnorm(x, g), wt.T)),
+  D.kernel('nt_norm_mm', { x, g, wt: D.tensor('f32', [16, K]) }, ({ x, g, wt }) => D.matmul(D.rmsnorm(x, g), wt.T)),
   D.kernel('bnt_mm', { q: D.tensor('f32', [2, M, K]), kk: D.tensor('f32', [2, N, K]) }, ({ q, kk }) => D.matmul(q, kk.permute(0, 2, 1)).mul(0.5)),
   // f16 input: no vec4 loads from it, per-lane values
   D.kernel('h_mm', { x: D.tensor('f16', [M, K]), g, w }, ({ x, g, w }) => D.matmul(x.cast('f32').mul(g), w)),

@@ -6,7 +6,8 @@
 import { isFloat } from '../ir/dtype.js';
 import { shapeEq } from '../ir/dims.js';
 import { intern, topoOrder, type Node, type Program } from '../ir/graph.js';
-import { isBinary, isUnary } from '../ir/ops.js';
+import { isBinary, isMovement, isUnary } from '../ir/ops.js';
+import { rowKernelOperand } from './fuse.js';
 
 type Rule = { name: string; apply(n: Node): Node | undefined };
 
@@ -86,6 +87,12 @@ function factorsOf(n: Node): Node[] {
   return n.op === 'mul' && shapeEq(n.args[0]!.shape, n.shape) && shapeEq(n.args[1]!.shape, n.shape) ? [...factorsOf(n.args[0]!), ...factorsOf(n.args[1]!)] : [n];
 }
 
+/** A tensor read straight from memory, through views. */
+function isMemory(n: Node): boolean {
+  while (isMovement(n.op) && n.op !== 'gather' && n.op !== 'pad' && n.op !== 'concat') n = n.args[0]!;
+  return n.op === 'input';
+}
+
 /** `expand(s)` of a per-row value s [..., M, 1] over the columns of a [..., M, K] operand. */
 function isRowBroadcast(f: Node, shape: readonly Node['shape'][number][]): boolean {
   if (f.op !== 'expand') return false;
@@ -97,7 +104,9 @@ function isRowBroadcast(f: Node, shape: readonly Node['shape'][number][]): boole
 /**
  * matmul(P * rowScale(s), B) = matmul(P, B) * rowScale(s): a per-row factor of A (an RMSNorm's or a
  * layer norm's 1/rms, a per-token activation scale) leaves the K loop and becomes an epilogue
- * multiply, once per output instead of once per A element per column tile.
+ * multiply, once per output instead of once per A element per column tile. When more than memory
+ * is left in A (RMSNorm's x * g) and fusion will have the norm's row kernel write the whole
+ * operand (`rowKernelOperand`), the rule stands aside.
  */
 const ROW_SCALE_OUT_OF_MATMUL: Rule = {
   name: 'row scale out of matmul',
@@ -108,6 +117,8 @@ const ROW_SCALE_OUT_OF_MATMUL: Rule = {
     const i = fs.findIndex((f) => isRowBroadcast(f, A.shape));
     if (i < 0 || fs.length < 2) return undefined;
     const rest = fs.filter((_, j) => j !== i).reduce((acc, f) => intern('mul', [acc, f], A.dtype, A.shape, {}));
+    // with more than memory left in A, the norm's row kernel writes A whole instead (fusion's cost model)
+    if (!isMemory(rest) && rowKernelOperand(n, 0, (m) => m.op === 'matmul')) return undefined;
     const mm = intern('matmul', [rest, B], n.dtype, n.shape, n.attrs);
     const s = fs[i]!.args[0]!;
     const scale = intern('expand', [s], s.dtype, n.shape, { shape: [...n.shape] });

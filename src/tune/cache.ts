@@ -17,6 +17,8 @@ export interface TunedEntry {
   readonly medianMs: number;
   readonly defaultMs: number;
   readonly timing: 'device' | 'wall';
+  /** Set when the search covered only some of the candidates (TuneOptions.candidates). */
+  readonly narrowed?: true;
 }
 
 export interface TuneRecord {

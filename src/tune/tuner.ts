@@ -48,6 +48,12 @@ export interface TuneOptions {
    * compile it later with `compileTuned(..., { specialize: dims })` to use the winners.
    */
   readonly specialize?: boolean;
+  /**
+   * Narrows the search: given a kernel's candidates, returns those to time (a quick tune, or one
+   * schedule family). Its winners are cached as narrowed: a later search without this option
+   * times every candidate again rather than take them.
+   */
+  readonly candidates?: (all: readonly Candidate[], kernel: { readonly name: string; readonly kind: string }) => readonly Candidate[];
 }
 
 function deviceKey(rt: BackendRuntime): string {
@@ -102,7 +108,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       const key = tuneKey(printKernel(ck.kernel), deviceKey(rt), COMPILER_VERSION);
       const rec: TuneRecord = readRecord(key, dir) ?? { key, kernel: ck.kernel.name, device: deviceKey(rt), compiler: COMPILER_VERSION, entries: [] };
       const hit = rec.entries.find((e) => JSON.stringify(e.dims) === JSON.stringify(prep.dims));
-      if (hit && !opts.force) {
+      if (hit && !opts.force && (!hit.narrowed || opts.candidates)) {
         results.push({ kernel: ck.kernel.name, kind: ck.kernel.schedule.kind, defaultMs: hit.defaultMs, best: hit.params, bestMs: hit.medianMs, tried: 0, rejected: [], cached: true, tuneMs: performance.now() - t0 });
         continue;
       }
@@ -124,7 +130,9 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       let best: Candidate = {};
       let bestMs = def.medianMs;
       const rejected: string[] = [];
-      const cands = candidatesFor(ck.group, deviceCaps(rt.info), prep.dims);
+      const every = candidatesFor(ck.group, deviceCaps(rt.info), prep.dims);
+      const cands = opts.candidates ? opts.candidates(every, { name: ck.kernel.name, kind: ck.kernel.schedule.kind }) : every;
+      const narrowed = cands.length < every.length || cands.some((c) => !every.includes(c));
       // specialized: after the schedule, whether this kernel is faster with the dims as uniforms
       const refine = specialize ? 1 : 0;
       const variantOf = (cand: Candidate) => compile(program, { ...copts, groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
@@ -158,7 +166,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
         [defaultMs, bestMs] = [median(d), median(w)];
         if (bestMs >= defaultMs) [best, bestMs] = [{}, defaultMs];
       }
-      rec.entries = [...rec.entries.filter((e) => JSON.stringify(e.dims) !== JSON.stringify(prep.dims)), { dims: prep.dims, params: best, medianMs: bestMs, defaultMs, timing: def.source }];
+      rec.entries = [...rec.entries.filter((e) => JSON.stringify(e.dims) !== JSON.stringify(prep.dims)), { dims: prep.dims, params: best, medianMs: bestMs, defaultMs, timing: def.source, ...(narrowed ? { narrowed: true as const } : {}) }];
       writeRecord(rec, dir);
       results.push({ kernel: ck.kernel.name, kind: ck.kernel.schedule.kind, defaultMs, best, bestMs, tried: cands.length + refine, rejected, cached: false, tuneMs: performance.now() - t0 });
     }
