@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import * as D from '../src/dsl/index.js';
 import { forEachKExpr, kstmtBodies, type KStmt } from '../src/ir/kernel.js';
 import { compile } from '../src/passes/pipeline.js';
+import { printWGSL } from '../src/backends/wgsl/print.js';
 import { testBackends } from './helpers/backends.js';
 import { checkOnBackend } from './helpers/compare.js';
 
@@ -64,5 +65,21 @@ describe('partial matmul tiles', () => {
       if (e.k === 'load4' && e.buf === 'x') loads++;
     });
     expect(loads).toBe(3);
+  });
+
+  it('indexes the one-row body\'s vec4 loads in vec4 units, as the tile body does (no shift per load)', () => {
+    // the one-row body shares B's indices with the tile's body, so the kernel let-binds them: the
+    // vec4 number must be what is bound, not the element index a backend then shifts back
+    for (const def of programs) {
+      const mm = compile(def.program, { params: { tm: 8, tn: 8, vec: 4 } }).kernels.find((c) => c.kernel.schedule.kind === 'matmul')!.kernel;
+      let quads = 0;
+      forEachKExpr(mm.body, (e) => {
+        if (e.k !== 'load4') return;
+        quads++;
+        expect(e.index.k === 'bin' && e.index.op === 'mul' && e.index.b.k === 'lit' && e.index.b.v === 4, `${def.name}: ${JSON.stringify(e.index).slice(0, 120)}`).toBe(true);
+      });
+      expect(quads, def.name).toBeGreaterThan(0);
+      expect(printWGSL(mm, { f16: false }), def.name).not.toMatch(/vec4<f32> = \w+\[[^\]]*>> 2u\];/);
+    }
   });
 });

@@ -442,6 +442,16 @@ function multipleOf4(e: LExpr, Ke: LExpr): boolean {
 }
 
 /**
+ * The element index 4 * q of vec4 number q, emitted with q (not the product) as the value a kernel
+ * may let-bind: backends print a load4/store4 index 4 * q as vec4 number q, which a let-bound
+ * product would hide behind a shift (the one-row body of a partial tile shares its B indices with
+ * the tile's body, so they are let-bound there).
+ */
+function quadIndex(b: Build, q: LExpr, chain: readonly Scope[]): KExpr {
+  return { k: 'bin', t: 'i32', op: 'mul', a: b.emitter.emit(q, chain), b: { k: 'lit', t: 'i32', v: 4 } };
+}
+
+/**
  * The vec4 of `e` (an f32 value written with the lane variable KQ) at k = k4, k4 + 1, k4 + 2, k4 + 3,
  * let-bound in `loop`: a load at base + KQ with a base that is a multiple of 4 becomes one vec4
  * load, + - * / act lane-wise, values without KQ are computed once and splat (hoisted by the
@@ -458,7 +468,7 @@ function vectorizeLanes(b: Build, e: LExpr, kv: LExpr, Ke: LExpr, f32Bufs: Reado
     value = { k: 'splat', t: vt, a: b.emitter.emit(e, chain) };
   } else if (base !== undefined) {
     // element (base/4 + kv) * 4: printed as vec4 number base/4 + kv (see the vec4 B loads)
-    value = { k: 'load4', t: vt, buf: (e as Extract<LExpr, { k: 'load' }>).buf, index: b.emitter.emit(L.mul(L.add(L.div(base, L.i32(4)), kv), L.i32(4)), chain) };
+    value = { k: 'load4', t: vt, buf: (e as Extract<LExpr, { k: 'load' }>).buf, index: quadIndex(b, L.add(L.div(base, L.i32(4)), kv), chain) };
   } else if (isLaneOp(e)) {
     const x = vectorizeLanes(b, e.a, kv, Ke, f32Bufs, chain, loop, memo);
     const y = vectorizeLanes(b, e.b, kv, Ke, f32Bufs, chain, loop, memo);
@@ -823,15 +833,14 @@ function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: Sch
   } else if (fast !== false) {
     const kks = [0, 1, 2, 3] as const;
     const quarter = (x: LExpr) => L.div(x, L.i32(4));
-    // element index 4 * q of vec4 number q (backends print load4/store4 of 4 * q as element q)
-    const quad = (q: LExpr) => L.mul(q, L.i32(4));
+    // loads below take vec4 numbers q (quadIndex: element index 4 * q)
     // A: one vec4 per row (its four k values as lanes), or four scalar values through its view
     const vecA = plain(A);
     let aAt: (i: number, kk: 0 | 1 | 2 | 3) => KExpr;
     if (vecA) {
       const names4 = mc.map((m) => {
         const name = b.emitter.fresh('a');
-        const idx = b.emitter.emit(quad(L.add(quarter(lo.linearize([...batch, m, L.i32(0)], A.shape)), kv)), chain);
+        const idx = quadIndex(b, L.add(quarter(lo.linearize([...batch, m, L.i32(0)], A.shape)), kv), chain);
         loop.stmts.push({ k: 'let', name, t: vt, init: { k: 'load4', t: vt, buf: names.readOf(A), index: idx }, mut: false });
         return name;
       });
@@ -847,12 +856,12 @@ function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: Sch
     const cols = Array.from({ length: tn / 4 }, (_, j) => L.min(L.add(n0, L.i32(4 * j)), L.sub(Ne, L.i32(4))));
     const rowsB = B.shape.slice(0, -1);
     // kv * (4 N/4) + ((batch row + kk) * N/4 + column/4): one add per load, the rest hoisted
-    const bIdx = kks.map((kk) => cols.map((n) => quad(L.add(L.mul(kv, L.mul(L.i32(4), quarter(Ne))), L.add(L.mul(lo.linearize([...batch, L.i32(kk)], rowsB), quarter(Ne)), quarter(n))))));
+    const bIdx = kks.map((kk) => cols.map((n) => L.add(L.mul(kv, L.mul(L.i32(4), quarter(Ne))), L.add(L.mul(lo.linearize([...batch, L.i32(kk)], rowsB), quarter(Ne)), quarter(n)))));
     b.emitter.countUses(bIdx.flat());
     const bNames = bIdx.map((row) =>
       row.map((q) => {
         const name = b.emitter.fresh('b');
-        loop.stmts.push({ k: 'let', name, t: vt, init: { k: 'load4', t: vt, buf: names.readOf(B), index: b.emitter.emit(q, chain) }, mut: false });
+        loop.stmts.push({ k: 'let', name, t: vt, init: { k: 'load4', t: vt, buf: names.readOf(B), index: quadIndex(b, q, chain) }, mut: false });
         return name;
       }),
     );
