@@ -87,7 +87,8 @@ function splitIfTooWide(root: Node, materialized: Set<Node>, maxBuffers: number)
   return true;
 }
 
-const isView = (n: Node) => isMovement(n.op) && n.op !== 'gather' && n.op !== 'pad' && n.op !== 'concat';
+/** A movement op that reads its input in place (no gather, pad or concat): an index map. */
+export const isView = (n: Node) => isMovement(n.op) && n.op !== 'gather' && n.op !== 'pad' && n.op !== 'concat';
 
 export interface FuseOptions {
   /** Storage buffers one kernel may bind (WebGPU's default limit is 8): bigger groups are split. */

@@ -6,8 +6,8 @@
 import { isFloat } from '../ir/dtype.js';
 import { shapeEq } from '../ir/dims.js';
 import { intern, topoOrder, type Node, type Program } from '../ir/graph.js';
-import { isBinary, isMovement, isUnary } from '../ir/ops.js';
-import { rowKernelOperand } from './fuse.js';
+import { isBinary, isUnary } from '../ir/ops.js';
+import { isView, rowKernelOperand } from './fuse.js';
 
 type Rule = { name: string; apply(n: Node): Node | undefined };
 
@@ -89,7 +89,7 @@ function factorsOf(n: Node): Node[] {
 
 /** A tensor read straight from memory, through views. */
 function isMemory(n: Node): boolean {
-  while (isMovement(n.op) && n.op !== 'gather' && n.op !== 'pad' && n.op !== 'concat') n = n.args[0]!;
+  while (isView(n)) n = n.args[0]!;
   return n.op === 'input';
 }
 
