@@ -1,5 +1,5 @@
 /**
- * bench/device/run.sh, the one command a session runs on the GPU machine, checked here without a GPU:
+ * bench/device/run.sh, the one command to run on a GPU machine, checked here without a GPU:
  * `--dry-run` packs Node and a trimmed node_modules (into a temporary folder, fast xz preset),
  * unpacks them into a copy of the working tree, starts vitest from it, generates the PyTorch modules
  * with the unpacked Node, compiles their CUDA for sm_90, runs them on a fake torch, py_compiles the
@@ -35,7 +35,7 @@ describe('bench/device/run.sh', () => {
     const out = `${r.stdout}${r.stderr}`;
     expect(r.status, out).toBe(0);
     console.log(`[device] dry run took ${seconds.toFixed(1)} s:\n${r.stdout.split('\n').filter((l) => /pack\.sh|dry run OK/.test(l)).join('\n')}`);
-    // Packs: the node binary and only the packages the device run loads, under the tool's 64 MiB.
+    // Packs: the node binary and only the packages the device run loads, under the 64 MiB a call may send.
     expect(existsSync(join(pack, 'node.tar.xz'))).toBe(true);
     expect(existsSync(join(pack, 'node_modules.tar.xz'))).toBe(true);
     const carried = /: ([\d.]+) MiB of the 64 MiB a device call carries/.exec(out);
@@ -51,8 +51,11 @@ describe('bench/device/run.sh', () => {
     }
     expect(out).toMatch(/node v20\.\d+\.\d+ from node\.tar\.xz/);
     expect(out).toMatch(/Tests {2}1 passed \| \d+ skipped/);
-    expect(out).toContain('nvcc -c -arch=sm_90: 7 launchers and their kernels from 7 modules compiled');
+    // seven one-kernel modules and the transformer block in f32 and f16 (three kernels each)
+    expect(out).toContain('nvcc -c -arch=sm_90: 13 launchers and their kernels from 9 modules compiled');
     for (const p of ['silu_chain', 'softmax', 'matmul', 'matmul_f16', 'matmul_bf16', 'matmul_f16_simt', 'rmsnorm_silu']) expect(out).toContain(`   ${p} on a fake torch: launch_${p}_`);
+    expect(out).toContain('   block on a fake torch: launch_block_row_t0, launch_block_matmul_t1, launch_block_matmul_out -> out torch.float32');
+    expect(out).toContain('   block_f16 on a fake torch: launch_block_f16_row_t0, launch_block_f16_matmul_mma_t1, launch_block_f16_matmul_mma_out -> out torch.float16');
     expect(out).toContain('TESSERA_CUDA_REQUIRED=1 TESSERA_SMOKE=1 TESSERA_FUZZ_COUNT=40 node node_modules/vitest/vitest.mjs run test/cuda.test.ts test/op-props.test.ts test/fuzz.test.ts');
     expect(out).toContain('python3 examples/torch/run_example.py --module .device/gen/rmsnorm_silu/rmsnorm_silu_torch.py');
     expect(out).toContain('python3 bench/device/bench_torch.py --gen .device/gen --out $OUT/device-results.json');

@@ -39,7 +39,7 @@ time_ms = load_module(os.path.join(ROOT, 'examples', 'torch', 'run_example.py'))
 
 
 def cases(torch, quick: bool):
-    """(module, dims, make inputs, torch expression, reference, tolerance, work)."""
+    """(name, module (default: the name), dims, make inputs, torch expression, reference, tolerance, work)."""
     F = torch.nn.functional
     big = 4 if quick else 1
 
@@ -59,6 +59,35 @@ def cases(torch, quick: bool):
             'torch': lambda i: torch.matmul(i['a'], i['b']),
             'tol': tol,
             'bytes': None, 'flops': lambda m, n, k: 2 * m * n * k,
+        }
+
+    def block_inputs(dtype):
+        def make(t, d, h, dev):
+            return {
+                'x': torch.randn(t, d, device=dev).to(dtype),
+                'g': (torch.rand(d, device=dev) + 0.5).to(dtype),
+                'w1': (torch.randn(d, h, device=dev) / d ** 0.5).to(dtype),
+                'w2': (torch.randn(h, d, device=dev) / h ** 0.5).to(dtype),
+            }
+        return make
+
+    def block_torch(i):
+        # the same ops in eager PyTorch: pow, mean, add, rsqrt, mul, mul, matmul, silu, matmul, add
+        x = i['x']
+        n = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * i['g']
+        return x + F.silu(n @ i['w1']) @ i['w2']
+
+    def block_case(name, module, what, dtype, t, tol):
+        # Llama-7B's FFN width (D 4096, H 11008); a prefill chunk of 2048 tokens or one decode token
+        return {
+            'name': name, 'module': module, 'what': what,
+            'check_dims': (37, 96, 200), 'dims': (max(1, t // big), 4096 // big, 11008 // big),
+            'inputs': block_inputs(dtype),
+            'torch': block_torch,
+            'tol': tol,
+            # one decode token is bound by reading the weights: GB/s there, TFLOP/s for the chunk
+            'bytes': (lambda t, d, h: (2 if dtype == torch.float16 else 4) * (2 * d * h + 2 * t * d + d)) if t == 1 else None,
+            'flops': lambda t, d, h: 4 * t * d * h,
         }
 
     return [
@@ -82,6 +111,10 @@ def cases(torch, quick: bool):
         mm_case('matmul_f16', 'a @ b, f16 in and out (f32 accumulation), tensor cores (WMMA), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
         mm_case('matmul_bf16', 'a @ b, bf16 in and out (f32 accumulation), tensor cores (WMMA, sm_80+), vs torch.matmul', torch.bfloat16, (3e-2, 3e-2)),
         mm_case('matmul_f16_simt', 'a @ b, f16, the SIMT schedule (--params mma=0), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
+        block_case('block', 'block', 'x + silu(rmsnorm(x, g) @ w1) @ w2, f32, T 2048: three fused kernels vs eager torch', torch.float32, 2048, (2e-4, 2e-4)),
+        block_case('block_decode', 'block', 'the same block at T 1 (one decode token), f32, vs eager torch', torch.float32, 1, (2e-4, 2e-4)),
+        block_case('block_f16', 'block_f16', 'the block in f16 (matmuls on tensor cores), T 2048, vs eager torch', torch.float16, 2048, (3e-2, 3e-2)),
+        block_case('block_f16_decode', 'block_f16', 'the f16 block at T 1, vs eager torch', torch.float16, 1, (3e-2, 3e-2)),
     ]
 
 
@@ -171,7 +204,8 @@ def main() -> int:
     }
     failed = 0
     for case in cases(torch, args.quick):
-        path = os.path.join(args.gen, case['name'], f"{case['name']}_torch.py")
+        module = case.get('module', case['name'])
+        path = os.path.join(args.gen, module, f"{module}_torch.py")
         try:
             r = run_case(torch, load_module(path), case, dev)
         except Exception as e:  # one broken case must not lose the others

@@ -8,8 +8,8 @@
 # defaults to .device at the repository root, which this script adds to .git/info/exclude. A stamp
 # per archive (node's version and hash; the packed packages' package.json files) makes a rerun free
 # until it changes; --force repacks. --level is xz's preset (default 6; 0 is much faster and about 30% larger).
-# Prints the sizes and the total the device tool would carry (DIR plus build/ and the working tree),
-# and fails when that is over the tool's 64 MiB.
+# Prints the sizes and the total a call to the GPU machine would send (DIR plus build/ and the working
+# tree), and fails when that is over the 64 MiB a call may send.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -82,6 +82,6 @@ tree_b=$(git ls-files -z -co --exclude-standard 2>/dev/null | xargs -0 du -cb 2>
 total=$((node_b + nm_b + build_b + tree_b))
 echo "pack.sh: node.tar.xz $(mib "$node_b"), node_modules.tar.xz $(mib "$nm_b"), build/ $(mib "$build_b"), working tree $(mib "$tree_b"): $(mib "$total") of the 64 MiB a device call carries"
 if [ "$total" -gt $((64 * 1048576)) ]; then
-  echo "pack.sh: over the device tool's 64 MiB limit" >&2
+  echo "pack.sh: over the 64 MiB a call to the GPU machine may send" >&2
   exit 1
 fi

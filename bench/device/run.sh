@@ -95,7 +95,8 @@ gpu_plan() {
   5. node bin/tessera.mjs devices; node bin/tessera.mjs run test/fixtures/cli-sample.ts --backend cuda
   6. python3 examples/torch/run_example.py --module .device/gen/rmsnorm_silu/rmsnorm_silu_torch.py --json \$OUT/example.json
   7. python3 bench/device/bench_torch.py --gen .device/gen --out \$OUT/device-results.json ${QUICK[*]}
-     (silu_chain vs eager torch, softmax vs torch.softmax, matmul f32 and f16 (tensor cores and SIMT) vs torch.matmul)
+     (silu_chain vs eager torch, softmax vs torch.softmax, matmul f32, f16 (tensor cores and SIMT) and bf16 vs torch.matmul,
+      the transformer block f32 and f16 at T 2048 and T 1 vs eager torch)
   8. node --import tsx $QUANT_SCRIPT --out \$OUT/quant-gemv.json${QUANT_ARGS:+ $QUANT_ARGS}   (timeout ${QUANT_TIMEOUT}s)
      (copy bandwidth, launch floor; GEMV f32, f16, int8, int4, nf4, fp8, mxfp4, ternary, VPTQ 2-bit fused, int4 dequant+matmul;
       M=1 and 16, each under the script's VARIANTS schedules; merged into device-results.json as quant_gemv)
@@ -121,7 +122,7 @@ if [ "$DRY" = 1 ]; then
   log "1. pack: bash bench/device/pack.sh --dir $PACK_DIR --level $PACK_LEVEL"
   bash bench/device/pack.sh --dir "$PACK_DIR" --level "$PACK_LEVEL" || { echo "run.sh: packing failed" >&2; exit 1; }
 
-  log "2. unpack into a copy of the working tree, as the device tool sends it (tracked + untracked files, build/)"
+  log "2. unpack into a copy of the working tree, as the GPU machine receives it (tracked + untracked files, build/)"
   mkdir -p "$SIM/repo" "$SIM/node"
   git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -C "$SIM/repo" -xf -
   [ -d build ] && cp -r build "$SIM/repo/build"
@@ -189,7 +190,7 @@ if [ "$DRY" = 1 ]; then
     || { cat "$SIM/quant.log"; echo "run.sh: $QUANT_SCRIPT --check-only failed" >&2; exit 1; }
   grep -E '^\[quant-gemv .*(GEMV programs|compileCuda|check-only)' "$SIM/quant.log" | sed 's/^\[quant-gemv +[0-9.]*s\] /   /'
 
-  log "8. on the GPU this would run (bench/device/README.md has the device tool call):"
+  log "8. on the GPU this would run (bench/device/README.md: running it on the GPU machine):"
   gpu_plan
   log "dry run OK in ${SECONDS} s"
   exit 0
