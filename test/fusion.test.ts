@@ -77,6 +77,14 @@ describe('fusion', () => {
       return D.matmul(n, wq).add(D.matmul(n, wk)).add(D.matmul(n, wv));
     });
     expect(kinds(qkv).filter((k) => k === 'row')).toHaveLength(1);
+    // specialized to a few rows (a decode step), the matmul computes the norm's statistic for its own
+    // rows: one kernel; from five rows on, the row kernel again
+    const spec = (def: D.KernelDef, dims: Record<string, number>) => compile(def.program, { specialize: dims }).kernels.map((k) => k.kernel.schedule.kind);
+    expect(spec(wide, { M: 1, K: 32 })).toEqual(['matmul']);
+    expect(spec(wide, { M: 4, K: 32 })).toEqual(['matmul']);
+    expect(spec(wide, { M: 5, K: 32 })).toEqual(['row', 'matmul']);
+    // and a symbolic N specialized to a narrow one keeps the prologue
+    expect(spec(qkv, { M: 64, K: 32, N: 8 }).filter((k) => k === 'row')).toHaveLength(0);
   });
 
   it('a decoding compute (unpack a packed word, scale) is fused into the matmul that reads it, and split-K schedules it as one kernel', () => {

@@ -11,6 +11,7 @@ import { compile } from '../src/passes/pipeline.js';
 import { simplify } from '../src/passes/simplify.js';
 import { testBackends } from './helpers/backends.js';
 import { checkOnBackend } from './helpers/compare.js';
+import { candidatesFor, deviceCaps } from '../src/tune/candidates.js';
 
 const [M, N, K] = [D.dim('M'), D.dim('N'), D.dim('K')];
 const x = D.tensor('f32', [M, K]);
@@ -93,5 +94,31 @@ describe('matmul prologues on the vec4 path', () => {
     const mmNode = [...seen].find((n) => (n as { op: string }).op === 'matmul') as (typeof p.outputs)[number]['node'];
     const a = mmNode.args[0]!;
     expect(a.args.map((f) => f.op).sort()).toEqual(['expand', 'input']); // x * expand(g): no per-row factor left
+  });
+
+  it('specialized to a few rows (decode), the norm\'s statistic is computed in the first matmul: two kernels, every schedule on JS, a sample on the drivers', async () => {
+    const def = D.kernel('dec_block', { x, g, w, w2: D.tensor('f32', [N, K]) }, ({ x, g, w, w2 }) => x.add(D.matmul(D.silu(D.matmul(D.rmsnorm(x, g, 1e-5), w)), w2)));
+    for (const { name, rt } of await testBackends()) {
+      for (const [m, n, k] of [[1, 12, 20], [3, 9, 13]] as const) {
+        const dims = { M: m, N: n, K: k };
+        const ins = {
+          x: { shape: [m, k], data: data([m, k], 1) },
+          g: { shape: [k], data: data([k], 2) },
+          w: { shape: [k, n], data: data([k, n], 3) },
+          w2: { shape: [n, k], data: data([n, k], 4) },
+        };
+        const base = compile(def.program, { specialize: dims });
+        expect(base.kernels.map((c) => c.kernel.schedule.kind), `${m} rows`).toEqual(['matmul', 'matmul']);
+        const cands = candidatesFor(base.kernels[0]!.group, deviceCaps(rt.info));
+        // the default, then every candidate (JS) or one of each schedule family (a driver compiles each)
+        const picked = name === 'js' ? cands : [cands.find((c) => c.coop === 1), cands.find((c) => c.tiled === 1), cands.find((c) => c.vec === 4 && c.tm === 8), cands.find((c) => c.vec === 0)];
+        for (const cand of [undefined, ...picked]) {
+          const cp = compile(def.program, { specialize: dims, groupParams: (_g, i) => (i === 0 ? cand : undefined) });
+          expect(await checkOnBackend(cp, rt, ins, { rtol: 2e-4, atol: 2e-5 }), `${name} ${m}x${n}x${k} ${JSON.stringify(cand)}`).toBeNull();
+        }
+      }
+    }
+    // more rows: the norm's row kernel writes the operand, as with a symbolic M
+    expect(compile(def.program, { specialize: { M: 5, N: 64, K: 20 } }).kernels.map((c) => c.kernel.schedule.kind)).toEqual(['row', 'matmul', 'matmul']);
   });
 });

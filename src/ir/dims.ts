@@ -129,6 +129,12 @@ export function evalDim(d: Dim, env: DimBindings): number {
   return applyOp(d.op, evalDim(d.a, env), evalDim(d.b, env));
 }
 
+/** The value of a dim when it is constant or every symbol in it is bound in `env`, else undefined. */
+export function knownDim(d: Dim, env: DimBindings = {}): number | undefined {
+  for (const s of dimSymbols(d)) if (env[s] === undefined) return undefined;
+  return evalDim(d, env);
+}
+
 export function evalShape(s: Shape, env: DimBindings): number[] {
   return s.map((d) => evalDim(d, env));
 }

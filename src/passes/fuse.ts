@@ -7,7 +7,7 @@
  * other reductions, and anything a matmul reads that is more than a view of memory.
  */
 import { fail } from '../errors.js';
-import { isConst, shapeEq } from '../ir/dims.js';
+import { knownDim, shapeEq, type DimBindings } from '../ir/dims.js';
 import { isFloat } from '../ir/dtype.js';
 import { nodeSite } from '../ir/sites.js';
 import { topoOrder, useCounts, type Node, type Program } from '../ir/graph.js';
@@ -97,6 +97,11 @@ export interface FuseOptions {
   readonly matmulFusion?: boolean;
   /** Write independent sibling results over one iteration space from one kernel. */
   readonly multiOutput?: boolean;
+  /**
+   * Dims the program will run at (CompileOptions.specialize): the cost model's decisions read them
+   * where a shape is symbolic; the groups stay valid at any dims.
+   */
+  readonly dims?: DimBindings;
 }
 
 /** Relative cost of computing a node once per element: what recomputing it in a consumer costs. */
@@ -137,6 +142,30 @@ function elementwisePathTo(n: Node, target: Node): boolean {
 const RECOMPUTE_DIM = 16;
 
 /**
+ * Most rows of a matmul (M, known) for which a row statistic of its A (a norm's sum of squares) is
+ * recomputed in the matmul's kernel, once per invocation for its rows, instead of a kernel of its
+ * own: at decode (a token or a few) the K extra multiply-adds per row cost less than a launch.
+ */
+const FEW_ROWS = 4;
+
+function fewRows(mm: Node, dims?: DimBindings): boolean {
+  const m = knownDim(mm.shape[mm.shape.length - 2]!, dims);
+  return m !== undefined && m <= FEW_ROWS;
+}
+
+/**
+ * `r` reduces the last axis of a tensor whose other dims are the matmul's leading dims (its rows):
+ * a per-row statistic the matmul's epilogue can compute for the rows it writes.
+ */
+function rowStatistic(r: Node, mm: Node): boolean {
+  if (!isReduce(r.op)) return false;
+  const src = r.args[0]!;
+  const rank = mm.shape.length;
+  const axes = r.attrs.axes as number[];
+  return src.shape.length === rank && axes.length === 1 && axes[0] === rank - 1 && shapeEq(src.shape.slice(0, -1), mm.shape.slice(0, -1));
+}
+
+/**
  * Cost model for a normalized matmul operand: when the operand is an elementwise function of a row
  * statistic of a tensor shaped like it (RMSNorm's or layer norm's output: x * g / rms(x)), the
  * statistic needs a kernel of its own anyway, so that kernel, a row kernel, writes the normalized
@@ -148,13 +177,15 @@ const RECOMPUTE_DIM = 16;
  * operand is a view of memory, has no such statistic, or the other dim is a constant of at most
  * RECOMPUTE_DIM. `stop` marks nodes another kernel writes (the search does not look below them).
  */
-export function rowKernelOperand(mm: Node, index: 0 | 1, stop: (n: Node) => boolean): Node | undefined {
+export function rowKernelOperand(mm: Node, index: 0 | 1, stop: (n: Node) => boolean, dims?: DimBindings): Node | undefined {
   let a = mm.args[index]!;
   while (isView(a) && !stop(a)) a = a.args[0]!;
   if (a.op === 'input' || stop(a) || !isElementwise(a.op) || a.op === 'const') return undefined;
+  // over a few rows, A's statistic is recomputed in the matmul's kernel instead (FEW_ROWS)
+  if (index === 0 && fewRows(mm, dims)) return undefined;
   const r = mm.shape.length;
-  const other = mm.shape[index === 0 ? r - 1 : r - 2]!;
-  if (isConst(other) && other <= RECOMPUTE_DIM) return undefined;
+  const other = knownDim(mm.shape[index === 0 ? r - 1 : r - 2]!, dims);
+  if (other !== undefined && other <= RECOMPUTE_DIM) return undefined;
   const seen = new Set<Node>();
   const statistic = (n: Node): boolean => {
     if (seen.has(n) || n.op === 'input' || (n !== a && stop(n))) return false;
@@ -206,7 +237,7 @@ export function fuse(p: Program, opts: FuseOptions = {}): Fusion {
     for (const mm of nodes) {
       if (mm.op !== 'matmul') continue;
       for (const i of [0, 1] as const) {
-        const a = rowKernelOperand(mm, i, stop);
+        const a = rowKernelOperand(mm, i, stop, opts.dims);
         if (a) materialized.add(a);
       }
     }
@@ -247,7 +278,10 @@ export function fuse(p: Program, opts: FuseOptions = {}): Fusion {
         if (n === contraction.get(root)) ok = true;
         else if (operand) ok = isView(n) || n.op === 'const' || (opts.matmulFusion !== false && ((isElementwise(n.op) && costOf(n) <= PROLOGUE_BUDGET) || (n.op === 'compute' && costOf(n) <= DECODE_BUDGET)));
         else if (isElementwise(n.op) || isMovement(n.op) || n.op === 'compute') ok = true;
-        else ok = rowFusable(n, root) !== undefined;
+        else {
+          const mm = contraction.get(root);
+          ok = rowFusable(n, root) !== undefined || (mm !== undefined && opts.matmulFusion !== false && fewRows(mm, opts.dims) && rowStatistic(n, mm));
+        }
         if (ok) {
           inlinedBy.set(n, (inlinedBy.get(n) ?? 0) + 1);
           return 'inline';

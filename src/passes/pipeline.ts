@@ -12,7 +12,7 @@ import { planBuffers, type BufferPlan, type PlannedBuffer } from './memory.js';
 import { DEFAULT_PARAMS, scheduleGroup, type ScheduleParams } from './schedule.js';
 import { MMA_DEFAULTS, mmaApplies, tensorCoresTake } from './schedule-mma.js';
 import { stageGatherTables } from './stage.js';
-import { simplify } from './simplify.js';
+import { rulesFor, simplify } from './simplify.js';
 
 export interface CompiledKernel {
   readonly kernel: Kernel;
@@ -107,10 +107,12 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
     if (opts.dumpAfter?.includes(stage)) opts.onDump?.(stage, text());
   };
 
-  const program = simplify(source);
+  // Fusion's cost model reads the dims the program is specialized to; the groups work at any dims.
+  const hint = opts.specialize && Object.keys(opts.specialize).length > 0 ? opts.specialize : undefined;
+  const program = simplify(source, rulesFor(hint));
   dump('simplify', () => (opts.printProgram ? opts.printProgram(program) : program.outputs.map((o) => `${o.name} = %${o.node.id}`).join('\n')));
 
-  const { groups } = fuse(program, { maxBuffers: opts.maxStorageBuffers ?? 8 });
+  const { groups } = fuse(program, { maxBuffers: opts.maxStorageBuffers ?? 8, ...(hint ? { dims: hint } : {}) });
   dump('fuse', () => printGroups(groups));
 
   const plan: BufferPlan = planBuffers(program, groups);

@@ -4,7 +4,7 @@
  * (a program is what its outputs reach).
  */
 import { isFloat } from '../ir/dtype.js';
-import { shapeEq } from '../ir/dims.js';
+import { shapeEq, type DimBindings } from '../ir/dims.js';
 import { intern, topoOrder, type Node, type Program } from '../ir/graph.js';
 import { isBinary, isUnary } from '../ir/ops.js';
 import { isView, rowKernelOperand } from './fuse.js';
@@ -108,7 +108,7 @@ function isRowBroadcast(f: Node, shape: readonly Node['shape'][number][]): boole
  * is left in A (RMSNorm's x * g) and fusion will have the norm's row kernel write the whole
  * operand (`rowKernelOperand`), the rule stands aside.
  */
-const ROW_SCALE_OUT_OF_MATMUL: Rule = {
+const rowScaleOutOfMatmul = (dims?: DimBindings): Rule => ({
   name: 'row scale out of matmul',
   apply: (n) => {
     if (n.op !== 'matmul' || !isFloatNode(n)) return undefined;
@@ -118,20 +118,25 @@ const ROW_SCALE_OUT_OF_MATMUL: Rule = {
     if (i < 0 || fs.length < 2) return undefined;
     const rest = fs.filter((_, j) => j !== i).reduce((acc, f) => intern('mul', [acc, f], A.dtype, A.shape, {}));
     // with more than memory left in A, the norm's row kernel writes A whole instead (fusion's cost model)
-    if (!isMemory(rest) && rowKernelOperand(n, 0, (m) => m.op === 'matmul')) return undefined;
+    if (!isMemory(rest) && rowKernelOperand(n, 0, (m) => m.op === 'matmul', dims)) return undefined;
     const mm = intern('matmul', [rest, B], n.dtype, n.shape, n.attrs);
     const s = fs[i]!.args[0]!;
     const scale = intern('expand', [s], s.dtype, n.shape, { shape: [...n.shape] });
     return intern('mul', [mm, scale], n.dtype, n.shape, {});
   },
-};
+});
 
 /** Rebuilds `n` with new args (interned, so unchanged subgraphs stay identical). */
 function withArgs(n: Node, args: readonly Node[]): Node {
   return args.every((a, i) => a === n.args[i]) ? n : intern(n.op, args, n.dtype, n.shape, n.attrs);
 }
 
-export const RULES: readonly Rule[] = [...LOCAL_RULES, ROW_SCALE_OUT_OF_MATMUL];
+/** The rules, with the dims the program will run at where they decide by cost (`specialize`). */
+export function rulesFor(dims?: DimBindings): readonly Rule[] {
+  return [...LOCAL_RULES, rowScaleOutOfMatmul(dims)];
+}
+
+export const RULES: readonly Rule[] = rulesFor();
 
 export function simplify(p: Program, rules: readonly Rule[] = RULES): Program {
   const map = new Map<Node, Node>();
