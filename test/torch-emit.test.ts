@@ -87,7 +87,7 @@ beforeAll(async () => {
 
 describe('tessera compile --target torch', () => {
   it('writes one module per program, deterministically', async () => {
-    expect(modules.map((m) => m.program).sort()).toEqual(['fixed_shape', 'matmul', 'matmul_bf16', 'matmul_f16', 'mixed', 'pass_through', 'rmsnorm_silu', 'row_softmax', 'silu_affine', 'silu_chain', 'softmax']);
+    expect(modules.map((m) => m.program).sort()).toEqual(['block', 'block_f16', 'fixed_shape', 'matmul', 'matmul_bf16', 'matmul_f16', 'mixed', 'pass_through', 'rmsnorm_silu', 'row_softmax', 'silu_affine', 'silu_chain', 'softmax']);
     const again = join(tmp, 'again');
     expect((await cli('compile', join(ROOT, SOURCES[0]!), '--emit', 'torch', '--out', again)).code).toBe(0);
     for (const p of ['mixed', 'row_softmax', 'silu_affine']) {
