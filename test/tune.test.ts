@@ -166,8 +166,8 @@ describe('autotuner', () => {
 /**
  * The candidates run on a WebGPU driver. Register-blocked, elementwise and one-invocation-per-row
  * candidates that differ only in workgroupSize print the same body with another
- * `@workgroup_size`: each such family runs at one of its sizes there (rotating, so every size runs),
- * and every candidate runs on the JS backend. Workgroup-cooperative candidates (coop, tiled), whose
+ * `@workgroup_size`: each such family runs at one of its sizes there (the size rotates from family
+ * to family), and every candidate runs on the JS backend. Workgroup-cooperative candidates (coop, tiled), whose
  * size shapes the body, all run everywhere. lavapipe compiles each matmul candidate with LLVM in
  * about 2 s when its shader cache is cold, as on a fresh machine.
  */
