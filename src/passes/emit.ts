@@ -5,7 +5,7 @@
  */
 import { fail } from '../errors.js';
 import type { KExpr, KShared, KStmt, Scalar } from '../ir/kernel.js';
-import { add, children, div, i32, mul, rewrite, substVar, variable, type LExpr } from './lexpr.js';
+import { add, children, div, i32, mul, offsetOf, rewrite, substVar, variable, type LExpr } from './lexpr.js';
 
 /**
  * Does `e` contain a reduction that runs inside the loop over `v` (one that uses v: the inner level
@@ -308,9 +308,7 @@ export class Emitter {
       const loop = chain[chain.length - 1]!;
       y = rewrite(x, v, (e) => {
         if (e.k !== 'load' || e.t !== 'f32' || !vec.bufs.has(e.buf)) return undefined;
-        const i = e.index;
-        const isV = (a: LExpr) => a.k === 'var' && a.name === v;
-        const base = isV(i) ? i32(0) : i.k === 'bin' && i.op === 'add' && isV(i.b) && !i.a.free.has(v) ? i.a : i.k === 'bin' && i.op === 'add' && isV(i.a) && !i.b.free.has(v) ? i.b : undefined;
+        const base = offsetOf(e.index, v);
         if (base === undefined || !vec.aligned(base)) return undefined;
         let names = quads.get(e);
         if (!names) {

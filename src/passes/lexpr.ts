@@ -294,6 +294,19 @@ export const and = (a: LExpr, b: LExpr) => bin('and', a, b);
 /** clamp(x, 0, n - 1) for i32 indices */
 export const clampIndex = (x: LExpr, n: LExpr) => max(min(x, sub(n, i32(1))), i32(0));
 
+/**
+ * For an index that is `v` itself or `base + v` (either order, base free of v): base, i32(0) for v
+ * itself; undefined for any other index. How vec4 paths find where a run of lanes starts.
+ */
+export function offsetOf(index: LExpr, v: string): LExpr | undefined {
+  const isV = (e: LExpr) => e.k === 'var' && e.name === v;
+  if (isV(index)) return i32(0);
+  if (index.k !== 'bin' || index.op !== 'add') return undefined;
+  if (isV(index.b) && !index.a.free.has(v)) return index.a;
+  if (isV(index.a) && !index.b.free.has(v)) return index.b;
+  return undefined;
+}
+
 /** `e` with variable `from` replaced by `to` (hash-consing makes the result comparable by identity). */
 export function substVar(e: LExpr, from: string, to: LExpr, memo = new Map<LExpr, LExpr>()): LExpr {
   return rewrite(e, from, (x) => (x.k === 'var' && x.name === from ? to : undefined), memo);

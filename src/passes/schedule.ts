@@ -272,7 +272,7 @@ function rowBody(b: Build, group: FusedGroup, names: BufferNames, thread: Scope,
       buf: x === root ? b.out : names.writeOf(x),
       value: L.cast(scalarOf(x.dtype), b.lower.compute(x, idx)),
     }));
-    const base = lin.k === 'bin' && lin.op === 'add' && lin.b === innerIdx[last] && !lin.a.free.has(jv) ? lin.a : lin === innerIdx[last] ? L.i32(0) : undefined;
+    const base = L.offsetOf(lin, jv);
     const store4 = base !== undefined && b.emitter.vec4!.aligned(base);
     const values = writes.map((w) => Array.from({ length: wu }, (_, q) => b.emitter.lane(w.value, jv, q, quads, wu, chain)));
     b.emitter.countUses(values.flat());
@@ -417,9 +417,8 @@ function f32Reads(group: FusedGroup, names: BufferNames): Set<string> {
 /** For a load of an f32 buffer at base + KQ, base a multiple of 4: base (a vec4 load's start). */
 function load4Base(e: LExpr, f32Bufs: ReadonlySet<string>, Ke: LExpr): LExpr | undefined {
   if (e.k !== 'load' || e.t !== 'f32' || !f32Bufs.has(e.buf)) return undefined;
-  if (e.index === KQ) return L.i32(0);
-  const i = e.index;
-  return i.k === 'bin' && i.op === 'add' && i.b === KQ && !i.a.free.has('kq') && multipleOf4(i.a, Ke) ? i.a : undefined;
+  const base = L.offsetOf(e.index, 'kq');
+  return base !== undefined && multipleOf4(base, Ke) ? base : undefined;
 }
 
 const isLaneOp = (e: LExpr): e is Extract<LExpr, { k: 'bin' }> & { op: 'add' | 'sub' | 'mul' | 'div' } =>
