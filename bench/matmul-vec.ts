@@ -23,7 +23,7 @@ for (const n of sizes.length ? sizes : [512]) {
     const cp = compile(def.program, { groupParams: () => cand });
     const prep = prepare(cp, rt, ins);
     prep.launch();
-    const ck = cp.kernels[0]!.kernel;
+    const ck = prep.program.kernels[0]!.kernel;
     const t = await rt.time(() => prep.launch(), n >= 1024 ? 3 : 5);
     prep.free();
     return { ms: t.medianMs, gflops: flops / (t.medianMs * 1e6), params: ck.schedule.params };

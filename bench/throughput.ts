@@ -4,7 +4,7 @@
  * with runtime.time() (device timestamps where the backend has them). Cases are timed in
  * interleaved rounds, so drift on a noisy machine hits all of them alike; each reports the median.
  */
-import { compile, type CompiledProgram } from '../src/passes/pipeline.js';
+import { compile, selectVersion, type CompiledProgram } from '../src/passes/pipeline.js';
 import { evalShape, numel } from '../src/ir/dims.js';
 import type { BackendRuntime } from '../src/runtime/backend.js';
 import { prepare, type Prepared } from '../src/runtime/execute.js';
@@ -55,7 +55,7 @@ export function standardCases(quick: boolean): BenchCase[] {
 
 function boundBytes(cp: CompiledProgram, dims: Dims): number {
   let total = 0;
-  for (const k of cp.kernels) for (const b of k.kernel.buffers) total += DTYPE_BYTES[b.dtype] * numel(evalShape(b.shape, dims));
+  for (const k of selectVersion(cp, dims).kernels) for (const b of k.kernel.buffers) total += DTYPE_BYTES[b.dtype] * numel(evalShape(b.shape, dims));
   return total;
 }
 
@@ -109,7 +109,7 @@ export async function measureThroughput(rt: BackendRuntime, cases: readonly Benc
         label: l.c.label,
         op: l.op.name,
         dims: l.c.dims,
-        kernels: l.cp.kernels.length,
+        kernels: selectVersion(l.cp, l.c.dims).kernels.length,
         check: l.check,
         checkDims: l.op.sampleDims,
         flops,

@@ -55,7 +55,7 @@ import { kernel, tensor, type KernelDef } from '../../src/dsl/kernel.js';
 import { cast, matmul } from '../../src/dsl/ops.js';
 import type { Tensor } from '../../src/dsl/tensor.js';
 import type { Kernel } from '../../src/ir/kernel.js';
-import { compile, type CompiledProgram } from '../../src/passes/pipeline.js';
+import { compile, selectVersion, type CompiledProgram } from '../../src/passes/pipeline.js';
 import type { ScheduleParams } from '../../src/passes/schedule.js';
 import type { BackendRuntime, DeviceBuffer } from '../../src/runtime/backend.js';
 import { bindDims, prepare, type HostTensor, type Prepared } from '../../src/runtime/execute.js';
@@ -527,7 +527,8 @@ function median(xs: readonly number[]): number {
 
 /** Pre-resolved launches of a program's kernels on one prepared copy. */
 function launcher(rt: BackendRuntime, cp: CompiledProgram, p: Prepared): () => void {
-  const runs: [Kernel, DeviceBuffer[]][] = cp.kernels.map((k) => [k.kernel, k.bindings.map((n) => p.buffers.get(n) ?? fail(`program ${cp.name}: no buffer '${n}' in the prepared copy`))]);
+  // the build dispatch runs at the copy's dims; compiles differing in params share its buffer plan
+  const runs: [Kernel, DeviceBuffer[]][] = selectVersion(cp, p.dims).kernels.map((k) => [k.kernel, k.bindings.map((n) => p.buffers.get(n) ?? fail(`program ${cp.name}: no buffer '${n}' in the prepared copy`))]);
   const dims = p.dims;
   return () => {
     for (const [k, b] of runs) rt.run(k, b, dims);

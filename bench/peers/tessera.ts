@@ -6,7 +6,7 @@
  */
 import { evalShape, numel } from '../../src/ir/dims.js';
 import { compileTuned, tuneProgram } from '../../src/tune/index.js';
-import { compile, type CompiledProgram, type CompileOptions } from '../../src/passes/pipeline.js';
+import { compile, selectVersion, type CompiledProgram, type CompileOptions } from '../../src/passes/pipeline.js';
 import type { WebGPURuntime } from '../../src/backends/wgsl/runtime.js';
 import type { DeviceBuffer } from '../../src/runtime/backend.js';
 import { prepare, type Prepared } from '../../src/runtime/execute.js';
@@ -41,7 +41,7 @@ class TesseraPrepared implements PreparedImpl {
     this.kernelDetail = kernelBytes(cp, p.dims);
     this.kernels = cp.kernels.length;
     this.boundBytes = sum(this.kernelDetail);
-    this.note = cp.kernels.map((k) => `${k.kernel.schedule.kind}(${Object.entries(k.kernel.schedule.params).map(([a, v]) => `${a}=${v}`).join(',')})`).join(' + ');
+    this.note = (cp.version === 'general' ? '' : `[${cp.version}] `) + cp.kernels.map((k) => `${k.kernel.schedule.kind}(${Object.entries(k.kernel.schedule.params).map(([a, v]) => `${a}=${v}`).join(',')})`).join(' + ');
   }
   run(): void {
     this.p.launch();
@@ -71,8 +71,9 @@ export function tesseraImpl(ctx: ImplContext, name = 'tessera', compileFor: Comp
     supports: () => null,
     async prepare(c) {
       const tc = c as TesseraCase;
-      const cp = await compileFor(tc, ctx.rt);
-      const p = prepare(cp, ctx.rt, tc.inputs);
+      const p = prepare(await compileFor(tc, ctx.rt), ctx.rt, tc.inputs);
+      // the build that runs at the case's dims (multi-versioning)
+      const cp = p.program;
       // Pipelines are created (and the driver's verdict awaited) outside any measurement.
       for (const k of cp.kernels) await ctx.rt.compile(k.kernel);
       return new TesseraPrepared(ctx.rt, c, p, cp);
@@ -138,7 +139,7 @@ function linkChain(rt: WebGPURuntime, c: TesseraCase, steps: readonly ChainStep[
   }
   const linked: LinkedStep[] = [];
   for (const s of steps) {
-    const cp = compile(s.def.program, opts);
+    const cp = selectVersion(compile(s.def.program, opts), c.dims);
     const bufs = new Map<string, DeviceBuffer>();
     for (const p of cp.program.inputs) {
       const from = s.inputs[p.name];

@@ -26,6 +26,8 @@ export interface CompileFlags {
   readonly tensorCores?: boolean;
   /** bf16 matmuls take the mma schedule too (sm_80+). */
   readonly bf16TensorCores?: boolean;
+  /** false: the general build only (what `compile` writes); else the program's versions too (CompileOptions.versions). */
+  readonly versions?: boolean;
 }
 
 /**
@@ -64,6 +66,7 @@ export function compileProgram(program: Program, flags: CompileFlags, io: CliIO)
     params: flags.params,
     ...(flags.tensorCores ? { tensorCores: true } : {}),
     ...(flags.bf16TensorCores ? { bf16TensorCores: true } : {}),
+    ...(flags.versions === false ? { versions: false } : {}),
     dumpAfter: flags.dumpAfter,
     printProgram,
     onDump: (stage, text) => io.out(`// ---- ${program.name} after ${stage} ----\n${text.trimEnd()}\n`),
@@ -186,7 +189,8 @@ export const compileCommand: Command = {
     // everywhere (--params mma=1 or mma=0 decides either way)
     const cudaOnly = targets.every((t) => t === 'cuda' || t === 'torch');
     // (bf16 matmuls when every arch is sm_80+, where tensor cores take bf16)
-    const flags = { ...compileFlags(args, 'compile'), tensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 70), bf16TensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 80) };
+    // the files carry the general build (kernels for any dims): versions are chosen by Tessera's runtime
+    const flags = { ...compileFlags(args, 'compile'), versions: false, tensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 70), bf16TensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 80) };
     const out = flag(args, 'out') ?? 'gen';
     const programs = await loadPrograms(file);
     for (const { program } of programs) {

@@ -2,7 +2,7 @@
  * `tessera run <file>`: compiles each program, runs it on a backend with seeded random inputs and
  * compares every output with the float64 reference. Exit code 1 when any output mismatches.
  */
-import type { CompiledProgram } from '../passes/pipeline.js';
+import { allBuilds, selectVersion, type CompiledProgram } from '../passes/pipeline.js';
 import type { BackendRuntime } from '../runtime/backend.js';
 import { prepare } from '../runtime/execute.js';
 import { compileTuned } from '../tune/index.js';
@@ -97,14 +97,17 @@ export const runCommand: Command = {
         const dims = chooseDims(program, { ...sampleDims, ...given });
         // schedules `tessera tune` cached for this device, unless --params asks for others
         const tuned = Object.keys(flags.params).length === 0 ? compileTuned(program, rt, { dims }) : compiled.cp;
-        const params = (c: CompiledProgram) => JSON.stringify(c.kernels.map((k) => k.kernel.schedule.params));
+        const params = (c: CompiledProgram) => JSON.stringify(allBuilds(c).map((b) => b.kernels.map((k) => k.kernel.schedule.params)));
         const cp = params(tuned) === params(compiled.cp) ? compiled.cp : tuned;
         const ms = compiled.ms;
         if (cp === tuned && tuned !== compiled.cp) io.out(`${program.name}: using tuned schedules from the tuning cache\n`);
         const report = await runAndCheck(cp, rt, dims, seed, repeat, tolerance);
         const dimText = Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
-        io.out(`${cp.name}: ${cp.kernels.length} kernel${cp.kernels.length === 1 ? '' : 's'} on ${rt.info.kind}, dims ${dimText}, seed ${seed}\n`);
-        for (const line of describeKernels(cp)) io.out(`  kernel ${line}\n`);
+        // the build dispatch picks at these dims (multi-versioning)
+        const ran = selectVersion(cp, dims);
+        const build = cp.versions ? `, build ${ran.version}` : '';
+        io.out(`${cp.name}: ${ran.kernels.length} kernel${ran.kernels.length === 1 ? '' : 's'} on ${rt.info.kind}, dims ${dimText}${build}, seed ${seed}\n`);
+        for (const line of describeKernels(ran)) io.out(`  kernel ${line}\n`);
         for (const c of report.checks) io.out(`  ${describeCheck(c)}\n`);
         io.out(`  compile ${ms.toFixed(1)} ms, run median ${report.runMs.toFixed(3)} ms over ${repeat} (${report.timing} time)\n`);
         io.out(`  ${report.ok ? 'MATCH' : 'MISMATCH'}\n`);

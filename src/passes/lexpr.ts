@@ -17,7 +17,7 @@ interface Base {
 export type LExpr =
   | (Base & { readonly k: 'lit'; readonly v: number })
   | (Base & { readonly k: 'var'; readonly name: string })
-  | (Base & { readonly k: 'uniform'; readonly name: string })
+  | (Base & { readonly k: 'uniform'; readonly name: string; readonly multipleOf: number })
   | (Base & { readonly k: 'tid' })
   | (Base & { readonly k: 'lid' })
   | (Base & { readonly k: 'wid' })
@@ -75,8 +75,31 @@ export function variable(name: string, t: Scalar = 'i32', nonNegative = false, b
   }
   return make(`V${t}:${name}`, () => ({ k: 'var', t, name, free: new Set([name]) }));
 }
-export function uniform(name: string): LExpr {
-  return make(`U:${name}`, () => ({ k: 'uniform', t: 'i32', name, free: EMPTY }));
+/**
+ * A dim held in a uniform; `multipleOf` is what the program assumes of it (`CompileOptions.assume`,
+ * checked at dispatch), so `x % d` folds to 0 where d divides it.
+ */
+export function uniform(name: string, multipleOf = 1): LExpr {
+  return make(multipleOf === 1 ? `U:${name}` : `U:${name}%${multipleOf}`, () => ({ k: 'uniform', t: 'i32', name, multipleOf, free: EMPTY }));
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+
+/**
+ * A positive integer the i32 expression `e` is known to be a multiple of (1 when nothing is known):
+ * literals, assumed uniforms, and their sums and products.
+ */
+export function knownMultiple(e: LExpr): number {
+  switch (e.k) {
+    case 'lit': return e.t === 'i32' && e.v !== 0 ? Math.abs(e.v) : e.t === 'i32' ? 2 ** 30 : 1;
+    case 'uniform': return e.multipleOf;
+    case 'bin':
+      if (e.t !== 'i32') return 1;
+      if (e.op === 'mul') return Math.min(2 ** 30, knownMultiple(e.a) * knownMultiple(e.b));
+      if (e.op === 'add' || e.op === 'sub') return gcd(knownMultiple(e.a), knownMultiple(e.b));
+      return 1;
+    default: return 1;
+  }
 }
 export function tid(): LExpr {
   return make('T', () => ({ k: 'tid', t: 'i32', free: new Set(['tid']) }));
@@ -196,6 +219,7 @@ export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
   if ((op === 'div' || op === 'mod') && b.k === 'lit' && b.t === 'i32') {
     const r = divModAffine(op, a, b.v);
     if (r) return r;
+    if (op === 'mod' && b.v > 0 && a.k !== 'lit' && knownMultiple(a) % b.v === 0) return i32(0);
   }
   if (isInt && a.k === 'lit' && b.k === 'lit') {
     if (COMPARE.has(op)) {

@@ -21,6 +21,8 @@ export interface LowerContext {
   override?(node: Node, idx: readonly LExpr[]): LExpr | undefined;
   /** Dims fixed at compile time (a specialized program): lowered as constants, not uniforms. */
   readonly dims?: Readonly<Record<string, number>>;
+  /** What a symbolic dim is assumed to be a multiple of (checked at dispatch): `% d` tests on it fold. */
+  readonly assume?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -45,7 +47,7 @@ export class NodeLowering {
       const fixed = this.ctx.dims?.[d.sym];
       if (fixed !== undefined) return L.i32(fixed);
       this.uniforms.add(d.sym);
-      return L.uniform(d.sym);
+      return L.uniform(d.sym, this.ctx.assume?.[d.sym] ?? 1);
     }
     const a = this.dim(d.a);
     const b = this.dim(d.b);

@@ -2,14 +2,14 @@
  * The lowering sequence, top to bottom: simplify -> fuse -> plan buffers -> schedule. Each stage is
  * named so the CLI can dump the IR after it (`--dump-after fuse`), as Triton's stage registry does.
  */
-import { fail } from '../errors.js';
+import { fail, TesseraError } from '../errors.js';
 import { shapeSymbols, shapeToString } from '../ir/dims.js';
 import type { Node, Program } from '../ir/graph.js';
 import type { Kernel } from '../ir/kernel.js';
 import { printKernel } from '../ir/kernel-print.js';
 import { fuse, type FusedGroup } from './fuse.js';
 import { planBuffers, type BufferPlan, type PlannedBuffer } from './memory.js';
-import { DEFAULT_PARAMS, scheduleGroup, type ScheduleParams } from './schedule.js';
+import { DEFAULT_PARAMS, matmulDims, scheduleGroup, type ScheduleParams } from './schedule.js';
 import { MMA_DEFAULTS, mmaApplies, tensorCoresTake } from './schedule-mma.js';
 import { stageGatherTables } from './stage.js';
 import { rulesFor, simplify } from './simplify.js';
@@ -31,6 +31,16 @@ export interface CompiledProgram {
   readonly outputs: ReadonlyMap<string, string>;
   /** Dims the kernels were compiled for as constants (`CompileOptions.specialize`); dispatch checks them. */
   readonly specialized?: Readonly<Record<string, number>>;
+  /** What dims the kernels assume to be multiples of (`CompileOptions.assume`); dispatch checks them. */
+  readonly assumed?: Readonly<Record<string, number>>;
+  /** This build among a program's versions: 'general', or its conditions ('T=1', 'T%16 D%4'). */
+  readonly version: string;
+  /**
+   * Builds of the same program for dims that allow faster kernels (see `compile`), each with its
+   * `specialized` or `assumed` conditions: dispatch (`selectVersion`) runs the first whose conditions
+   * the dims meet, else this build, which runs at any dims.
+   */
+  readonly versions?: readonly CompiledProgram[];
 }
 
 export interface CompileOptions {
@@ -40,8 +50,20 @@ export interface CompileOptions {
    * that cannot bind disappear), and the program only runs at exactly these values.
    */
   readonly specialize?: Readonly<Record<string, number>>;
-  /** Per-group schedule parameters (an autotuner's choices), over `params`. */
-  readonly groupParams?: (group: FusedGroup, index: number) => Partial<ScheduleParams> | undefined;
+  /**
+   * Dims assumed to be multiples of the given numbers (`{ T: 16 }`): tests on them fold (whole matmul
+   * tiles, vec4 paths without a scalar fallback), and the program only runs at such dims.
+   */
+  readonly assume?: Readonly<Record<string, number>>;
+  /**
+   * Multi-versioning (on unless `false`, `specialize` or `assume` is given): a program with matmuls
+   * over a symbolic row dim (tokens) gets extra builds for one row (`T=1`, a decode step: fusion and
+   * schedules see one row) and for aligned dims (`T%16`, and the matmuls' other symbolic dims `%4`),
+   * kept where their kernels differ from the general build's.
+   */
+  readonly versions?: boolean;
+  /** Per-group schedule parameters (an autotuner's choices), over `params`; `version` names the build. */
+  readonly groupParams?: (group: FusedGroup, index: number, version: string) => Partial<ScheduleParams> | undefined;
   /**
    * The target has tensor cores (CUDA, sm_70+): f16 x f16 matmuls default to the mma schedule
    * (ScheduleParams.mma). Off by default, since the CPU and WebGPU backends run that schedule as a
@@ -68,15 +90,56 @@ function printGroups(groups: readonly FusedGroup[]): string {
     .join('\n');
 }
 
-/** The specialization's dims, checked: each names a dim of the program and is a positive integer. */
-function checkSpecialize(p: Program, dims: Readonly<Record<string, number>>): Readonly<Record<string, number>> {
+/** The specialization's (or assumption's) dims, checked: each names a dim of the program and is a positive integer. */
+function checkDims(p: Program, dims: Readonly<Record<string, number>>, what: 'specialize' | 'assume'): Readonly<Record<string, number>> {
   const known = new Set<string>();
   for (const i of p.inputs) shapeSymbols(i.shape, known);
   for (const [k, v] of Object.entries(dims)) {
-    if (!known.has(k)) fail('E_ARG', `specialize: program '${p.name}' has no dim '${k}' (dims: ${[...known].join(', ') || 'none'})`);
-    if (!Number.isInteger(v) || v < 1) fail('E_ARG', `specialize: dim ${k} must be a positive integer, got ${v}`);
+    if (!known.has(k)) fail('E_ARG', `${what}: program '${p.name}' has no dim '${k}' (dims: ${[...known].join(', ') || 'none'})`);
+    if (!Number.isInteger(v) || v < 1) fail('E_ARG', `${what}: dim ${k} must be a positive integer, got ${v}`);
   }
   return { ...dims };
+}
+
+/** A build's name from its conditions. */
+function versionName(specialized?: Readonly<Record<string, number>>, assumed?: Readonly<Record<string, number>>): string {
+  const parts = [...Object.entries(specialized ?? {}).map(([k, v]) => `${k}=${v}`), ...Object.entries(assumed ?? {}).map(([k, v]) => `${k}%${v}`)];
+  return parts.length ? parts.join(' ') : 'general';
+}
+
+/** Whether dims meet a build's conditions. */
+export function meetsVersion(cp: CompiledProgram, dims: Readonly<Record<string, number>>): boolean {
+  return Object.entries(cp.specialized ?? {}).every(([k, v]) => dims[k] === v) && Object.entries(cp.assumed ?? {}).every(([k, m]) => dims[k] !== undefined && dims[k]! % m === 0);
+}
+
+/** The build of `cp` that dispatch runs at `dims`: the first version whose conditions they meet, else `cp`. */
+export function selectVersion(cp: CompiledProgram, dims: Readonly<Record<string, number>>): CompiledProgram {
+  return cp.versions?.find((v) => meetsVersion(v, dims)) ?? cp;
+}
+
+/** Every build of a compiled program: the general one first, then its versions. */
+export function allBuilds(cp: CompiledProgram): readonly CompiledProgram[] {
+  return [cp, ...(cp.versions ?? [])];
+}
+
+/** Rows a version aligns a token dim to: the tallest default register tile (16 rows) divides it. */
+export const ALIGN_ROWS = 16;
+
+/**
+ * The program's token dims and the matmuls' other symbolic dims: a symbolic dim that is the row
+ * count (M) of some matmul and never its K or N is a token dim (decode steps run it at 1); N and K
+ * dims are the ones vec4 paths test for multiples of 4.
+ */
+function matmulSymbols(groups: readonly FusedGroup[]): { rows: string[]; inner: string[] } {
+  const rows = new Set<string>();
+  const inner = new Set<string>();
+  for (const g of groups) {
+    if (g.kind !== 'matmul') continue;
+    const { M, N, K } = matmulDims(g.contraction ?? g.root);
+    if (typeof M === 'object' && 'sym' in M) rows.add(M.sym);
+    for (const d of [N, K]) shapeSymbols([d], inner);
+  }
+  return { rows: [...rows].filter((d) => !inner.has(d)).sort(), inner: [...inner].sort() };
 }
 
 /**
@@ -101,7 +164,35 @@ function groupDefaults(group: FusedGroup, mma: boolean): Partial<ScheduleParams>
   return group.reads.includes(B) && B.dtype === 'f32' ? { tm: 8, tn: 8, vec: 4 } : { tm: 1, tn: 4, vec: 4 };
 }
 
+/**
+ * Compiles a program: the general build (any dims), and with `versions` (the default) faster builds
+ * for a decode step and for aligned dims, chosen at dispatch by `selectVersion`.
+ */
 export function compile(source: Program, opts: CompileOptions = {}): CompiledProgram {
+  const general = compileBuild(source, opts);
+  if (opts.versions === false || general.specialized || general.assumed) return general;
+  const { rows, inner } = matmulSymbols(general.kernels.map((k) => k.group));
+  if (rows.length === 0) return general;
+  const text = (cp: CompiledProgram) => cp.kernels.map((k) => printKernel(k.kernel)).join('\n');
+  const base = text(general);
+  const candidates: CompileOptions[] = [
+    { specialize: Object.fromEntries(rows.map((d) => [d, 1])) },
+    { assume: Object.fromEntries([...rows.map((d) => [d, ALIGN_ROWS] as const), ...inner.map((d) => [d, 4] as const)]) },
+  ];
+  // no dump from the versions: the stages dumped are the general build's
+  const versions = candidates.flatMap((c) => {
+    try {
+      return [compileBuild(source, { ...opts, dumpAfter: [], ...c })];
+    } catch (e) {
+      // a program that cannot be built for these dims (a shape needing more rows) has no such version
+      if (e instanceof TesseraError && e.code !== 'E_INTERNAL') return [];
+      throw e;
+    }
+  }).filter((v) => text(v) !== base);
+  return versions.length ? { ...general, versions } : general;
+}
+
+function compileBuild(source: Program, opts: CompileOptions): CompiledProgram {
   for (const s of opts.dumpAfter ?? []) if (!(STAGES as readonly string[]).includes(s)) fail('E_ARG', `unknown stage '${s}'; stages are ${STAGES.join(', ')}`);
   const dump = (stage: Stage, text: () => string) => {
     if (opts.dumpAfter?.includes(stage)) opts.onDump?.(stage, text());
@@ -118,15 +209,18 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   const plan: BufferPlan = planBuffers(program, groups);
   dump('memory', () => plan.buffers.map((b) => `${b.role} ${b.name}: ${b.dtype}${shapeToString(b.shape)}`).join('\n'));
 
-  const specialized = opts.specialize && Object.keys(opts.specialize).length > 0 ? checkSpecialize(source, opts.specialize) : undefined;
+  const specialized = opts.specialize && Object.keys(opts.specialize).length > 0 ? checkDims(source, opts.specialize, 'specialize') : undefined;
+  const assumed = opts.assume && Object.keys(opts.assume).length > 0 ? checkDims(source, opts.assume, 'assume') : undefined;
+  const version = versionName(specialized, assumed);
   const generic = {
     readOf: (n: Node) => plan.of.get(n) ?? fail('E_INTERNAL', `no buffer for %${n.id}`),
     writeOf: (n: Node) => plan.writes.get(n) ?? fail('E_INTERNAL', `no output buffer for %${n.id}`),
+    ...(assumed ? { assume: assumed } : {}),
   };
   const constant = specialized ? { ...generic, dims: specialized } : generic;
   const used = new Map<string, number>();
   const kernels = groups.map((group, i) => {
-    const chosen = { ...opts.params, ...opts.groupParams?.(group, i) };
+    const chosen = { ...opts.params, ...opts.groupParams?.(group, i, version) };
     const mma = chosen.mma !== undefined ? chosen.mma !== 0 : tensorCoresTake(group, opts);
     const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group, mma), ...chosen };
     // the default vec4 path needs tn % 4 == 0: a tile chosen without saying `vec` stays scalar
@@ -143,5 +237,5 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   });
   dump('schedule', () => kernels.map((k) => printKernel(k.kernel)).join('\n\n'));
 
-  return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs, ...(specialized ? { specialized } : {}) };
+  return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs, version, ...(specialized ? { specialized } : {}), ...(assumed ? { assumed } : {}) };
 }

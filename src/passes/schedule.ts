@@ -108,6 +108,8 @@ export interface BufferNames {
   writeOf(root: Node): string;
   /** Dims fixed at compile time (a specialized program): constants in the kernel, not uniforms. */
   readonly dims?: Readonly<Record<string, number>>;
+  /** What each assumed dim is a multiple of (CompileOptions.assume): tests on it fold at compile time. */
+  readonly assume?: Readonly<Record<string, number>>;
 }
 
 export interface Build {
@@ -121,7 +123,7 @@ export interface Build {
 
 function start(group: FusedGroup, names: BufferNames, override?: (node: Node, idx: readonly LExpr[]) => LExpr | undefined): Build {
   const reads = new Set(group.reads);
-  const lower = new NodeLowering({ bufferOf: (n) => (reads.has(n) && (n !== group.root || n.op === 'input') ? names.readOf(n) : undefined), ...(override ? { override } : {}), ...(names.dims ? { dims: names.dims } : {}) });
+  const lower = new NodeLowering({ bufferOf: (n) => (reads.has(n) && (n !== group.root || n.op === 'input') ? names.readOf(n) : undefined), ...(override ? { override } : {}), ...(names.dims ? { dims: names.dims } : {}), ...(names.assume ? { assume: names.assume } : {}) });
   return { lower, emitter: new Emitter(), top: new Scope(new Set()), thread: new Scope(new Set(['tid', 'lid', 'wid'])), out: names.writeOf(group.root), shared: [] };
 }
 
@@ -723,7 +725,8 @@ function matmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleP
   const vec = params.vec ?? 0;
   if (vec !== 0 && (vec !== 4 || tn % 4 !== 0)) fail('E_ARG', `matmul vec=${vec} needs vec=4 and tn a multiple of 4, got tn=${tn}`);
   const { tilesM, tilesN, tile } = tileOf(b, L.tid(), mm, tm, tn);
-  if (tm === 1 || (Mknown !== undefined && Mknown % tm === 0)) matmulTile(b, group, names, params, epi, tile);
+  // M a constant, or assumed, multiple of tm: every tile is whole
+  if (tm === 1 || L.knownMultiple(Mlit) % tm === 0) matmulTile(b, group, names, params, epi, tile);
   else partialTiles(b, group, names, params, epi, tile, tm);
   const threads = dimMul(dimProduct(batchShape), dimMul(tilesM, tilesN));
   return finish(group, names, b, threads, 'matmul', { tiled: 0, tm, tn, vec, ...(params.uk ? { uk: params.uk } : {}), workgroupSize: params.workgroupSize }, params.workgroupSize);

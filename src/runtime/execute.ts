@@ -1,11 +1,11 @@
 /**
  * Runs a compiled program on any backend: binds symbolic dims from the inputs' shapes, checks every
- * input against its declared dtype and shape, allocates the planned buffers, launches the kernels in
- * order and reads the outputs back.
+ * input against its declared dtype and shape, picks the build for those dims (multi-versioning),
+ * allocates its planned buffers, launches its kernels in order and reads the outputs back.
  */
 import { fail } from '../errors.js';
 import { evalShape, numel, shapeToString } from '../ir/dims.js';
-import type { CompiledProgram } from '../passes/pipeline.js';
+import { selectVersion, type CompiledProgram } from '../passes/pipeline.js';
 import { hostMatches, hostTypeName, type BackendRuntime, type DeviceBuffer, type HostArray } from './backend.js';
 
 export interface HostTensor {
@@ -39,12 +39,17 @@ export function bindDims(cp: CompiledProgram, inputs: Readonly<Record<string, Ho
   for (const [k, v] of Object.entries(cp.specialized ?? {})) {
     if (dims[k] !== v) fail('E_BUFFER', `program '${cp.name}' was compiled for ${k} = ${v} (specialize) but is called with ${k} = ${dims[k]}; compile it without specialize, or for these dims`);
   }
+  for (const [k, m] of Object.entries(cp.assumed ?? {})) {
+    if (dims[k]! % m !== 0) fail('E_BUFFER', `program '${cp.name}' was compiled assuming ${k} is a multiple of ${m} (assume) but is called with ${k} = ${dims[k]}; compile it without assume, or pad ${k}`);
+  }
   return dims;
 }
 
 /** Buffers allocated once for a program at fixed dims, reusable across runs (benchmarks). */
 export interface Prepared {
   readonly dims: Readonly<Record<string, number>>;
+  /** The build that runs at these dims (`selectVersion`): its kernels and buffers. */
+  readonly program: CompiledProgram;
   readonly buffers: ReadonlyMap<string, DeviceBuffer>;
   launch(): void;
   upload(inputs: Readonly<Record<string, HostTensor>>): void;
@@ -52,13 +57,15 @@ export interface Prepared {
   free(): void;
 }
 
-export function prepare(cp: CompiledProgram, rt: BackendRuntime, inputs: Readonly<Record<string, HostTensor>>, explicitDims: Readonly<Record<string, number>> = {}): Prepared {
-  const dims = bindDims(cp, inputs, explicitDims);
+export function prepare(compiled: CompiledProgram, rt: BackendRuntime, inputs: Readonly<Record<string, HostTensor>>, explicitDims: Readonly<Record<string, number>> = {}): Prepared {
+  const dims = bindDims(compiled, inputs, explicitDims);
+  const cp = selectVersion(compiled, dims);
   const buffers = new Map<string, DeviceBuffer>();
   for (const b of cp.buffers) buffers.set(b.name, rt.alloc(b.dtype, numel(evalShape(b.shape, dims))));
   const inputBuffer = new Map(cp.program.inputs.map((p) => [p.name, cp.buffers.find((b) => b.role === 'input' && b.name === p.name.replace(/[^A-Za-z0-9_]/g, '_'))!.name]));
   const self: Prepared = {
     dims,
+    program: cp,
     buffers,
     upload(ins) {
       for (const [name, bname] of inputBuffer) rt.upload(buffers.get(bname)!, ins[name]!.data);

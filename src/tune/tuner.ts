@@ -7,7 +7,7 @@
 import { fail } from '../errors.js';
 import type { Program } from '../ir/graph.js';
 import { printKernel } from '../ir/kernel-print.js';
-import { compile, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
+import { allBuilds, compile, selectVersion, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
 import type { BackendRuntime, HostArray } from '../runtime/backend.js';
 import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
@@ -95,8 +95,9 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
   // a device with tensor cores compiles f16 matmuls to the mma schedule by default, as compileTuned does
   const caps = deviceCaps(rt.info);
   const copts = { ...(specialize ? { specialize } : {}), ...(caps.tensorCores ? { tensorCores: true } : {}), ...(caps.bf16TensorCores ? { bf16TensorCores: true } : {}) };
-  const base = compile(program, copts);
-  const prep = prepare(base, rt, inputs);
+  // the build that runs at these dims (multi-versioning) is the one tuned
+  const prep = prepare(compile(program, copts), rt, inputs);
+  const base = prep.program;
   const results: KernelTuning[] = [];
   try {
     prep.launch(); // every intermediate buffer holds real data before single kernels are timed
@@ -135,7 +136,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       const narrowed = cands.length < every.length || cands.some((c) => !every.includes(c));
       // specialized: after the schedule, whether this kernel is faster with the dims as uniforms
       const refine = specialize ? 1 : 0;
-      const variantOf = (cand: Candidate) => compile(program, { ...copts, groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
+      const variantOf = (cand: Candidate) => selectVersion(compile(program, { ...copts, groupParams: (_g, i, v) => (v === base.version && i === ki ? cand : undefined) }), prep.dims).kernels[ki]!.kernel;
       for (let ci = 0; ci < cands.length + refine; ci++) {
         const cand: Candidate = ci < cands.length ? cands[ci]! : { ...best, constDims: 0 };
         opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length + refine });
@@ -184,12 +185,14 @@ export function compileTuned(program: Program, device: BackendRuntime | string, 
   const dev = typeof device === 'string' ? device : deviceKey(device);
   if (typeof device !== 'string' && opts.tensorCores === undefined && deviceCaps(device.info).tensorCores) opts = { ...opts, tensorCores: true, ...(deviceCaps(device.info).bf16TensorCores ? { bf16TensorCores: true } : {}) };
   const base = compile(program, opts);
-  const chosen = base.kernels.map((ck) => {
+  // each build (the general one and every version) takes what was tuned for its own kernels
+  const chosen = new Map(allBuilds(base).map((b) => [b.version, b.kernels.map((ck) => {
     const rec = readRecord(tuneKey(printKernel(ck.kernel), dev, COMPILER_VERSION), opts.cacheDir ?? cacheDir());
     return rec ? pickEntry(rec, opts.dims)?.params : undefined;
-  });
-  if (chosen.every((c) => c === undefined)) return base;
-  const tuned = compile(program, { ...opts, groupParams: (g, i) => ({ ...opts.groupParams?.(g, i), ...chosen[i] }) });
-  if (tuned.kernels.length !== base.kernels.length) fail('E_INTERNAL', 'tuned parameters changed the kernel count');
+  })]));
+  if ([...chosen.values()].every((cs) => cs.every((c) => c === undefined))) return base;
+  const tuned = compile(program, { ...opts, groupParams: (g, i, v) => ({ ...opts.groupParams?.(g, i, v), ...chosen.get(v)?.[i] }) });
+  const counts = (cp: CompiledProgram) => allBuilds(cp).map((b) => `${b.version}:${b.kernels.length}`).join(' ');
+  if (counts(tuned) !== counts(base)) fail('E_INTERNAL', 'tuned parameters changed the builds or their kernel counts');
   return tuned;
 }
