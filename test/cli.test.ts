@@ -390,6 +390,16 @@ describe('the generated wrapper on WebGPU', async () => {
 });
 
 describe('tessera run', () => {
+  it('names the build dispatch picks for a program with versions (one token, aligned dims, general)', async () => {
+    const file = join(ROOT, 'test/fixtures/cli-matmul.ts');
+    for (const [dims, build] of [['M=1,N=8,K=8', 'M=1'], ['M=16,N=8,K=8', 'M%16 K%4 N%4'], ['M=5,N=8,K=8', 'general']] as const) {
+      const r = await cli('run', file, '--backend', 'js', '--dims', dims, '--repeat', '1');
+      expect(r.code, r.out + r.err).toBe(0);
+      expect(r.out).toContain(`linear_bias: 1 kernel on js, dims K=8 M=${dims.split(',')[0]!.slice(2)} N=8, build ${build}, seed 1`);
+      expect(r.out).toMatch(/^ {2}MATCH$/m);
+    }
+  });
+
   it('runs every program on the JS backend and reports MATCH', async () => {
     const r = await cli('run', SAMPLE, '--backend', 'js', '--dims', 'M=7,N=33', '--repeat', '3');
     expect(r.err).toBe('');
