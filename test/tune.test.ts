@@ -146,6 +146,17 @@ describe('autotuner', () => {
     expect(coop({ M: 512, N: 512, K: 512 })).toBe(0);
   });
 
+  it('tries workgroups of 8 for launches too narrow to fill a device with workgroups of 64', () => {
+    const mm = D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]) }, ({ a, b }) => D.matmul(a, b));
+    const group = compile(mm.program).kernels[0]!.group;
+    const eights = (dims?: Record<string, number>) => candidatesFor(group, {}, dims).filter((c) => c.workgroupSize === 8 && c.vec === 4);
+    // one token over 344 columns: 1x8 tiles are 43 invocations
+    expect(eights({ M: 1, N: 344, K: 128 }).map((c) => `${c.tm}x${c.tn}`)).toEqual(expect.arrayContaining(['1x4', '1x8']));
+    expect(eights({ M: 1, N: 4096, K: 4096 })).toEqual([]);
+    expect(eights({ M: 512, N: 512, K: 512 })).toEqual([]);
+    expect(eights()).toEqual([]);
+  });
+
   it('tunes a program specialized to its inputs\' dims and compiles it with the winners', async () => {
     const { name, rt } = backends[0]!;
     const dir = mkdtempSync(join(tmpdir(), 'tessera-tune-'));

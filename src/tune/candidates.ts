@@ -48,18 +48,26 @@ const MMA_CANDIDATES: Candidate[] = [
   { wm: 2, wn: 4, fm: 4, fn: 2, bk: 32, db: 1 },
 ].map((c) => ({ mma: 1, ...c }));
 
-/** The number of output rows (M) of a matmul group, when known from its shape or `dims`. */
-function matmulRows(group: FusedGroup, dims?: DimBindings): number | undefined {
+/** Axis `fromEnd` (2: rows M, 1: columns N) of a matmul group's output, when known from its shape or `dims`. */
+function matmulExtent(group: FusedGroup, fromEnd: 1 | 2, dims?: DimBindings): number | undefined {
   const mm = group.contraction ?? group.root;
-  const M = mm.shape[mm.shape.length - 2];
-  if (M === undefined) return undefined;
-  if (typeof M === 'number') return M;
+  const d = mm.shape[mm.shape.length - fromEnd];
+  if (d === undefined) return undefined;
+  if (typeof d === 'number') return d;
   try {
-    return dims ? evalDim(M, dims) : undefined;
+    return dims ? evalDim(d, dims) : undefined;
   } catch {
     return undefined;
   }
 }
+const matmulRows = (group: FusedGroup, dims?: DimBindings) => matmulExtent(group, 2, dims);
+
+/**
+ * Below this many invocations a launch also tries workgroups of 8: a one-token matmul over a few
+ * hundred columns is a single workgroup of 64, one thread of a software driver (SwiftShader ran the
+ * decode block's matmuls 1.5x faster in workgroups of 8), one multiprocessor of a GPU.
+ */
+export const NARROW_LAUNCH = 256;
 
 /**
  * The candidates for `group` on a device with `caps`; with `dims` (the shapes being tuned for),
@@ -110,7 +118,9 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       // repeat the last one), or one or two rows for more than 64 (B reloaded for every row).
       const rowsKnown = matmulRows(group, dims);
       const fits = ([tm]: [number, number]) => rowsKnown === undefined || (tm <= rowsKnown && (rowsKnown <= 64 || tm > 2));
-      const vectorized = vecTiles.filter(fits).flatMap(([tm, tn]) => [16, 32, 64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
+      const colsKnown = matmulExtent(group, 1, dims);
+      const narrow = ([tm, tn]: [number, number]) => rowsKnown !== undefined && colsKnown !== undefined && Math.ceil(rowsKnown / tm) * Math.ceil(colsKnown / tn) < NARROW_LAUNCH;
+      const vectorized = vecTiles.filter(fits).flatMap(([tm, tn]) => [...(narrow([tm, tn]) ? [8] : []), 16, 32, 64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
       // split-K: a workgroup per output tile strides over K and sums its partials (GEMV, small batches)
       const splitK: Candidate[] = [[1, 1], [1, 2], [1, 4], [2, 2], [4, 1]].flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ coop: 1, tm, tn, workgroupSize })));
       const sg = caps.subgroupSize;
