@@ -22,7 +22,7 @@ import { compileCuda, nvccAvailable, nvccPath } from '../src/backends/cuda/nvcc.
 import { printCudaUnit } from '../src/backends/cuda/print.js';
 import { cudaGrid } from '../src/backends/cuda/runtime.js';
 import { dimProduct, evalDim } from '../src/ir/dims.js';
-import { compile, type CompiledProgram } from '../src/passes/pipeline.js';
+import { allBuilds, compile, type CompiledProgram } from '../src/passes/pipeline.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const STUB = join(ROOT, 'bench/device/torch-stub');
@@ -111,11 +111,13 @@ describe('tessera compile --target torch', () => {
     expect(nvccAvailable(), 'nvcc is needed (set $TESSERA_NVCC or put it on PATH)').toBe(true);
     const units = modules.map((m) => {
       const kernels = readFileSync(join(extracted.get(m.program)!.dir, `${m.program}.cu`), 'utf8');
-      expect(kernels, m.program).toBe(`${printCudaUnit(m.cp.kernels.map((k) => k.kernel))}\n`);
+      // every build's kernels (the versions' under their own names)
+      expect(kernels, m.program).toBe(`${printCudaUnit(allBuilds(m.cp).flatMap((b) => b.kernels.map((k) => k.kernel)))}\n`);
       return kernels;
     });
     const r = compileCuda(units.join('\n'), { archs: ['sm_80', 'sm_90'], output: 'cubin', extraFlags: TORCH_NVCC_DEFINES });
-    for (const m of modules) for (const k of m.manifest.kernels) expect(r.parts.every((p) => p.bytes.includes(Buffer.from(`${k.cuda!.entry}\0`))), k.name).toBe(true);
+    for (const m of modules) for (const k of [...m.manifest.kernels, ...(m.manifest.versions ?? []).flatMap((v) => v.kernels)]) expect(r.parts.every((p) => p.bytes.includes(Buffer.from(`${k.cuda!.entry}\0`))), k.name).toBe(true);
+    expect(modules.some((m) => (m.manifest.versions ?? []).length > 0), 'a program with versions among the modules').toBe(true);
   });
 
   it('compiles kernels + launchers as load_inline would (nvcc -c, sm_90, against the ATen/c10 stand-ins), and the declarations', async () => {

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Program } from '../ir/graph.js';
 import { printProgram } from '../ir/text/index.js';
-import { compile, STAGES, type CompiledProgram } from '../passes/pipeline.js';
+import { allBuilds, compile, STAGES, type CompiledProgram } from '../passes/pipeline.js';
 import type { ScheduleParams } from '../passes/schedule.js';
 import { printJSModule } from '../backends/js/print.js';
 import { printCudaUnit } from '../backends/cuda/print.js';
@@ -115,13 +115,15 @@ export async function writeProgram(cp: CompiledProgram, targets: readonly Target
     writeFileSync(path, text);
     written.push(path);
   };
-  for (const { kernel } of cp.kernels) {
+  // every build's kernels (multi-versioning: version kernels carry their build's tag in the name)
+  const kernels = allBuilds(cp).flatMap((b) => b.kernels.map((k) => k.kernel));
+  for (const kernel of kernels) {
     if (targets.includes('wgsl')) write(`${kernel.name}.wgsl`, wgsl.print(kernel));
     if (targets.includes('js')) write(`${kernel.name}.js`, printJSModule(kernel));
   }
   const archs = opts.archs ?? DEFAULT_ARCHS;
   const withCuda = targets.includes('cuda') || targets.includes('torch');
-  const cudaUnit = withCuda ? `${printCudaUnit(cp.kernels.map((k) => k.kernel))}\n` : '';
+  const cudaUnit = withCuda ? `${printCudaUnit(kernels)}\n` : '';
   let binaries: { fatbin?: string; ptx?: string } = {};
   if (targets.includes('cuda')) {
     write(`${cp.name}.cu`, cudaUnit);
@@ -172,7 +174,8 @@ export const compileCommand: Command = {
     '  P_torch.py        PyTorch module: P(inputs...) -> {output: tensor}, compiled with load_inline, for',
     '                    --target torch (needs PyTorch and nvcc where it runs, not here)',
     '  manifest.json     buffers, bindings, uniforms, launch grid, costs: how to launch without Tessera',
-    '                    (with cuda or torch also kernels[].cuda: entry, parameters, block and grid)',
+    '                    (with cuda or torch also kernels[].cuda: entry, parameters, block and grid;',
+    '                    versions[]: builds for one token or aligned dims, their kernels named <kernel>__<tag>)',
     '  P.ts              typed WebGPU wrapper: runP(device, inputs), self-contained (with --target wgsl)',
     '',
     'Examples: tessera compile ops/norm.ts --target wgsl --out gen/',
@@ -189,15 +192,15 @@ export const compileCommand: Command = {
     // everywhere (--params mma=1 or mma=0 decides either way)
     const cudaOnly = targets.every((t) => t === 'cuda' || t === 'torch');
     // (bf16 matmuls when every arch is sm_80+, where tensor cores take bf16)
-    // the files carry the general build (kernels for any dims): versions are chosen by Tessera's runtime
-    const flags = { ...compileFlags(args, 'compile'), versions: false, tensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 70), bf16TensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 80) };
+    const flags = { ...compileFlags(args, 'compile'), tensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 70), bf16TensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 80) };
     const out = flag(args, 'out') ?? 'gen';
     const programs = await loadPrograms(file);
     for (const { program } of programs) {
       const { cp, ms } = compileProgram(program, flags, io);
       const notes: string[] = [];
       const files = await writeProgram(cp, targets, out, { archs, onNote: (n) => notes.push(n) });
-      io.out(`${cp.name}: ${plural(cp.kernels.length, 'kernel')} (${cp.kernels.map((k) => k.kernel.schedule.kind).join(', ')}) compiled in ${ms.toFixed(1)} ms\n`);
+      const versions = cp.versions ? ` and versions ${cp.versions.map((v) => `${v.version} (${plural(v.kernels.length, 'kernel')})`).join(', ')}` : '';
+      io.out(`${cp.name}: ${plural(cp.kernels.length, 'kernel')} (${cp.kernels.map((k) => k.kernel.schedule.kind).join(', ')})${versions} compiled in ${ms.toFixed(1)} ms\n`);
       for (const f of files) io.out(`  wrote ${displayPath(f)}\n`);
       for (const n of notes) io.err(`warning: ${n}\n`);
     }

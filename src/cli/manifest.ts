@@ -123,6 +123,20 @@ export interface CudaProgramEntry {
   readonly torch?: string;
 }
 
+/**
+ * Another build of the program (multi-versioning), for dims that meet `when`: every dim in `equals`
+ * has that value and every dim in `multipleOf` is a multiple of it. Its buffers, output buffers and
+ * kernels replace the top-level ones; inputs and dims are the program's.
+ */
+export interface VersionEntry {
+  readonly version: string;
+  readonly when: { readonly equals?: Readonly<Record<string, number>>; readonly multipleOf?: Readonly<Record<string, number>> };
+  readonly kernelCount: number;
+  readonly outputs: readonly TensorEntry[];
+  readonly buffers: readonly BufferEntry[];
+  readonly kernels: readonly KernelEntry[];
+}
+
 export interface Manifest {
   readonly program: string;
   readonly tessera: string;
@@ -133,6 +147,8 @@ export interface Manifest {
   readonly dims: readonly DimEntry[];
   readonly buffers: readonly BufferEntry[];
   readonly kernels: readonly KernelEntry[];
+  /** Faster builds for some dims: launch the first whose `when` the dims meet instead of `kernels`. */
+  readonly versions?: readonly VersionEntry[];
   readonly cuda?: CudaProgramEntry;
   readonly conventions: Readonly<Record<string, string>>;
 }
@@ -167,6 +183,11 @@ const BASE_CONVENTIONS: Record<string, string> = {
 /** Added to the conventions with --target cuda or torch. */
 const CUDA_CONVENTION: Record<string, string> = {
   cuda: 'kernels[].cuda says how to launch each kernel of the CUDA translation unit: <<<grid, block, 0, stream>>> with the listed parameters in order (buffer pointers as device addresses of dense row-major storage, then each dim as int). block is kernels[].cuda.block (32 threads per invocation for a tensor-core kernel, whose invocations are warps). grid: blocks = ceil(threads / workgroupSize); when blocks <= 2147483647 the grid is (blocks, 1, 1), else y = ceil(blocks / 2147483647) and x = ceil(blocks / y); skip the launch when threads is 0. A launch may cover at most 2^31 threads (the kernels compute an int linear id and guard tid < threads). Storage is native: f32 float, f16 __half, bf16 __nv_bfloat16, i32 int, u32 unsigned int, bool unsigned char 0/1 (buffers[].cuda). No dynamic shared memory.',
+};
+
+/** Added when the program has versions. */
+const VERSION_CONVENTION: Record<string, string> = {
+  versions: 'versions[] are other builds of the program for some dims: after binding the dims, take the first entry whose when.equals dims have exactly those values and whose when.multipleOf dims are multiples of those numbers, and allocate and launch its buffers and kernels (its outputs name the buffers to read back) instead of the top-level ones; when none matches, use the top-level buffers and kernels, which serve any dims.',
 };
 
 const MORE_CONVENTIONS: Record<string, string> = {
@@ -239,6 +260,18 @@ function cudaLaunch(threads: Dim, wg: number): { blocks: string; grid: string } 
 }
 
 export function buildManifest(cp: CompiledProgram, targets: readonly Target[], wgsl: WGSLPrinter, cudaOpts?: CudaManifestOptions): Manifest {
+  const top = buildOne(cp, targets, wgsl, cudaOpts);
+  if (!cp.versions?.length) return top;
+  const versions = cp.versions.map((v): VersionEntry => {
+    const m = buildOne(v, targets, wgsl, cudaOpts);
+    const when = { ...(v.specialized ? { equals: { ...v.specialized } } : {}), ...(v.assumed ? { multipleOf: { ...v.assumed } } : {}) };
+    return { version: v.version, when, kernelCount: m.kernelCount, outputs: m.outputs, buffers: m.buffers, kernels: m.kernels };
+  });
+  const { cuda, conventions, ...rest } = top;
+  return { ...rest, versions, ...(cuda ? { cuda } : {}), conventions: { ...conventions, ...VERSION_CONVENTION } };
+}
+
+function buildOne(cp: CompiledProgram, targets: readonly Target[], wgsl: WGSLPrinter, cudaOpts?: CudaManifestOptions): Manifest {
   const withCuda = targets.includes('cuda') || targets.includes('torch');
   const bufferBytes = new Map<string, Poly>();
   const buffers: BufferEntry[] = cp.buffers.map((b) => {

@@ -188,8 +188,17 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
       if (e instanceof TesseraError && e.code !== 'E_INTERNAL') return [];
       throw e;
     }
-  }).filter((v) => text(v) !== base);
+  }).filter((v) => text(v) !== base).map(tagKernels);
   return versions.length ? { ...general, versions } : general;
+}
+
+/**
+ * A version's kernels renamed after its conditions (`mm_matmul_out__M1`, `..__aligned`), so every
+ * kernel of a program has its own name across builds (one CUDA unit, one folder of files).
+ */
+function tagKernels(cp: CompiledProgram): CompiledProgram {
+  const tag = cp.specialized ? Object.entries(cp.specialized).map(([k, v]) => `${k}${v}`).join('_') : 'aligned';
+  return { ...cp, kernels: cp.kernels.map((k) => ({ ...k, kernel: { ...k.kernel, name: `${k.kernel.name}__${tag.replace(/[^A-Za-z0-9_]/g, '_')}` } })) };
 }
 
 function compileBuild(source: Program, opts: CompileOptions): CompiledProgram {
