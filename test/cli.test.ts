@@ -166,6 +166,10 @@ describe('tessera compile', () => {
     });
     for (const p of ['silu_affine', 'row_softmax', 'mixed']) project.addSourceFileAtPath(join(out, p, `${p}.ts`));
     for (const p of ['fixed_shape', 'pass_through']) project.addSourceFileAtPath(join(edge, p, `${p}.ts`));
+    // and a program with versions (a BUILDS table of three)
+    const vers = join(tmp, 'strict-versions');
+    expect((await cli('compile', join(ROOT, 'test/fixtures/cli-matmul.ts'), '--target', 'wgsl', '--out', vers)).code).toBe(0);
+    project.addSourceFileAtPath(join(vers, 'linear_bias', 'linear_bias.ts'));
     const clean = project.getPreEmitDiagnostics();
     expect(project.formatDiagnosticsWithColorAndContext(clean)).toBe('');
     // The wrapper's types are real: an Int32Array for an f32 input and a wrong rank are errors.
@@ -333,7 +337,12 @@ describe('the generated wrapper on WebGPU', async () => {
     expect(readFileSync(join(dir, 'linear_bias', 'manifest.json'), 'utf8')).toMatch(/vec=|"vec": 4/);
     type Runner = (device: GPUDevice, inputs: unknown) => Promise<Record<string, { data: HostArray }>>;
     const run = ((await import(pathToFileURL(join(dir, 'linear_bias', 'linear_bias.ts')).href)) as Record<string, Runner>)['runLinearBias']!;
-    for (const [m, n, k] of [[5, 7, 9], [4, 8, 12]] as const) {
+    // its builds: one token, aligned (M % 16, N and K % 4) and general, chosen by the dims
+    const text = readFileSync(join(dir, 'linear_bias', 'linear_bias.ts'), 'utf8');
+    expect(text).toContain("version: 'M=1',\n    when: (d) => d.M === 1,");
+    expect(text).toContain("version: 'M%16 K%4 N%4',\n    when: (d) => d.M % 16 === 0 && d.K % 4 === 0 && d.N % 4 === 0,");
+    expect(text).toContain("version: 'general',\n    when: () => true,");
+    for (const [m, n, k] of [[5, 7, 9], [4, 8, 12], [1, 8, 12], [16, 8, 12], [1, 7, 9]] as const) {
       const x = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
       const w = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.3));
       const b = Float32Array.from({ length: n }, (_, i) => i / 3);

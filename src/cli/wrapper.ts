@@ -1,13 +1,14 @@
 /**
  * The typed TS wrapper `tessera compile` writes per program, generated with ts-morph: input/output
- * interfaces, the WGSL sources, the manifest, and an async `run<Program>(device, inputs)` that binds
- * and launches the kernels with plain WebGPU calls. It imports nothing, so another engine can copy
+ * interfaces, the WGSL sources of every build, the manifest, and an async `run<Program>(device,
+ * inputs)` that picks the build the dims select and binds and launches its kernels with plain
+ * WebGPU calls. It imports nothing, so another engine can copy
  * it in as is; `runtimeSource` below is the part every wrapper shares.
  */
 import type { Dim, Shape } from '../ir/dims.js';
 import { dimSymbols } from '../ir/dims.js';
 import type { DType } from '../ir/dtype.js';
-import type { CompiledProgram } from '../passes/pipeline.js';
+import type { CompiledKernel, CompiledProgram } from '../passes/pipeline.js';
 import type { WGSLPrinter } from './backends.js';
 import { prettyJSON, type Manifest } from './manifest.js';
 
@@ -61,8 +62,8 @@ function tensorType(dtype: DType, rank: number): string {
 }
 
 /**
- * What every wrapper contains, after its program-specific tables (PROGRAM, DIM_NAMES, BUFFERS,
- * INPUTS, OUTPUTS, KERNELS). Written once here, type-checked in every generated file.
+ * What every wrapper contains, after its program-specific tables (PROGRAM, DIM_NAMES, INPUTS,
+ * OUTPUTS, BUILDS). Written once here, type-checked in every generated file.
  */
 const RUNTIME = `
 type HostArray = Float32Array | Int32Array | Uint32Array | Uint8Array;
@@ -89,6 +90,19 @@ interface TensorPlan {
 interface InputPlan extends TensorPlan {
   /** The dims this input's shape binds, as [dim, axis]. */
   readonly binds: readonly (readonly [keyof Dims, number])[];
+}
+
+/**
+ * One build of the program: its buffers, the buffer each output is read from (in OUTPUTS order) and
+ * its kernels. BUILDS lists the versions first and the general build last; the first whose \`when\`
+ * the dims meet runs.
+ */
+interface BuildPlan {
+  readonly version: string;
+  readonly when: (d: Dims) => boolean;
+  readonly buffers: readonly BufferPlan[];
+  readonly outputBuffers: readonly string[];
+  readonly kernels: readonly KernelPlan[];
 }
 
 interface KernelPlan {
@@ -202,13 +216,15 @@ interface Pipeline {
   readonly layout: GPUBindGroupLayout;
 }
 
-const pipelineCache = new WeakMap<GPUDevice, readonly Pipeline[]>();
+const pipelineCache = new WeakMap<GPUDevice, Map<string, readonly Pipeline[]>>();
 
-/** One compute pipeline per kernel, with an explicit bind group layout, cached per device. */
-function pipelinesFor(device: GPUDevice): readonly Pipeline[] {
-  const hit = pipelineCache.get(device);
+/** One compute pipeline per kernel of a build, with an explicit bind group layout, cached per device. */
+function pipelinesFor(device: GPUDevice, build: BuildPlan): readonly Pipeline[] {
+  const byBuild = pipelineCache.get(device) ?? new Map<string, readonly Pipeline[]>();
+  pipelineCache.set(device, byBuild);
+  const hit = byBuild.get(build.version);
   if (hit) return hit;
-  const made = KERNELS.map((k): Pipeline => {
+  const made = build.kernels.map((k): Pipeline => {
     const entries: GPUBindGroupLayoutEntry[] = k.bindings.map((b, i) => ({ binding: i, visibility: STAGE_COMPUTE, buffer: { type: b.type } }));
     if (k.uniforms.length > 0) entries.push({ binding: k.bindings.length, visibility: STAGE_COMPUTE, buffer: { type: 'uniform' } });
     const layout = device.createBindGroupLayout({ label: k.name, entries });
@@ -219,16 +235,16 @@ function pipelinesFor(device: GPUDevice): readonly Pipeline[] {
     });
     return { pipeline, layout };
   });
-  pipelineCache.set(device, made);
+  byBuild.set(build.version, made);
   return made;
 }
 
 /** Allocates, uploads, records every launch and the output copies, submits; returns the staging buffers. */
-function encode(device: GPUDevice, dims: Dims, inputs: Readonly<Record<string, HostTensor>>, owned: GPUBuffer[]): GPUBuffer[] {
-  const pipelines = pipelinesFor(device);
+function encode(device: GPUDevice, build: BuildPlan, dims: Dims, inputs: Readonly<Record<string, HostTensor>>, owned: GPUBuffer[]): GPUBuffer[] {
+  const pipelines = pipelinesFor(device, build);
   const buffers = new Map<string, GPUBuffer>();
   const buf = (name: string): GPUBuffer => buffers.get(name) ?? fail(\`no buffer '\${name}'\`);
-  for (const b of BUFFERS) {
+  for (const b of build.buffers) {
     // 16-byte units: a vectorized kernel may bind an f32 buffer as array<vec4<f32>>
     const size = Math.max(16, Math.ceil(b.bytes(dims) / 16) * 16);
     const gpu = device.createBuffer({ label: b.name, size, usage: USAGE_STORAGE | USAGE_COPY_SRC | USAGE_COPY_DST });
@@ -242,7 +258,7 @@ function encode(device: GPUDevice, dims: Dims, inputs: Readonly<Record<string, H
   const encoder = device.createCommandEncoder({ label: PROGRAM });
   const pass = encoder.beginComputePass({ label: PROGRAM });
   const maxGroups = device.limits.maxComputeWorkgroupsPerDimension;
-  KERNELS.forEach((k, i) => {
+  build.kernels.forEach((k, i) => {
     const threads = k.threads(dims);
     if (threads <= 0) return;
     // The grid is 1-D for the kernel; fold it into x/y past the per-dimension limit.
@@ -267,8 +283,8 @@ function encode(device: GPUDevice, dims: Dims, inputs: Readonly<Record<string, H
     pass.dispatchWorkgroups(x, y, 1);
   });
   pass.end();
-  const staging = OUTPUTS.map((o) => {
-    const src = buf(o.buffer);
+  const staging = OUTPUTS.map((o, i) => {
+    const src = buf(build.outputBuffers[i] ?? fail(\`no buffer for output '\${o.name}'\`));
     const s = device.createBuffer({ label: \`\${o.name} readback\`, size: src.size, usage: USAGE_MAP_READ | USAGE_COPY_DST });
     owned.push(s);
     encoder.copyBufferToBuffer(src, 0, s, 0, src.size);
@@ -286,7 +302,9 @@ async function executeProgram(device: GPUDevice, inputs: Readonly<Record<string,
     device.pushErrorScope('validation');
     let staging: GPUBuffer[] = [];
     try {
-      staging = encode(device, dims, inputs, owned);
+      // the first build whose conditions the dims meet (the general one, last, takes any dims)
+      const build = BUILDS.find((b) => b.when(dims)) ?? fail('no build for these dims');
+      staging = encode(device, build, dims, inputs, owned);
     } finally {
       const error = await device.popErrorScope();
       if (error) fail(\`WebGPU rejected the launch: \${error.message}\`);
@@ -340,8 +358,9 @@ export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, w
     ` * ${cp.name}: ${manifest.kernelCount} WGSL kernel${manifest.kernelCount === 1 ? '' : 's'}, compiled by Tessera ${manifest.tessera}. Generated by \`tessera compile\`: do not edit.`,
     ` *`,
     ` * Self-contained: plain WebGPU calls, no imports, so it can be copied into another engine.`,
-    ` * \`run${P}(device, inputs)\` creates the pipelines (cached per device), uploads the inputs, launches`,
-    ` * the kernels in order and reads the outputs back. \`manifest\` says the same in data.`,
+    ` * \`run${P}(device, inputs)\` picks the build its dims select (BUILDS: versions first, the general`,
+    ` * build last), creates its pipelines (cached per device), uploads the inputs, launches its kernels`,
+    ` * in order and reads the outputs back. \`manifest\` says the same in data.`,
     ` */`,
   ].join('\n'));
 
@@ -380,7 +399,9 @@ export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, w
   });
 
   const constName = (k: string) => `${k.toUpperCase()}_WGSL`;
-  for (const ck of cp.kernels) {
+  // versions first, the general build last (it serves any dims)
+  const builds = [...(cp.versions ?? []), cp];
+  for (const ck of builds.flatMap((b) => b.kernels)) {
     statements.push({
       kind: SK.VariableStatement,
       isExported: true,
@@ -401,7 +422,6 @@ export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, w
     statements.push({ kind: SK.VariableStatement, declarationKind: VDK.Const, declarations: [{ name, type, initializer: rows.length > 0 ? `[\n${rows.map((r) => `  ${r},`).join('\n')}\n]` : '[]' }] });
   statements.push({ kind: SK.VariableStatement, declarationKind: VDK.Const, declarations: [{ name: 'PROGRAM', initializer: str(cp.name) }] });
   table('DIM_NAMES', 'readonly (keyof Dims)[]', dimNames.map(str));
-  table('BUFFERS', 'readonly BufferPlan[]', cp.buffers.map((b) => `{ name: ${str(b.name)}, bytes: ${productFn(b.shape, wgsl.bytes(b.dtype))} }`));
   table(
     'INPUTS',
     'readonly InputPlan[]',
@@ -416,15 +436,29 @@ export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, w
     'readonly TensorPlan[]',
     cp.program.outputs.map((o) => `{ name: ${str(o.name)}, buffer: ${str(cp.outputs.get(o.name) ?? o.name)}, dtype: ${str(o.node.dtype)}, shape: ${shapeFn(o.node.shape)} }`),
   );
-  table(
-    'KERNELS',
-    'readonly KernelPlan[]',
-    cp.kernels.map((ck, i) => {
-      const k = ck.kernel;
-      const bindings = manifest.kernels[i]!.bindings.map((b) => `{ buffer: ${str(b.buffer)}, type: ${str(b.type)} }`);
-      return `{ name: ${str(k.name)}, code: ${constName(k.name)}, workgroupSize: ${k.workgroupSize}, threads: ${dimFn(dimToTS(k.threads), [k.threads])}, bindings: [${bindings.join(', ')}], uniforms: [${k.uniforms.map(str).join(', ')}] }`;
-    }),
-  );
+  const kernelRow = (ck: CompiledKernel) => {
+    const k = ck.kernel;
+    const bindings = k.buffers.map((b, i) => `{ buffer: ${str(ck.bindings[i]!)}, type: ${str(b.access === 'read' ? 'read-only-storage' : 'storage')} }`);
+    return `{ name: ${str(k.name)}, code: ${constName(k.name)}, workgroupSize: ${k.workgroupSize}, threads: ${dimFn(dimToTS(k.threads), [k.threads])}, bindings: [${bindings.join(', ')}], uniforms: [${k.uniforms.map(str).join(', ')}] }`;
+  };
+  const whenFn = (b: CompiledProgram) => {
+    const tests = [
+      ...Object.entries(b.specialized ?? {}).map(([d, v]) => `${dimToTS({ sym: d })} === ${v}`),
+      ...Object.entries(b.assumed ?? {}).map(([d, m]) => `${dimToTS({ sym: d })} % ${m} === 0`),
+    ];
+    return tests.length ? `(d) => ${tests.join(' && ')}` : '() => true';
+  };
+  const buildRow = (b: CompiledProgram) =>
+    [
+      `{`,
+      `    version: ${str(b.version)},`,
+      `    when: ${whenFn(b)},`,
+      `    buffers: [${b.buffers.map((x) => `{ name: ${str(x.name)}, bytes: ${productFn(x.shape, wgsl.bytes(x.dtype))} }`).join(', ')}],`,
+      `    outputBuffers: [${b.program.outputs.map((o) => str(b.outputs.get(o.name) ?? o.name)).join(', ')}],`,
+      `    kernels: [\n${b.kernels.map((ck) => `      ${kernelRow(ck)},`).join('\n')}\n    ],`,
+      `  }`,
+    ].join('\n');
+  table('BUILDS', 'readonly BuildPlan[]', builds.map(buildRow));
 
   statements.push(RUNTIME.trim());
 
