@@ -143,8 +143,10 @@ describe('tessera compile --target torch', () => {
       const decls = readFileSync(join(ex.dir, `${m.program}.decl.cpp`), 'utf8');
       const dims = m.manifest.dims.map((d) => d.name);
       expect(ex.dims, m.program).toEqual(dims);
-      expect(ex.launchers).toEqual(m.manifest.kernels.map((k) => `launch_${k.cuda!.entry}`));
-      for (const k of m.manifest.kernels) {
+      // one launcher per kernel of every build: the general build's, then each version's
+      const kernels = [...m.manifest.kernels, ...(m.manifest.versions ?? []).flatMap((v) => v.kernels)];
+      expect(ex.launchers).toEqual(kernels.map((k) => `launch_${k.cuda!.entry}`));
+      for (const k of kernels) {
         const c = k.cuda!;
         const name = `launch_${c.entry}`;
         const buffers = c.params.flatMap((p) => ('buffer' in p ? [p.buffer] : []));
@@ -186,7 +188,8 @@ describe('tessera compile --target torch', () => {
       const check = ns.indexOf('[[maybe_unused]] void tsr_check(');
       helpers = ns.slice(0, check) + ns.slice(ns.indexOf('\n}\n', check) + 3);
       const names = m.manifest.dims.map((d) => d.name);
-      for (const k of m.cp.kernels) {
+      // every build's kernels, their buffer sizes from their own build's plan
+      for (const [k, buffers] of allBuilds(m.cp).flatMap((b) => b.kernels.map((k) => [k, b.buffers] as const))) {
         const body = src.slice(src.indexOf(`void launch_${k.kernel.name}(`));
         const threads = /const int64_t threads = (.*);/.exec(body)![1]!;
         for (const dims of dimSets(names)) {
@@ -199,7 +202,7 @@ describe('tessera compile --target torch', () => {
           k.bindings.forEach((b, i) => {
             const elements = new RegExp(`tsr_check\\(t_${b}, t_\\w+, at::k\\w+, (.*), tsr_name, "${b}"\\);`).exec(body)![1]!;
             harness.push(`    std::printf("${k.kernel.name} ${b} %lld\\n", (long long)(${elements}));`);
-            const buf = m.cp.buffers.find((x) => x.name === b)!;
+            const buf = buffers.find((x) => x.name === b)!;
             expected.push(`${k.kernel.name} ${b} ${evalDim(dimProduct(buf.shape), dims)}`);
             expect(k.kernel.buffers[i]!.name).toBe(b);
           });
@@ -241,8 +244,9 @@ describe('tessera compile --target torch', () => {
     for (const m of modules) {
       const r = python([CHECK, 'fake', m.path]);
       expect(r.status, `${m.program}: ${r.stderr}${r.stdout}`).toBe(0);
-      const j = JSON.parse(r.stdout) as { dims: Record<string, number>; builds: string[]; launches: { launcher: string; args: string[] }[]; outputs: Record<string, { shape: number[]; dtype: string }> };
+      const j = JSON.parse(r.stdout) as { dims: Record<string, number>; version: string; builds: string[]; launches: { launcher: string; args: string[] }[]; outputs: Record<string, { shape: number[]; dtype: string }> };
       expect(j.builds, m.program).toHaveLength(1);
+      expect(j.version, m.program).toBe('general');
       expect(j.launches.map((l) => l.launcher)).toEqual(m.manifest.kernels.map((k) => `launch_${k.cuda!.entry}`));
       m.manifest.kernels.forEach((k, i) => {
         expect(j.launches[i]!.args).toEqual([...k.bindings.map(() => 'tensor'), ...m.manifest.dims.map(() => 'int')]);
@@ -251,6 +255,22 @@ describe('tessera compile --target torch', () => {
       for (const o of m.manifest.outputs) {
         const node = m.cp.program.outputs.find((x) => x.name === o.name)!.node;
         expect(j.outputs[o.name], `${m.program}.${o.name}`).toEqual({ shape: node.shape.map((d) => evalDim(d, j.dims)), dtype: torchDtype[o.dtype] });
+      }
+    }
+  });
+
+  it('the Python side launches the build the dims select: each version at dims that meet its conditions (on a fake torch)', () => {
+    const versioned = modules.filter((m) => (m.manifest.versions ?? []).length > 0);
+    expect(versioned.length, 'programs with versions among the modules').toBeGreaterThan(0);
+    for (const m of versioned) {
+      for (const v of m.manifest.versions!) {
+        // the version's dims: its equal values, multiples of its multipleOf (5 times), the rest 3, 5, ...
+        const given = m.manifest.dims.map((d, i) => `${d.name}=${v.when.equals?.[d.name] ?? (v.when.multipleOf?.[d.name] ? 5 * v.when.multipleOf[d.name]! : 3 + 2 * i)}`);
+        const r = python([CHECK, 'fake', m.path, ...given]);
+        expect(r.status, `${m.program} ${v.version}: ${r.stderr}${r.stdout}`).toBe(0);
+        const j = JSON.parse(r.stdout) as { version: string; launches: { launcher: string; args: string[] }[] };
+        expect(j.version, `${m.program} at ${given.join(' ')}`).toBe(v.version);
+        expect(j.launches.map((l) => l.launcher)).toEqual(v.kernels.map((k) => `launch_${k.cuda!.entry}`));
       }
     }
   });

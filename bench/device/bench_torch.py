@@ -140,6 +140,10 @@ def run_case(torch, mod, case, dev):
     d = mod.bind_dims(inputs)
     bufs = mod.allocate(inputs, d)
     result['dims'] = d
+    # the build the module dispatches to at these dims (one token, aligned or general) and its kernels
+    build = mod.select_build(d)
+    result['build'] = build['version']
+    result['kernels'] = [k['name'] for k in build['kernels']]
     result['tessera_ms'] = time_ms(torch, lambda: mod.launch(bufs, d))
     result['torch_ms'] = time_ms(torch, lambda: case['torch'](inputs))
     result['ratio'] = result['tessera_ms'] / result['torch_ms']

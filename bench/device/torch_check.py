@@ -10,7 +10,8 @@
         Imports the module with the fake torch of bench/device/torch-stub/python, calls the program
         on fake CUDA tensors of the declared dtypes and shapes (dims default to 3, 5, 7, ...), and
         prints JSON: the launcher calls in order with their argument kinds, and the outputs' shapes
-        and dtypes. Fails if a launcher is called against its declaration or out of KERNELS order.
+        and dtypes. Fails if a launcher is called against its declaration or out of the order of the
+        kernels of the build the module selects at those dims (select_build).
 """
 from __future__ import annotations
 
@@ -77,16 +78,18 @@ def fake(path: str, given: list[str]) -> None:
     fn = getattr(mod, mod.__all__[0])
     outs = fn(**{p: inputs[spec['name']] for p, spec in zip(fn.__code__.co_varnames, mod.INPUTS)}, dims=unbound or None)
     calls = [(name, ['tensor' if isinstance(a, torch.Tensor) else type(a).__name__ for a in args]) for name, args in torch.LAUNCHES]
-    order = [k['launcher'] for k in mod.KERNELS]
+    # the build the module dispatches to at these dims (the general one: KERNELS)
+    chosen = mod.select_build(d) if hasattr(mod, 'select_build') else {'version': 'general', 'kernels': mod.KERNELS}
+    order = [k['launcher'] for k in chosen['kernels']]
     if [c[0] for c in calls] != order:
-        raise SystemExit(f'launch order {[c[0] for c in calls]} differs from KERNELS {order}')
-    for (name, args), k in zip(torch.LAUNCHES, mod.KERNELS):
+        raise SystemExit(f"launch order {[c[0] for c in calls]} differs from build {chosen['version']}'s kernels {order}")
+    for (name, args), k in zip(torch.LAUNCHES, chosen['kernels']):
         dims_passed = list(args[len(k['buffers']):])
         if dims_passed != [d[n] for n in mod.DIM_NAMES]:
             raise SystemExit(f'{name}: dims passed {dims_passed}, expected {[d[n] for n in mod.DIM_NAMES]}')
     build = sys.modules['torch.utils.cpp_extension'].BUILDS
     print(json.dumps({
-        'program': mod.PROGRAM, 'dims': d, 'builds': [b['name'] for b in build],
+        'program': mod.PROGRAM, 'dims': d, 'version': chosen['version'], 'builds': [b['name'] for b in build],
         'launches': [{'launcher': n, 'args': kinds} for n, kinds in calls],
         'outputs': {k: {'shape': list(v.shape), 'dtype': repr(v.dtype)} for k, v in outs.items()},
     }))

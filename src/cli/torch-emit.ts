@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { dimProduct, dimSymbols, dimToString, type Dim, type Shape } from '../ir/dims.js';
 import type { DType } from '../ir/dtype.js';
 import type { Kernel } from '../ir/kernel.js';
-import type { CompiledProgram } from '../passes/pipeline.js';
+import { allBuilds, type CompiledProgram } from '../passes/pipeline.js';
 import { cudaBlockSize, cudaStorageType } from '../backends/cuda/print.js';
 import { CUDA_MAX_GRID_X, CUDA_MAX_GRID_Y, type Manifest } from './manifest.js';
 
@@ -203,8 +203,15 @@ function launcherSource(k: KernelFacts, dimNames: readonly string[], elements: R
 /** The Python module for `cp` (see the file comment). `cudaUnit` is the `.cu` text of the program. */
 export function generateTorchModule(cp: CompiledProgram, manifest: Manifest, cudaUnit: string): TorchModule {
   const dimNames = manifest.dims.map((d) => d.name);
-  const elements = new Map(cp.buffers.map((b) => [b.name, dimProduct(b.shape)] as const));
-  const parts = cp.kernels.map((ck) => launcherSource({ kernel: ck.kernel, bindings: ck.bindings }, dimNames, elements));
+  // every build's kernels get a launcher (the general build's first); BUILDS lists the versions
+  // first and the general build last, as dispatch tries them
+  const builds = [...(cp.versions ?? []), cp];
+  const entriesOf = (b: CompiledProgram) => (b === cp ? manifest : manifest.versions!.find((v) => v.version === b.version)!);
+  const parts = allBuilds(cp).flatMap((b) => {
+    const elements = new Map(b.buffers.map((x) => [x.name, dimProduct(x.shape)] as const));
+    return b.kernels.map((ck) => launcherSource({ kernel: ck.kernel, bindings: ck.bindings }, dimNames, elements));
+  });
+  const launcherOf = new Map(parts.map((p) => [p.table.kernel, p.table.name]));
   const launchers = `${LAUNCHER_PRELUDE}\n${parts.map((p) => p.body).join('\n\n')}\n`;
   const declarations = `${parts.map((p) => p.decl).join('\n')}\n`;
   const kernels = cudaUnit;
@@ -234,20 +241,36 @@ export function generateTorchModule(cp: CompiledProgram, manifest: Manifest, cud
   const inputRows = cp.program.inputs.map(
     (p) => `    {'name': ${pyQuote(p.name)}, 'buffer': ${pyQuote(inputBuffer(p.name))}, 'dtype': ${pyQuote(p.dtype)}, 'shape': ${pyQuote(shapeText(p.shape))}, 'rank': ${p.shape.length}, 'size': ${pyLambda(pyTuple(p.shape.map(dimToPy)), p.shape)}},`,
   );
-  const outputRows = manifest.outputs.map((o) => {
-    const node = cp.program.outputs.find((x) => x.name === o.name)!.node;
-    return `    {'name': ${pyQuote(o.name)}, 'buffer': ${pyQuote(o.buffer)}, 'dtype': ${pyQuote(o.dtype)}, 'shape': ${pyQuote(shapeText(node.shape))}, 'size': ${pyLambda(pyTuple(node.shape.map(dimToPy)), node.shape)}},`;
-  });
-  const bufferRows = cp.buffers.map((b) => {
-    const n = dimProduct(b.shape);
-    return `    {'name': ${pyQuote(b.name)}, 'dtype': ${pyQuote(b.dtype)}, 'role': ${pyQuote(b.role)}, 'elements': ${pyLambda(dimToPy(n), [n])}},`;
-  });
-  const kernelRows = cp.kernels.map((ck, i) => {
-    const k = ck.kernel;
-    const entry = manifest.kernels[i]!;
+  const buildRows = builds.map((b) => {
+    const entries = entriesOf(b);
+    const outputRows = entries.outputs.map((o) => {
+      const node = cp.program.outputs.find((x) => x.name === o.name)!.node;
+      return `            {'name': ${pyQuote(o.name)}, 'buffer': ${pyQuote(o.buffer)}, 'dtype': ${pyQuote(o.dtype)}, 'shape': ${pyQuote(shapeText(node.shape))}, 'size': ${pyLambda(pyTuple(node.shape.map(dimToPy)), node.shape)}},`;
+    });
+    const bufferRows = b.buffers.map((x) => {
+      const n = dimProduct(x.shape);
+      return `            {'name': ${pyQuote(x.name)}, 'dtype': ${pyQuote(x.dtype)}, 'role': ${pyQuote(x.role)}, 'elements': ${pyLambda(dimToPy(n), [n])}},`;
+    });
+    const kernelRows = b.kernels.map((ck, i) => {
+      const k = ck.kernel;
+      const entry = entries.kernels[i]!;
+      return [
+        `            {'name': ${pyQuote(k.name)}, 'launcher': ${pyQuote(launcherOf.get(k.name)!)}, 'buffers': ${pyTuple(ck.bindings.map(pyQuote))},`,
+        `             'block': ${cudaBlockSize(k)}, 'threads': ${pyLambda(dimToPy(k.threads), [k.threads])}, 'blocks': ${pyQuote(entry.cuda?.blocks ?? entry.workgroups)}},`,
+      ].join('\n');
+    });
+    const tests = [
+      ...Object.entries(b.specialized ?? {}).map(([d, v]) => `d[${pyQuote(d)}] == ${v}`),
+      ...Object.entries(b.assumed ?? {}).map(([d, m]) => `d[${pyQuote(d)}] % ${m} == 0`),
+    ];
     return [
-      `    {'name': ${pyQuote(k.name)}, 'launcher': ${pyQuote(parts[i]!.table.name)}, 'buffers': ${pyTuple(ck.bindings.map(pyQuote))},`,
-      `     'block': ${cudaBlockSize(k)}, 'threads': ${pyLambda(dimToPy(k.threads), [k.threads])}, 'blocks': ${pyQuote(entry.cuda?.blocks ?? entry.workgroups)}},`,
+      `    {`,
+      `        'version': ${pyQuote(b.version)},`,
+      `        'when': lambda d: ${tests.length ? tests.join(' and ') : 'True'},`,
+      `        'outputs': (\n${outputRows.join('\n')}\n        ),`,
+      `        'buffers': (\n${bufferRows.join('\n')}\n        ),`,
+      `        'kernels': (\n${kernelRows.join('\n')}\n        ),`,
+      `    },`,
     ].join('\n');
   });
 
@@ -277,7 +300,8 @@ Dtypes: f32 -> torch.float32, f16 -> torch.float16, bf16 -> torch.bfloat16, i32 
 torch.uint32 tensor, viewed as int32; view a u32 output with .view(torch.uint32) where PyTorch has it).
 
 The kernels (${cp.kernels.map((k) => k.kernel.name).join(', ')}) run in order on the current CUDA
-stream of the inputs' device, so they order with the surrounding PyTorch work. Outputs and
+stream of the inputs' device, so they order with the surrounding PyTorch work.${cp.versions ? `
+At some dims another build runs instead (BUILDS, select_build): ${cp.versions.map((v) => `${v.version}: ${v.kernels.map((k) => k.kernel.name).join(', ')}`).join('; ')}.` : ''} Outputs and
 temporaries come from torch.zeros (PyTorch's caching allocator). The extension is compiled on first
 use and cached by PyTorch under $TORCH_EXTENSIONS_DIR; build() compiles it ahead.
 
@@ -311,15 +335,15 @@ DIMS = ${pyTuple(dimSources)}
 INPUTS = (
 ${inputRows.join('\n')}
 )
-OUTPUTS = (
-${outputRows.join('\n')}
+# The program's builds: versions for some dims first (one token, aligned dims), the general build
+# last (any dims). Dispatch runs the first whose 'when' the dims meet (select_build).
+BUILDS = (
+${buildRows.join('\n')}
 )
-BUFFERS = (
-${bufferRows.join('\n')}
-)
-KERNELS = (
-${kernelRows.join('\n')}
-)
+# The general build's tables.
+OUTPUTS = BUILDS[-1]['outputs']
+BUFFERS = BUILDS[-1]['buffers']
+KERNELS = BUILDS[-1]['kernels']
 
 TORCH_DTYPES = {'f32': torch.float32, 'f16': torch.float16, 'bf16': torch.bfloat16, 'i32': torch.int32, 'u32': torch.int32, 'bool': torch.bool}
 _UINT32 = getattr(torch, 'uint32', None)
@@ -406,8 +430,16 @@ def bind_dims(inputs, dims=None):
     return d
 
 
+def select_build(d):
+    """The build that runs at dims \`d\`: the first whose conditions they meet (the general one is last)."""
+    for b in BUILDS:
+        if b['when'](d):
+            return b
+    return BUILDS[-1]
+
+
 def allocate(inputs, d, device=None):
-    """Buffers by name: the inputs' tensors (u32 viewed as int32), new zeroed outputs and temporaries."""
+    """Buffers by name (of the build for \`d\`): the inputs' tensors (u32 viewed as int32), new zeroed outputs and temporaries."""
     if device is None:
         device = next(iter(inputs.values())).device if inputs else torch.device('cuda', torch.cuda.current_device())
     bufs = {}
@@ -416,24 +448,24 @@ def allocate(inputs, d, device=None):
         if spec['dtype'] == 'u32' and t.dtype != torch.int32:
             t = t.view(torch.int32)
         bufs[spec['buffer']] = t
-    for b in BUFFERS:
+    for b in select_build(d)['buffers']:
         if b['role'] != 'input':
             bufs[b['name']] = torch.zeros(max(1, b['elements'](d)), dtype=TORCH_DTYPES[b['dtype']], device=device)
     return bufs
 
 
 def launch(bufs, d):
-    """Enqueues every kernel, in order, on the current stream."""
+    """Enqueues every kernel of the build for \`d\`, in order, on the current stream."""
     ext = build()
     dims = [d[name] for name in DIM_NAMES]
-    for k in KERNELS:
+    for k in select_build(d)['kernels']:
         getattr(ext, k['launcher'])(*[bufs[b] for b in k['buffers']], *dims)
 
 
 def outputs(bufs, d):
     """The outputs by name: views of their buffers with the outputs' shapes."""
     out = {}
-    for spec in OUTPUTS:
+    for spec in select_build(d)['outputs']:
         size = tuple(spec['size'](d))
         n = 1
         for x in size:
@@ -451,7 +483,7 @@ def ${functionName}(${sig}):
     return outputs(bufs, d)
 
 
-__all__ = [${pyQuote(functionName)}, 'build', 'bind_dims', 'allocate', 'launch', 'outputs']
+__all__ = [${pyQuote(functionName)}, 'build', 'bind_dims', 'select_build', 'allocate', 'launch', 'outputs']
 `;
   return { python, kernels, launchers, declarations, launcherTable: parts.map((p) => p.table), extensionName, functionName };
 }
