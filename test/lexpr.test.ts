@@ -96,3 +96,20 @@ describe('bounded loop counters', () => {
     expect(() => L.variable('kq16_test', 'i32', true, 8)).toThrow(/bounds/);
   });
 });
+
+describe('dims assumed to be multiples (CompileOptions.assume)', () => {
+  it('fold % d to 0 where d divides what is known, and only there', () => {
+    const n16 = L.uniform('N', 16);
+    const n = L.uniform('N');
+    expect(n16).not.toBe(n); // the assumption is part of the node
+    expect(L.knownMultiple(n16)).toBe(16);
+    expect(L.mod(n16, L.i32(4))).toBe(L.i32(0));
+    expect(L.mod(n16, L.i32(16))).toBe(L.i32(0));
+    expect(L.mod(n16, L.i32(32)).k).toBe('bin');
+    expect(L.mod(n, L.i32(4)).k).toBe('bin');
+    // sums and products of known multiples: 3 N16 + 8 is a multiple of 8, N16 * K4 of 64
+    expect(L.mod(L.add(L.mul(n16, L.i32(3)), L.i32(8)), L.i32(8))).toBe(L.i32(0));
+    expect(L.knownMultiple(L.mul(n16, L.uniform('K', 4)))).toBe(64);
+    expect(L.mod(L.add(n16, L.i32(2)), L.i32(4)).k).toBe('bin');
+  });
+});
