@@ -122,6 +122,35 @@ describe('multi-versioning', () => {
     expect(() => compile(mm.program, { assume: { M: 0 } })).toThrow(/positive integer/);
   });
 
+  it('compileTuned keeps a version that tuned parameters bring in (a general build tuned to taller tiles)', async () => {
+    const { compileTuned, COMPILER_VERSION } = await import('../src/tune/index.js');
+    const { tuneKey, writeRecord } = await import('../src/tune/cache.js');
+    const { printKernel } = await import('../src/ir/kernel-print.js');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    // weights stored [N, K]: one-row tiles by default, so an aligned build would print like the
+    // general one and is not kept
+    const linear = D.kernel('lin', { x: D.tensor('f32', [M, K]), w: D.tensor('f32', [N, K]) }, ({ x, w }) => D.matmul(x, w.T));
+    const base = compile(linear.program);
+    expect(allBuilds(base).map((b) => b.version)).toEqual(['general', 'M=1']);
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-versions-'));
+    try {
+      const device = 'js:test device';
+      const params = { tiled: 0, tm: 4, tn: 4, vec: 4 };
+      const key = tuneKey(printKernel(base.kernels[0]!.kernel), device, COMPILER_VERSION);
+      writeRecord({ key, kernel: base.kernels[0]!.kernel.name, device, compiler: COMPILER_VERSION, entries: [{ dims: { M: 9, N: 8, K: 8 }, params, medianMs: 1, defaultMs: 2, timing: 'wall' }] }, dir);
+      const tuned = compileTuned(linear.program, device, { cacheDir: dir });
+      // the general build takes 4-row tiles (partial tiles now), so the aligned build differs and is kept
+      expect(allBuilds(tuned).map((b) => b.version)).toEqual(['general', 'M=1', 'M%16']);
+      expect(tuned.kernels[0]!.kernel.schedule.params).toMatchObject(params);
+      const rt = new JSRuntime({ boundsCheck: true });
+      for (const m of [1, 9, 16]) expect(await checkOnBackend(tuned, rt, inputsFor(linear, { M: m, N: 8, K: 8 }), { rtol: 2e-4, atol: 2e-5 }), `M=${m}`).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('groupParams reach each build by name, and the tuner times the build that runs at its dims', async () => {
     // parameters for one build leave the others' kernels alone
     const only = compile(mm.program, { groupParams: (_g, _i, v) => (v === 'M%16' ? { tm: 4, tn: 4, vec: 4 } : undefined) });
