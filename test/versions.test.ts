@@ -9,7 +9,13 @@ import * as D from '../src/dsl/index.js';
 import { forEachKExpr, kstmtBodies, type KStmt } from '../src/ir/kernel.js';
 import { allBuilds, compile, selectVersion } from '../src/passes/pipeline.js';
 import { execute, prepare } from '../src/runtime/execute.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { JSRuntime } from '../src/backends/js/runtime.js';
+import { printKernel } from '../src/ir/kernel-print.js';
+import { compileTuned, COMPILER_VERSION, tuneProgram } from '../src/tune/index.js';
+import { readRecord, tuneKey, writeRecord } from '../src/tune/cache.js';
 import { testBackends } from './helpers/backends.js';
 import { checkOnBackend } from './helpers/compare.js';
 
@@ -123,12 +129,6 @@ describe('multi-versioning', () => {
   });
 
   it('compileTuned keeps a version that tuned parameters bring in (a general build tuned to taller tiles)', async () => {
-    const { compileTuned, COMPILER_VERSION } = await import('../src/tune/index.js');
-    const { tuneKey, writeRecord } = await import('../src/tune/cache.js');
-    const { printKernel } = await import('../src/ir/kernel-print.js');
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     // weights stored [N, K]: one-row tiles by default, so an aligned build would print like the
     // general one and is not kept
     const linear = D.kernel('lin', { x: D.tensor('f32', [M, K]), w: D.tensor('f32', [N, K]) }, ({ x, w }) => D.matmul(x, w.T));
@@ -155,12 +155,6 @@ describe('multi-versioning', () => {
     // parameters for one build leave the others' kernels alone
     const only = compile(mm.program, { groupParams: (_g, _i, v) => (v === 'M%16' ? { tm: 4, tn: 4, vec: 4 } : undefined) });
     expect(allBuilds(only).map((b) => `${b.kernels[0]!.kernel.schedule.params['tm']}x${b.kernels[0]!.kernel.schedule.params['tn']}`)).toEqual(['8x8', '1x8', '4x4']);
-    const { tuneProgram, COMPILER_VERSION } = await import('../src/tune/index.js');
-    const { tuneKey, readRecord } = await import('../src/tune/cache.js');
-    const { printKernel } = await import('../src/ir/kernel-print.js');
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const dir = mkdtempSync(join(tmpdir(), 'tessera-versions-'));
     try {
       const rt = new JSRuntime();
