@@ -168,7 +168,8 @@ function groupDefaults(group: FusedGroup, mma: boolean): Partial<ScheduleParams>
  * for a decode step and for aligned dims, chosen at dispatch by `selectVersion`.
  */
 export function compile(source: Program, opts: CompileOptions = {}): CompiledProgram {
-  const general = compileBuild(source, opts);
+  const front = frontEnd(source, opts);
+  const general = compileBuild(source, opts, front);
   if (opts.versions === false || general.specialized || general.assumed) return general;
   const rows = tokenDims(general.kernels.map((k) => k.group));
   if (rows.length === 0) return general;
@@ -183,7 +184,9 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   // no dump from the versions: the stages dumped are the general build's
   const versions = candidates.flatMap((c) => {
     try {
-      return [compileBuild(source, { ...opts, dumpAfter: [], ...c })];
+      const o = { ...opts, dumpAfter: [], ...c };
+      // an assumption changes only the schedules: the general build's groups and buffers serve it
+      return [compileBuild(source, o, c.specialize ? frontEnd(source, o) : front)];
     } catch (e) {
       // a program that cannot be built for these dims (a shape needing more rows) has no such version
       if (e instanceof TesseraError && e.code !== 'E_INTERNAL') return [];
@@ -202,11 +205,22 @@ function tagKernels(cp: CompiledProgram): CompiledProgram {
   return { ...cp, kernels: cp.kernels.map((k) => ({ ...k, kernel: { ...k.kernel, name: `${k.kernel.name}__${tag.replace(/[^A-Za-z0-9_]/g, '_')}` } })) };
 }
 
-function compileBuild(source: Program, opts: CompileOptions): CompiledProgram {
-  for (const s of opts.dumpAfter ?? []) if (!(STAGES as readonly string[]).includes(s)) fail('E_ARG', `unknown stage '${s}'; stages are ${STAGES.join(', ')}`);
-  const dump = (stage: Stage, text: () => string) => {
+/** Simplify, fuse and plan buffers: what a build's schedules start from. */
+interface FrontEnd {
+  readonly program: Program;
+  readonly groups: readonly FusedGroup[];
+  readonly plan: BufferPlan;
+}
+
+function dumper(opts: CompileOptions): (stage: Stage, text: () => string) => void {
+  return (stage, text) => {
     if (opts.dumpAfter?.includes(stage)) opts.onDump?.(stage, text());
   };
+}
+
+function frontEnd(source: Program, opts: CompileOptions): FrontEnd {
+  for (const s of opts.dumpAfter ?? []) if (!(STAGES as readonly string[]).includes(s)) fail('E_ARG', `unknown stage '${s}'; stages are ${STAGES.join(', ')}`);
+  const dump = dumper(opts);
 
   // Fusion's cost model reads the dims the program is specialized to; the groups work at any dims.
   const hint = opts.specialize && Object.keys(opts.specialize).length > 0 ? opts.specialize : undefined;
@@ -218,7 +232,11 @@ function compileBuild(source: Program, opts: CompileOptions): CompiledProgram {
 
   const plan: BufferPlan = planBuffers(program, groups);
   dump('memory', () => plan.buffers.map((b) => `${b.role} ${b.name}: ${b.dtype}${shapeToString(b.shape)}`).join('\n'));
+  return { program, groups, plan };
+}
 
+/** Schedules every group of `front` under the build's specialization, assumption and parameters. */
+function compileBuild(source: Program, opts: CompileOptions, { program, groups, plan }: FrontEnd): CompiledProgram {
   const specialized = opts.specialize && Object.keys(opts.specialize).length > 0 ? checkDims(source, opts.specialize, 'specialize') : undefined;
   const assumed = opts.assume && Object.keys(opts.assume).length > 0 ? checkDims(source, opts.assume, 'assume') : undefined;
   const version = versionName(specialized, assumed);
@@ -245,7 +263,7 @@ function compileBuild(source: Program, opts: CompileOptions): CompiledProgram {
     const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;
     return { kernel: { ...kernel, name: `${source.name}_${kernel.name}` }, bindings: kernel.buffers.map((b) => b.name), group };
   });
-  dump('schedule', () => kernels.map((k) => printKernel(k.kernel)).join('\n\n'));
+  dumper(opts)('schedule', () => kernels.map((k) => printKernel(k.kernel)).join('\n\n'));
 
   return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs, version, ...(specialized ? { specialized } : {}), ...(assumed ? { assumed } : {}) };
 }

@@ -5,7 +5,7 @@
 import type { FusedGroup } from '../passes/fuse.js';
 import type { ScheduleParams } from '../passes/schedule.js';
 import { tensorCoresTake } from '../passes/schedule-mma.js';
-import { evalDim, type DimBindings } from '../ir/dims.js';
+import { knownDim, type DimBindings } from '../ir/dims.js';
 
 export type Candidate = Partial<ScheduleParams>;
 
@@ -52,13 +52,7 @@ const MMA_CANDIDATES: Candidate[] = [
 function matmulExtent(group: FusedGroup, fromEnd: 1 | 2, dims?: DimBindings): number | undefined {
   const mm = group.contraction ?? group.root;
   const d = mm.shape[mm.shape.length - fromEnd];
-  if (d === undefined) return undefined;
-  if (typeof d === 'number') return d;
-  try {
-    return dims ? evalDim(d, dims) : undefined;
-  } catch {
-    return undefined;
-  }
+  return d === undefined ? undefined : knownDim(d, dims);
 }
 const matmulRows = (group: FusedGroup, dims?: DimBindings) => matmulExtent(group, 2, dims);
 

@@ -7,7 +7,7 @@
 import { fail } from '../errors.js';
 import type { Program } from '../ir/graph.js';
 import { printKernel } from '../ir/kernel-print.js';
-import { allBuilds, compile, selectVersion, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
+import { allBuilds, compile, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
 import type { BackendRuntime, HostArray } from '../runtime/backend.js';
 import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
@@ -98,6 +98,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
   // the build that runs at these dims (multi-versioning) is the one tuned
   const prep = prepare(compile(program, copts), rt, inputs);
   const base = prep.program;
+  const buildOpts: CompileOptions = { ...copts, versions: false, ...(base.specialized ? { specialize: base.specialized } : {}), ...(base.assumed ? { assume: base.assumed } : {}) };
   const results: KernelTuning[] = [];
   try {
     prep.launch(); // every intermediate buffer holds real data before single kernels are timed
@@ -136,12 +137,8 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       const narrowed = cands.length < every.length || cands.some((c) => !every.includes(c));
       // specialized: after the schedule, whether this kernel is faster with the dims as uniforms
       const refine = specialize ? 1 : 0;
-      // the candidate in the build being tuned (a build that then prints like the general one is not
-      // kept as a version: its kernels are the general build's)
-      const variantOf = (cand: Candidate) => {
-        const built = compile(program, { ...copts, groupParams: (_g, i, v) => (v === base.version && i === ki ? cand : undefined) });
-        return (allBuilds(built).find((b) => b.version === base.version) ?? selectVersion(built, prep.dims)).kernels[ki]!.kernel;
-      };
+      // the candidate in the build being tuned, compiled alone under that build's conditions
+      const variantOf = (cand: Candidate) => compile(program, { ...buildOpts, groupParams: (_g, i) => (i === ki ? cand : undefined) }).kernels[ki]!.kernel;
       for (let ci = 0; ci < cands.length + refine; ci++) {
         const cand: Candidate = ci < cands.length ? cands[ci]! : { ...best, constDims: 0 };
         opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length + refine });
