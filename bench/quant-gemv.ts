@@ -82,7 +82,7 @@ function refGemv(x: Float32Array, w: ArrayLike<number>, M: number, N: number, K:
 async function impl(rt: WebGPURuntime, name: string, bits: number, bytes: number, stages: readonly { def: KernelDef; inputs: Record<string, HostTensor> }[], want: Float64Array, read: (outs: Prepared[]) => Promise<ArrayLike<number>>): Promise<Impl> {
   const programs = stages.map((s) => compile(s.def.program));
   const prepared = programs.map((cp, i) => prepare(cp, rt, stages[i]!.inputs));
-  for (const p of prepared) for (const k of p.program.kernels) await rt.compile(k.kernel);
+  for (const p of prepared) for (const k of p.program.kernels) await rt.compile(k.kernel, p.dims);
   return {
     name, bits, bytes, programs, prepared,
     kernels: prepared.reduce((s, p) => s + p.program.kernels.length, 0),

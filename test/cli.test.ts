@@ -77,7 +77,7 @@ describe('tessera compile', () => {
       }
       expect(existsSync(join(out, p, `${p}.ts`))).toBe(true);
     }
-    expect(readFileSync(join(out, 'silu_affine', 'silu_affine_elementwise_out.wgsl'), 'utf8')).toMatch(/@compute @workgroup_size\(64\)\nfn main\(/);
+    expect(readFileSync(join(out, 'silu_affine', 'silu_affine_elementwise_out.wgsl'), 'utf8')).toMatch(/override wg_size: u32 = 64u;\n@compute @workgroup_size\(wg_size\)\nfn main\(/);
   });
 
   it('describes how to bind and launch each kernel in the manifest', () => {
@@ -98,7 +98,8 @@ describe('tessera compile', () => {
       ['out', 'output', 'M*N', '4*M*N'],
     ]);
     const k = m.kernels[0]!;
-    expect(k).toMatchObject({ entryPoint: 'main', workgroupSize: 64, schedule: { kind: 'elementwise', params: { perThread: 4, workgroupSize: 64 } } });
+    expect(k).toMatchObject({ entryPoint: 'main', workgroupSize: 64, flexibleWorkgroup: true, schedule: { kind: 'elementwise', params: { perThread: 4, workgroupSize: 64 } } });
+    expect(m.conventions['flexibleWorkgroup']).toMatch(/pipeline constant wg_size/);
     expect(k.bindings.map((b) => [b.binding, b.buffer, b.storage, b.access, b.type])).toEqual([
       [0, 'x', 'f32', 'read', 'read-only-storage'],
       [1, 'a', 'f32', 'read', 'read-only-storage'],
@@ -342,7 +343,10 @@ describe('the generated wrapper on WebGPU', async () => {
     expect(text).toContain("version: 'M=1',\n    when: (d) => d.M === 1,");
     expect(text).toContain("version: 'M%16',\n    when: (d) => d.M % 16 === 0,");
     expect(text).toContain("version: 'general',\n    when: () => true,");
-    for (const [m, n, k] of [[5, 7, 9], [4, 8, 12], [1, 8, 12], [16, 8, 12], [1, 7, 9]] as const) {
+    // its kernels are flexible: launches under NARROW_LAUNCH invocations set wg_size to 8, wider ones keep 64
+    expect(text).toContain('workgroupSize: 64, flexible: true,');
+    expect(text).toContain('constants: { wg_size: size }');
+    for (const [m, n, k] of [[5, 7, 9], [4, 8, 12], [1, 8, 12], [16, 8, 12], [1, 7, 9], [64, 64, 8], [63, 64, 8]] as const) {
       const x = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
       const w = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.3));
       const b = Float32Array.from({ length: n }, (_, i) => i / 3);

@@ -66,9 +66,10 @@ describe('golden codegen', () => {
         return select(exp(x), x, t_isnan(x));
       }
 
-      @compute @workgroup_size(64)
+      override wg_size: u32 = 64u;
+      @compute @workgroup_size(wg_size)
       fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
-        let tid = i32((wid.y * nwg.x + wid.x) * 64u + lidx);
+        let tid = i32((wid.y * nwg.x + wid.x) * wg_size + lidx);
         if (tid < ((((dims.M * dims.N) + 4i) - 1i) / 4i)) {
           let v2: i32 = tid * 4i;
           for (var e: i32 = 0i; e < 4i; e += 1i) {
@@ -124,9 +125,10 @@ describe('golden codegen', () => {
         return select(exp(x), x, t_isnan(x));
       }
 
-      @compute @workgroup_size(64)
+      override wg_size: u32 = 64u;
+      @compute @workgroup_size(wg_size)
       fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
-        let tid = i32((wid.y * nwg.x + wid.x) * 64u + lidx);
+        let tid = i32((wid.y * nwg.x + wid.x) * wg_size + lidx);
         let v26: i32 = (dims.N / 4i) * 4i;
         if (tid < dims.M) {
           let v0: i32 = tid * dims.N;
@@ -492,9 +494,10 @@ describe('golden codegen', () => {
         return select(a % b, 0i, b == 0i);
       }
 
-      @compute @workgroup_size(64)
+      override wg_size: u32 = 64u;
+      @compute @workgroup_size(wg_size)
       fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {
-        let tid = i32((wid.y * nwg.x + wid.x) * 64u + lidx);
+        let tid = i32((wid.y * nwg.x + wid.x) * wg_size + lidx);
         let v1: i32 = ((dims.N + 4i) - 1i) / 4i;
         let v2: i32 = dims.M - 1i;
         let v5: i32 = dims.N / 4i;

@@ -18,6 +18,7 @@ import { compileTuned, COMPILER_VERSION, tuneProgram } from '../src/tune/index.j
 import { readRecord, tuneKey, writeRecord } from '../src/tune/cache.js';
 import { testBackends } from './helpers/backends.js';
 import { checkOnBackend } from './helpers/compare.js';
+import { inputsFor } from './helpers/inputs.js';
 
 const [M, N, K, T, Dm, H] = [D.dim('M'), D.dim('N'), D.dim('K'), D.dim('T'), D.dim('D'), D.dim('H')];
 const mm = D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]), c: D.tensor('f32', [N]) }, ({ a, b, c }) => D.matmul(a, b).add(c).relu());
@@ -29,15 +30,6 @@ const block = D.kernel(
 );
 const rows = D.kernel('rows', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.softmax(x));
 
-const data = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37 + seed) * 0.9);
-function inputsFor(def: D.KernelDef, dims: Record<string, number>) {
-  const ins: Record<string, { shape: number[]; data: Float32Array }> = {};
-  def.program.inputs.forEach((p, i) => {
-    const shape = p.shape.map((d) => (typeof d === 'number' ? d : dims[(d as { sym: string }).sym]!));
-    ins[p.name] = { shape, data: data(shape.reduce((a, b) => a * b, 1), i) };
-  });
-  return ins;
-}
 
 /** Loops over `mr` (a partial tile's one-row bodies) and `if`s in a kernel body. */
 function count(ss: readonly KStmt[], what: (s: KStmt) => boolean): number {

@@ -75,7 +75,7 @@ export function tesseraImpl(ctx: ImplContext, name = 'tessera', compileFor: Comp
       // the build that runs at the case's dims (multi-versioning)
       const cp = p.program;
       // Pipelines are created (and the driver's verdict awaited) outside any measurement.
-      for (const k of cp.kernels) await ctx.rt.compile(k.kernel);
+      for (const k of cp.kernels) await ctx.rt.compile(k.kernel, c.dims);
       return new TesseraPrepared(ctx.rt, c, p, cp);
     },
   };
@@ -168,7 +168,7 @@ export function tesseraUnfusedImpl(ctx: ImplContext, opts: CompileOptions = {}):
     async prepare(c) {
       const tc = c as TesseraCase;
       const p = linkChain(ctx.rt, tc, tc.steps!, opts);
-      for (const s of p.steps) for (const k of s.cp.kernels) await ctx.rt.compile(k.kernel);
+      for (const s of p.steps) for (const k of s.cp.kernels) await ctx.rt.compile(k.kernel, tc.dims);
       return p;
     },
   };

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dimCdiv, dimKey, dimSymbols, dimToString, shapeSymbols, type Dim, type Shape } from '../ir/dims.js';
 import type { DType } from '../ir/dtype.js';
-import type { Kernel } from '../ir/kernel.js';
+import { NARROW_LAUNCH, NARROW_WORKGROUP, type Kernel } from '../ir/kernel.js';
 import { isBinary, isReduce, isUnary } from '../ir/ops.js';
 import type { CompiledKernel, CompiledProgram } from '../passes/pipeline.js';
 import { cudaBlockSize, cudaElementBytes, cudaSharedBytes, cudaStorageType } from '../backends/cuda/print.js';
@@ -98,6 +98,11 @@ export interface KernelEntry {
   readonly files: Partial<Record<Target, string>>;
   readonly entryPoint: 'main';
   readonly workgroupSize: number;
+  /**
+   * The WGSL takes its workgroup size as the pipeline constant `wg_size` (default workgroupSize) and
+   * computes the same for any size: see the convention `flexibleWorkgroup`.
+   */
+  readonly flexibleWorkgroup?: true;
   readonly threads: string;
   readonly workgroups: string;
   readonly bindings: readonly BindingEntry[];
@@ -175,6 +180,7 @@ const BASE_CONVENTIONS: Record<string, string> = {
   dims: 'Dims are written as in the text form: M, 4, M*N, (M+1), cdiv(M, 4) = ceil(M / 4); a / b is floor division. Bind each dim from the input axis named in `dims[].from` (or pass it).',
   launch: 'Launch the kernels in the listed order, each after the previous one (one compute pass in order is enough). For each: workgroups = ceil(threads / workgroupSize); when that exceeds maxComputeWorkgroupsPerDimension, dispatch (x, y, 1) with y = ceil(workgroups / max) and x = ceil(workgroups / y), else (workgroups, 1, 1).',
   threadId: 'The WGSL computes its linear id as (workgroup_id.y * num_workgroups.x + workgroup_id.x) * workgroupSize + local_invocation_index and returns when it is >= threads, so the padding of a folded grid is harmless.',
+  flexibleWorkgroup: `A kernel with flexibleWorkgroup declares its workgroup size as the WGSL override wg_size (default workgroupSize) and computes the same for any positive size: set it with the pipeline constant wg_size and use that size in place of workgroupSize for the workgroup count. Tessera's runtime and the generated wrapper launch such a kernel in workgroups of ${NARROW_WORKGROUP} when it has fewer than ${NARROW_LAUNCH} invocations, so a small launch (a decode step's matmuls) spreads over more of the device's cores.`,
   bindings: 'Bind group 0: the storage buffers at the listed binding indices, then the uniform struct Dims (one i32 per field, in order, padded to 16 bytes) at binding = number of storage buffers. A kernel without uniforms has no uniform binding.',
   storage: 'WGSL printed without shader-f16: f16 tensors are stored as f32 words holding f16-rounded values (round the inputs to f16 before upload), bf16 tensors likewise with bf16-rounded values; bool tensors are u32 0/1; i32/u32/f32 are themselves. Buffers are dense row-major; allocate max(16, ceil(bytes / 16) * 16) bytes (a vectorized kernel may bind an f32 buffer as array<vec4<f32>>).',
   js: 'A .js kernel is a standalone ES module: import { run, bindings } from it and call run(bufs, dims) with the typed arrays in binding order (Float32Array for f32 and f16, Int32Array, Uint32Array, Uint8Array for bool) and dims = { dim: value }; it imports nothing.',
@@ -324,6 +330,7 @@ function buildOne(cp: CompiledProgram, targets: readonly Target[], wgsl: WGSLPri
       files,
       entryPoint: 'main',
       workgroupSize: k.workgroupSize,
+      ...(k.flexibleWorkgroup ? { flexibleWorkgroup: true as const } : {}),
       threads: dimToString(k.threads),
       workgroups: dimToString(dimCdiv(k.threads, k.workgroupSize)),
       bindings,

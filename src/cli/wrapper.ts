@@ -8,6 +8,7 @@
 import type { Dim, Shape } from '../ir/dims.js';
 import { dimSymbols } from '../ir/dims.js';
 import type { DType } from '../ir/dtype.js';
+import { NARROW_LAUNCH, NARROW_WORKGROUP } from '../ir/kernel.js';
 import type { CompiledKernel, CompiledProgram } from '../passes/pipeline.js';
 import type { WGSLPrinter } from './backends.js';
 import { prettyJSON, type Manifest } from './manifest.js';
@@ -109,6 +110,8 @@ interface KernelPlan {
   readonly name: string;
   readonly code: string;
   readonly workgroupSize: number;
+  /** Computes the same in any workgroup size (its WGSL takes the size as the override wg_size). */
+  readonly flexible: boolean;
   readonly threads: (d: Dims) => number;
   readonly bindings: readonly { readonly buffer: string; readonly type: GPUBufferBindingType }[];
   /** Fields of the Dims uniform struct, bound after the storage buffers. */
@@ -123,6 +126,9 @@ const USAGE_UNIFORM = 0x0040;
 const USAGE_STORAGE = 0x0080;
 const MAP_READ = 0x0001;
 const STAGE_COMPUTE = 0x4;
+/** Launches of fewer invocations run flexible kernels in workgroups of NARROW_WORKGROUP, so the device's cores share them. */
+const NARROW_LAUNCH = ${NARROW_LAUNCH};
+const NARROW_WORKGROUP = ${NARROW_WORKGROUP};
 
 const HOST_ARRAY: Readonly<Record<DType, string>> = { f32: 'Float32Array', f16: 'Float32Array', bf16: 'Float32Array', i32: 'Int32Array', u32: 'Uint32Array', bool: 'Uint8Array' };
 
@@ -212,8 +218,27 @@ function bindDims(inputs: Readonly<Record<string, HostTensor>>, given: Readonly<
 }
 
 interface Pipeline {
-  readonly pipeline: GPUComputePipeline;
+  readonly module: GPUShaderModule;
   readonly layout: GPUBindGroupLayout;
+  /** By workgroup size: a flexible kernel takes its size as the pipeline constant wg_size. */
+  readonly bySize: Map<number, GPUComputePipeline>;
+}
+
+/** The workgroup size a launch of \`threads\` invocations of \`k\` takes (narrow launches of flexible kernels are narrower). */
+function launchWorkgroupSize(k: KernelPlan, threads: number): number {
+  return k.flexible && threads < NARROW_LAUNCH && k.workgroupSize > NARROW_WORKGROUP ? NARROW_WORKGROUP : k.workgroupSize;
+}
+
+function pipelineAt(device: GPUDevice, k: KernelPlan, p: Pipeline, size: number): GPUComputePipeline {
+  const hit = p.bySize.get(size);
+  if (hit) return hit;
+  const pipeline = device.createComputePipeline({
+    label: k.name,
+    layout: device.createPipelineLayout({ label: k.name, bindGroupLayouts: [p.layout] }),
+    compute: { module: p.module, entryPoint: 'main', ...(k.flexible ? { constants: { wg_size: size } } : {}) },
+  });
+  p.bySize.set(size, pipeline);
+  return pipeline;
 }
 
 const pipelineCache = new WeakMap<GPUDevice, Map<string, readonly Pipeline[]>>();
@@ -228,12 +253,7 @@ function pipelinesFor(device: GPUDevice, build: BuildPlan): readonly Pipeline[] 
     const entries: GPUBindGroupLayoutEntry[] = k.bindings.map((b, i) => ({ binding: i, visibility: STAGE_COMPUTE, buffer: { type: b.type } }));
     if (k.uniforms.length > 0) entries.push({ binding: k.bindings.length, visibility: STAGE_COMPUTE, buffer: { type: 'uniform' } });
     const layout = device.createBindGroupLayout({ label: k.name, entries });
-    const pipeline = device.createComputePipeline({
-      label: k.name,
-      layout: device.createPipelineLayout({ label: k.name, bindGroupLayouts: [layout] }),
-      compute: { module: device.createShaderModule({ label: k.name, code: k.code }), entryPoint: 'main' },
-    });
-    return { pipeline, layout };
+    return { module: device.createShaderModule({ label: k.name, code: k.code }), layout, bySize: new Map() };
   });
   byBuild.set(build.version, made);
   return made;
@@ -261,8 +281,9 @@ function encode(device: GPUDevice, build: BuildPlan, dims: Dims, inputs: Readonl
   build.kernels.forEach((k, i) => {
     const threads = k.threads(dims);
     if (threads <= 0) return;
+    const size = launchWorkgroupSize(k, threads);
     // The grid is 1-D for the kernel; fold it into x/y past the per-dimension limit.
-    const groups = Math.ceil(threads / k.workgroupSize);
+    const groups = Math.ceil(threads / size);
     const y = groups > maxGroups ? Math.ceil(groups / maxGroups) : 1;
     const x = Math.ceil(groups / y);
     if (y > maxGroups) fail(\`kernel \${k.name}: \${groups} workgroups exceed \${maxGroups} x \${maxGroups}\`);
@@ -278,7 +299,7 @@ function encode(device: GPUDevice, build: BuildPlan, dims: Dims, inputs: Readonl
       entries.push({ binding: k.bindings.length, resource: { buffer: ubuf } });
     }
     const p = pipelines[i] ?? fail(\`no pipeline for kernel \${k.name}\`);
-    pass.setPipeline(p.pipeline);
+    pass.setPipeline(pipelineAt(device, k, p, size));
     pass.setBindGroup(0, device.createBindGroup({ label: k.name, layout: p.layout, entries }));
     pass.dispatchWorkgroups(x, y, 1);
   });
@@ -439,7 +460,7 @@ export async function generateWrapper(cp: CompiledProgram, manifest: Manifest, w
   const kernelRow = (ck: CompiledKernel) => {
     const k = ck.kernel;
     const bindings = k.buffers.map((b, i) => `{ buffer: ${str(ck.bindings[i]!)}, type: ${str(b.access === 'read' ? 'read-only-storage' : 'storage')} }`);
-    return `{ name: ${str(k.name)}, code: ${constName(k.name)}, workgroupSize: ${k.workgroupSize}, threads: ${dimFn(dimToTS(k.threads), [k.threads])}, bindings: [${bindings.join(', ')}], uniforms: [${k.uniforms.map(str).join(', ')}] }`;
+    return `{ name: ${str(k.name)}, code: ${constName(k.name)}, workgroupSize: ${k.workgroupSize}, flexible: ${k.flexibleWorkgroup === true}, threads: ${dimFn(dimToTS(k.threads), [k.threads])}, bindings: [${bindings.join(', ')}], uniforms: [${k.uniforms.map(str).join(', ')}] }`;
   };
   const whenFn = (b: CompiledProgram) => {
     const tests = [

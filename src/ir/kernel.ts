@@ -144,6 +144,55 @@ export interface Kernel {
   readonly fragments?: readonly KFragment[];
   /** Which schedule made it, with its parameters: for the manifest, dumps and the tuner. */
   readonly schedule: { readonly kind: string; readonly params: Readonly<Record<string, number>> };
+  /**
+   * Set when `workgroupSize` is the scheduler's default rather than a chosen parameter and the
+   * kernel computes the same for any workgroup size (`workgroupIndependent`): a runtime may launch
+   * a narrow launch in smaller workgroups (`narrowLaunch`).
+   */
+  readonly flexibleWorkgroup?: true;
+}
+
+/**
+ * Below this many invocations a launch is narrow: a one-token matmul over a few hundred columns is
+ * a single workgroup of 64, which a software driver runs on one thread (SwiftShader ran the decode
+ * block's matmuls 1.5x faster in workgroups of 8) and a GPU on one multiprocessor.
+ */
+export const NARROW_LAUNCH = 256;
+/** The workgroup size a narrow launch of a flexible kernel takes. */
+export const NARROW_WORKGROUP = 8;
+
+/**
+ * True when nothing in `k` depends on its workgroup size: invocation i does the same work for any
+ * size (it reads only `tid`), with no workgroup memory, barriers, subgroups or warps.
+ */
+export function workgroupIndependent(k: Kernel): boolean {
+  if (k.shared.length > 0 || k.subgroup || k.warp || (k.fragments?.length ?? 0) > 0) return false;
+  let independent = true;
+  const stmts = (body: readonly KStmt[]): void => {
+    for (const s of body) {
+      if (s.k === 'barrier' || s.k === 'scopy8' || s.k === 'sstore' || s.k === 'mma' || s.k === 'mmaLoad' || s.k === 'mmaStore' || s.k === 'mmaFill') independent = false;
+      kstmtBodies(s).forEach(stmts);
+    }
+  };
+  stmts(k.body);
+  forEachKExpr(k.body, (e) => {
+    if (e.k === 'lid' || e.k === 'wid' || e.k === 'sload' || e.k === 'subgroup') independent = false;
+  });
+  return independent;
+}
+
+/** `k` launched in workgroups of `size`: only for a kernel that is `workgroupIndependent`. */
+export function withWorkgroupSize(k: Kernel, size: number): Kernel {
+  return { ...k, workgroupSize: size, schedule: { ...k.schedule, params: { ...k.schedule.params, workgroupSize: size } } };
+}
+
+/**
+ * The workgroup size a launch of `threads` invocations of `k` takes: `NARROW_WORKGROUP` for a
+ * narrow launch of a flexible kernel (more workgroups for the device's cores to share), else the
+ * kernel's own.
+ */
+export function launchWorkgroupSize(k: Kernel, threads: number): number {
+  return k.flexibleWorkgroup && threads < NARROW_LAUNCH && k.workgroupSize > NARROW_WORKGROUP ? NARROW_WORKGROUP : k.workgroupSize;
 }
 
 /** The direct subexpressions of `e`. */

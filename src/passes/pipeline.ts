@@ -5,7 +5,7 @@
 import { fail, TesseraError } from '../errors.js';
 import { shapeSymbols, shapeToString } from '../ir/dims.js';
 import type { Node, Program } from '../ir/graph.js';
-import type { Kernel } from '../ir/kernel.js';
+import { workgroupIndependent, type Kernel } from '../ir/kernel.js';
 import { printKernel } from '../ir/kernel-print.js';
 import { fuse, type FusedGroup } from './fuse.js';
 import { planBuffers, type BufferPlan, type PlannedBuffer } from './memory.js';
@@ -257,7 +257,9 @@ function compileBuild(source: Program, opts: CompileOptions, { program, groups, 
     const made = scheduleGroup(group, kept ? generic : constant, gp);
     const scheduled = kept ? { ...made, schedule: { ...made.schedule, params: { ...made.schedule.params, constDims: 0 } } } : made;
     // a warp kernel's lanes would copy a table 32 times over: it keeps its tables in global memory
-    const k = group.kind === 'matmul' && gp.stage !== 0 && !scheduled.warp ? stageGatherTables(scheduled) : scheduled;
+    const staged = group.kind === 'matmul' && gp.stage !== 0 && !scheduled.warp ? stageGatherTables(scheduled) : scheduled;
+    // a default workgroup size on a kernel that does not depend on it: narrow launches may shrink it
+    const k = chosen.workgroupSize === undefined && workgroupIndependent(staged) ? { ...staged, flexibleWorkgroup: true as const } : staged;
     const count = used.get(k.name) ?? 0;
     used.set(k.name, count + 1);
     const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;

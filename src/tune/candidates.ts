@@ -6,6 +6,7 @@ import type { FusedGroup } from '../passes/fuse.js';
 import type { ScheduleParams } from '../passes/schedule.js';
 import { tensorCoresTake } from '../passes/schedule-mma.js';
 import { knownDim, type DimBindings } from '../ir/dims.js';
+import { NARROW_LAUNCH, NARROW_WORKGROUP } from '../ir/kernel.js';
 
 export type Candidate = Partial<ScheduleParams>;
 
@@ -56,12 +57,6 @@ function matmulExtent(group: FusedGroup, fromEnd: 1 | 2, dims?: DimBindings): nu
 }
 const matmulRows = (group: FusedGroup, dims?: DimBindings) => matmulExtent(group, 2, dims);
 
-/**
- * Below this many invocations a launch also tries workgroups of 8: a one-token matmul over a few
- * hundred columns is a single workgroup of 64, one thread of a software driver (SwiftShader ran the
- * decode block's matmuls 1.5x faster in workgroups of 8), one multiprocessor of a GPU.
- */
-export const NARROW_LAUNCH = 256;
 
 /**
  * The candidates for `group` on a device with `caps`; with `dims` (the shapes being tuned for),
@@ -114,7 +109,7 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       const fits = ([tm]: [number, number]) => rowsKnown === undefined || (tm <= rowsKnown && (rowsKnown <= 64 || tm > 2));
       const colsKnown = matmulExtent(group, 1, dims);
       const narrow = ([tm, tn]: [number, number]) => rowsKnown !== undefined && colsKnown !== undefined && Math.ceil(rowsKnown / tm) * Math.ceil(colsKnown / tn) < NARROW_LAUNCH;
-      const vectorized = vecTiles.filter(fits).flatMap(([tm, tn]) => [...(narrow([tm, tn]) ? [8] : []), 16, 32, 64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
+      const vectorized = vecTiles.filter(fits).flatMap(([tm, tn]) => [...(narrow([tm, tn]) ? [NARROW_WORKGROUP] : []), 16, 32, 64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
       // split-K: a workgroup per output tile strides over K and sums its partials (GEMV, small batches)
       const splitK: Candidate[] = [[1, 1], [1, 2], [1, 4], [2, 2], [4, 1]].flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ coop: 1, tm, tn, workgroupSize })));
       const sg = caps.subgroupSize;

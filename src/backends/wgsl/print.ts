@@ -62,6 +62,12 @@ export function sharedBytes(kernel: Kernel): number {
   return total;
 }
 
+/**
+ * The pipeline constant (WGSL `override`) holding a flexible kernel's workgroup size: its default is
+ * the kernel's `workgroupSize`; any other positive size computes the same (Kernel.flexibleWorkgroup).
+ */
+export const FLEXIBLE_WORKGROUP_CONSTANT = 'wg_size';
+
 // ---------------------------------------------------------------------------------------------
 // Names
 
@@ -86,7 +92,7 @@ const WGSL_RESERVED = new Set(
     'private function abs bitcast ceil clamp cos exp exp2 floor inverseSqrt log max min pow round select sin sqrt tanh ' +
     'fract trunc sign pack2x16float unpack2x16float workgroupBarrier dot4I8Packed ' +
     // the printer's own names
-    'main wid nwg lidx tid dims Dims'
+    'main wid nwg lidx tid dims Dims wg_size'
   ).split(' '),
 );
 
@@ -542,11 +548,15 @@ class Printer {
       out.push(h.src);
     }
     out.push('');
-    out.push(`@compute @workgroup_size(${k.workgroupSize})`);
+    // A flexible kernel computes the same for any workgroup size: the size is a pipeline constant
+    // (WGSL override), so an embedder may launch it in other sizes as the runtime does (narrowLaunch).
+    const size = k.flexibleWorkgroup ? FLEXIBLE_WORKGROUP_CONSTANT : `${k.workgroupSize}u`;
+    if (k.flexibleWorkgroup) out.push(`override ${FLEXIBLE_WORKGROUP_CONSTANT}: u32 = ${k.workgroupSize}u;`);
+    out.push(`@compute @workgroup_size(${k.flexibleWorkgroup ? FLEXIBLE_WORKGROUP_CONSTANT : k.workgroupSize})`);
     out.push(
       'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {',
     );
-    out.push(`  let tid = i32((wid.y * nwg.x + wid.x) * ${k.workgroupSize}u + lidx);`);
+    out.push(`  let tid = i32((wid.y * nwg.x + wid.x) * ${size} + lidx);`);
     // a warp kernel's tensor-core tiles: 256 values per invocation (the invocation does a warp's work)
     for (const f of k.fragments ?? []) out.push(`  var ${this.fragName(f.name)}: array<f32, 256>;`);
     out.push(...body);

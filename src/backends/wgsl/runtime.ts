@@ -9,7 +9,7 @@
  */
 import { hostMatches, hostTypeName, type BackendInfo, type BackendRuntime, type DeviceBuffer, type HostArray } from '../../runtime/backend.js';
 import type { DType } from '../../ir/dtype.js';
-import type { Kernel } from '../../ir/kernel.js';
+import { launchWorkgroupSize, withWorkgroupSize, type Kernel } from '../../ir/kernel.js';
 import { evalDim, evalShape, numel, shapeToString } from '../../ir/dims.js';
 import { fail, TesseraError } from '../../errors.js';
 import { printWGSL, sharedBytes, storageBytes, storageType, type WGSLCaps } from './print.js';
@@ -137,6 +137,8 @@ export class WebGPURuntime implements BackendRuntime {
 
   private readonly pipelines = new Map<string, PipelineEntry[]>();
   private readonly byKernel = new WeakMap<Kernel, PipelineEntry>();
+  /** Flexible kernels relaunched in narrow workgroups (`launchWorkgroupSize`), by kernel and size. */
+  private readonly narrowed = new WeakMap<Kernel, Map<number, Kernel>>();
   private nextPipelineId = 1;
   private readonly uniforms = new Map<string, { buf: GPUBuffer; id: number }>();
   private nextUniformId = 1;
@@ -328,7 +330,7 @@ export class WebGPURuntime implements BackendRuntime {
     kernel: Kernel,
     bindings: readonly DeviceBuffer[],
     dims: Readonly<Record<string, number>>,
-  ): { bufs: WebGPUBuffer[]; threads: number; uniforms: number[]; grid: [number, number] } {
+  ): { bufs: WebGPUBuffer[]; threads: number; uniforms: number[]; grid: [number, number]; launched: Kernel } {
     const k = kernel.name;
     if (bindings.length !== kernel.buffers.length) {
       fail('E_BUFFER', `kernel '${k}': expected ${kernel.buffers.length} buffers (${kernel.buffers.map((b) => b.name).join(', ')}), got ${bindings.length}`);
@@ -370,7 +372,7 @@ export class WebGPURuntime implements BackendRuntime {
     if (kernel.buffers.length > L.storageBuffers) {
       fail('E_DEVICE_LIMIT', `kernel '${k}': ${kernel.buffers.length} storage buffers, the device allows ${L.storageBuffers} per shader stage`);
     }
-    const wg = kernel.workgroupSize;
+    const wg = launchWorkgroupSize(kernel, threads);
     if (wg > L.invocations || wg > L.sizeX) {
       fail('E_DEVICE_LIMIT', `kernel '${k}': workgroup size ${wg} exceeds the device's ${Math.min(L.invocations, L.sizeX)} invocations per workgroup`);
     }
@@ -392,14 +394,33 @@ export class WebGPURuntime implements BackendRuntime {
       fail('E_DEVICE_LIMIT', `kernel '${k}': ${uniforms.length} uniforms exceed maxUniformBufferBindingSize ${L.uniformBindingSize}`);
     }
     const grid = launchGrid(k, threads, wg, L.groupsPerDim, L.groupsPerDim);
-    return { bufs, threads, uniforms, grid };
+    return { bufs, threads, uniforms, grid, launched: this.inWorkgroups(kernel, wg) };
+  }
+
+  /**
+   * What a launch of `kernel` at `dims` runs: the kernel itself, or for a narrow launch of a
+   * flexible kernel the same kernel in workgroups of `NARROW_WORKGROUP` (see `launchWorkgroupSize`).
+   */
+  launchedKernel(kernel: Kernel, dims: Readonly<Record<string, number>>): Kernel {
+    return this.inWorkgroups(kernel, launchWorkgroupSize(kernel, evalDim(kernel.threads, dims)));
+  }
+
+  private inWorkgroups(kernel: Kernel, wg: number): Kernel {
+    if (wg === kernel.workgroupSize) return kernel;
+    const sizes = this.narrowed.get(kernel) ?? new Map<number, Kernel>();
+    this.narrowed.set(kernel, sizes);
+    const known = sizes.get(wg);
+    if (known) return known;
+    const k = withWorkgroupSize(kernel, wg);
+    sizes.set(wg, k);
+    return k;
   }
 
   run(kernel: Kernel, bindings: readonly DeviceBuffer[], dims: Readonly<Record<string, number>>): void {
     this.checkAlive();
-    const { bufs, threads, uniforms, grid } = this.validate(kernel, bindings, dims);
+    const { bufs, threads, uniforms, grid, launched } = this.validate(kernel, bindings, dims);
     if (threads === 0) return;
-    const entry = this.pipelineFor(kernel);
+    const entry = this.pipelineFor(launched);
     if (entry.error !== undefined) {
       entry.reported = true;
       fail('E_BACKEND', entry.error);
@@ -413,10 +434,13 @@ export class WebGPURuntime implements BackendRuntime {
     if (++this.batched >= MAX_BATCH && this.passTimestamps === undefined) this.flush();
   }
 
-  /** Create (or find) the pipeline for a kernel and wait until the driver accepted it; E_BACKEND if not. */
-  async compile(kernel: Kernel): Promise<void> {
+  /**
+   * Create (or find) the pipeline for a kernel and wait until the driver accepted it; E_BACKEND if
+   * not. With `dims`, the pipeline a launch at those dims runs (`launchedKernel`).
+   */
+  async compile(kernel: Kernel, dims?: Readonly<Record<string, number>>): Promise<void> {
     this.checkAlive();
-    const entry = this.pipelineFor(kernel);
+    const entry = this.pipelineFor(dims ? this.launchedKernel(kernel, dims) : kernel);
     await waitFor(entry.checked, this.handle.dawnNode, { spinMs: this.spinMs });
     if (entry.error !== undefined) {
       entry.reported = true;
