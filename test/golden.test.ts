@@ -18,7 +18,7 @@ describe('golden codegen', () => {
     const [k] = compile(def.program).kernels;
     expect(printKernel(k!.kernel)).toMatchInlineSnapshot(`
       "kernel chain_elementwise_out [elementwise perThread=4 workgroupSize=64]
-        threads cdiv(M*N, 4) / workgroup 64
+        threads cdiv(M*N, 4) / workgroup 64 (flexible: 8 under 256 threads)
         buffer x: f32[M, N] read
         buffer a: f32[N] read
         buffer b: f32[N] read
@@ -363,7 +363,7 @@ describe('golden codegen', () => {
     expect(cp.kernels.length).toBe(1);
     expect(printKernel(cp.kernels[0]!.kernel)).toMatchInlineSnapshot(`
       "kernel linear_matmul_out [matmul tiled=0 tm=2 tn=2 vec=0 workgroupSize=64]
-        threads cdiv(M, 2)*cdiv(N, 2) / workgroup 64
+        threads cdiv(M, 2)*cdiv(N, 2) / workgroup 64 (flexible: 8 under 256 threads)
         buffer x: f32[M, K] read
         buffer w: f32[N, K] read
         buffer b: f32[N] read

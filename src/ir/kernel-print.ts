@@ -1,6 +1,6 @@
 /** A readable text dump of kernel IR, for `--dump-after schedule` and golden tests. */
 import { dimToString } from './dims.js';
-import type { KExpr, Kernel, KStmt } from './kernel.js';
+import { NARROW_LAUNCH, NARROW_WORKGROUP, type KExpr, type Kernel, type KStmt } from './kernel.js';
 
 export function printKExpr(e: KExpr): string {
   switch (e.k) {
@@ -61,7 +61,7 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[]): void {
 export function printKernel(k: Kernel): string {
   const out = [
     `kernel ${k.name} [${k.schedule.kind} ${Object.entries(k.schedule.params).map(([a, b]) => `${a}=${b}`).join(' ')}]`,
-    `  threads ${dimToString(k.threads)} / workgroup ${k.workgroupSize}${k.warp ? ' (warps)' : ''}`,
+    `  threads ${dimToString(k.threads)} / workgroup ${k.workgroupSize}${k.warp ? ' (warps)' : ''}${k.flexibleWorkgroup ? ` (flexible: ${NARROW_WORKGROUP} under ${NARROW_LAUNCH} threads)` : ''}`,
     ...k.buffers.map((b) => `  buffer ${b.name}: ${b.dtype}[${b.shape.map(dimToString).join(', ')}] ${b.access}`),
     ...(k.uniforms.length ? [`  uniforms ${k.uniforms.join(', ')}`] : []),
     ...k.shared.map((s) => `  shared ${s.name}: ${s.half ?? s.t}[${s.size}]`),
