@@ -146,8 +146,8 @@ export interface Kernel {
   readonly schedule: { readonly kind: string; readonly params: Readonly<Record<string, number>> };
   /**
    * Set when `workgroupSize` is the scheduler's default rather than a chosen parameter and the
-   * kernel computes the same for any workgroup size (`workgroupIndependent`): a runtime may launch
-   * a narrow launch in smaller workgroups (`narrowLaunch`).
+   * kernel computes the same for any workgroup size (`workgroupIndependent`): a runtime may run a
+   * narrow launch in smaller workgroups (`launchWorkgroupSize`).
    */
   readonly flexibleWorkgroup?: true;
 }

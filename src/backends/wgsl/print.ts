@@ -549,10 +549,12 @@ class Printer {
     }
     out.push('');
     // A flexible kernel computes the same for any workgroup size: the size is a pipeline constant
-    // (WGSL override), so an embedder may launch it in other sizes as the runtime does (narrowLaunch).
-    const size = k.flexibleWorkgroup ? FLEXIBLE_WORKGROUP_CONSTANT : `${k.workgroupSize}u`;
-    if (k.flexibleWorkgroup) out.push(`override ${FLEXIBLE_WORKGROUP_CONSTANT}: u32 = ${k.workgroupSize}u;`);
-    out.push(`@compute @workgroup_size(${k.flexibleWorkgroup ? FLEXIBLE_WORKGROUP_CONSTANT : k.workgroupSize})`);
+    // (WGSL override), so an embedder may launch it in other sizes as the runtime does
+    // (launchWorkgroupSize).
+    const flexible = k.flexibleWorkgroup === true;
+    const size = flexible ? FLEXIBLE_WORKGROUP_CONSTANT : `${k.workgroupSize}u`;
+    if (flexible) out.push(`override ${FLEXIBLE_WORKGROUP_CONSTANT}: u32 = ${k.workgroupSize}u;`);
+    out.push(`@compute @workgroup_size(${flexible ? FLEXIBLE_WORKGROUP_CONSTANT : k.workgroupSize})`);
     out.push(
       'fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lidx: u32) {',
     );
