@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import * as D from '../src/dsl/index.js';
 import { launchWorkgroupSize, NARROW_LAUNCH, NARROW_WORKGROUP, withWorkgroupSize, workgroupIndependent, type Kernel } from '../src/ir/kernel.js';
 import { evalDim } from '../src/ir/dims.js';
-import { allBuilds, compile, type CompiledProgram } from '../src/passes/pipeline.js';
+import { allBuilds, compile, selectVersion, type CompiledProgram } from '../src/passes/pipeline.js';
+import { describeKernels } from '../src/cli/run-cmd.js';
 import { prepare } from '../src/runtime/execute.js';
 import { checkOnBackend } from './helpers/compare.js';
 import { inputsFor } from './helpers/inputs.js';
@@ -96,6 +97,17 @@ describe.skipIf(!rt)('narrow launches on WebGPU', () => {
       expect(await checkOnBackend(cp, R, ins, { rtol: 5e-4, atol: 5e-5 }), `T${t} D${d} H${h}`).toBeNull();
     }
   }, 120_000);
+
+  it('tessera run says which kernels launch narrow', () => {
+    const R = rt!;
+    const cp = compile(block.program);
+    // the decode step: both matmuls narrow; the prefill chunk: its norm's 128 rows narrow, the matmuls not
+    for (const [dims, narrow] of [[{ T: 1, D: 128, H: 344 }, ['matmul', 'matmul']], [{ T: 128, D: 128, H: 256 }, ['row']]] as const) {
+      const lines = describeKernels(selectVersion(cp, dims), (k) => R.launchedKernel(k, dims));
+      const kinds = lines.filter((l) => l.endsWith(`, launched in workgroups of ${NARROW_WORKGROUP} (narrow launch)`)).map((l) => l.split(': ')[1]!.split(' ')[0]);
+      expect(kinds, lines.join('\n')).toEqual(narrow);
+    }
+  });
 
   it('every elementwise, row and matmul kernel gives the same result narrow and wide', async () => {
     const R = rt!;

@@ -3,6 +3,7 @@
  * compares every output with the float64 reference. Exit code 1 when any output mismatches.
  */
 import { allBuilds, selectVersion, type CompiledProgram } from '../passes/pipeline.js';
+import type { Kernel } from '../ir/kernel.js';
 import type { BackendRuntime } from '../runtime/backend.js';
 import { prepare } from '../runtime/execute.js';
 import { compileTuned } from '../tune/index.js';
@@ -42,10 +43,12 @@ export async function runAndCheck(
   }
 }
 
-export function describeKernels(cp: CompiledProgram): string[] {
+/** A line per kernel: its schedule, and the workgroup size it launches in where `launched` narrows it. */
+export function describeKernels(cp: CompiledProgram, launched?: (k: Kernel) => Kernel): string[] {
   return cp.kernels.map(({ kernel: k }) => {
     const params = Object.entries(k.schedule.params).map(([n, v]) => `${n}=${v}`).join(' ');
-    return `${k.name}: ${k.schedule.kind}${params ? ` (${params})` : ''}`;
+    const size = launched?.(k).workgroupSize ?? k.workgroupSize;
+    return `${k.name}: ${k.schedule.kind}${params ? ` (${params})` : ''}${size !== k.workgroupSize ? `, launched in workgroups of ${size} (narrow launch)` : ''}`;
   });
 }
 
@@ -107,7 +110,7 @@ export const runCommand: Command = {
         const ran = selectVersion(cp, dims);
         const build = cp.versions ? `, build ${ran.version}` : '';
         io.out(`${cp.name}: ${ran.kernels.length} kernel${ran.kernels.length === 1 ? '' : 's'} on ${rt.info.kind}, dims ${dimText}${build}, seed ${seed}\n`);
-        for (const line of describeKernels(ran)) io.out(`  kernel ${line}\n`);
+        for (const line of describeKernels(ran, rt.launchedKernel ? (k) => rt.launchedKernel!(k, dims) : undefined)) io.out(`  kernel ${line}\n`);
         for (const c of report.checks) io.out(`  ${describeCheck(c)}\n`);
         io.out(`  compile ${ms.toFixed(1)} ms, run median ${report.runMs.toFixed(3)} ms over ${repeat} (${report.timing} time)\n`);
         io.out(`  ${report.ok ? 'MATCH' : 'MISMATCH'}\n`);

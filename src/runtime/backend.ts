@@ -64,6 +64,11 @@ export interface BackendRuntime {
    * in kernel.uniforms and kernel.threads. Validates sizes and limits before touching the device.
    */
   run(kernel: Kernel, bindings: readonly DeviceBuffer[], dims: Readonly<Record<string, number>>): void;
+  /**
+   * What `run` launches for `kernel` at `dims` when that differs from the kernel itself (a backend
+   * that runs narrow launches of flexible kernels in smaller workgroups); absent: the kernel.
+   */
+  launchedKernel?(kernel: Kernel, dims: Readonly<Record<string, number>>): Kernel;
   /** Wait until every enqueued launch finished. */
   sync(): Promise<void>;
   /** Device time of `launches()` in ms when the backend can measure it (timestamp queries), else wall time. */
