@@ -32,11 +32,11 @@ export interface CompileFlags {
 
 /**
  * Every schedule parameter `--params` takes, with its least value: 0 where 0 turns a path off
- * (tiled, coop, vec, uk, stage, constDims, mma, db), else 1.
+ * (tiled, coop, vec, uk, stage, constDims, mma, db, sg), else 1.
  */
 export const PARAM_MIN: Readonly<Record<keyof ScheduleParams, number>> = {
   workgroupSize: 1, perThread: 1, tm: 1, tn: 1, tiled: 0, wm: 1, wn: 1, bk: 1, coop: 0, vec: 0,
-  uk: 0, stage: 0, constDims: 0, ur: 1, mma: 0, fm: 1, fn: 1, db: 0,
+  uk: 0, stage: 0, constDims: 0, ur: 1, mma: 0, fm: 1, fn: 1, db: 0, sg: 0,
 };
 
 /** Flags `compile` and `run` share. */

@@ -17,6 +17,7 @@ export function printKExpr(e: KExpr): string {
     case 'select': return `select(${printKExpr(e.c)}, ${printKExpr(e.a)}, ${printKExpr(e.b)})`;
     case 'cast': return `${e.t}(${printKExpr(e.a)})`;
     case 'subgroup': return `subgroup_${e.op}(${printKExpr(e.a)})`;
+    case 'shuffle': return `shuffle(${printKExpr(e.a)}, ${printKExpr(e.lane)})`;
     case 'load4': return `${e.buf}[${printKExpr(e.index)}..+4]`;
     case 'splat': return `splat4(${printKExpr(e.a)})`;
     case 'comp': return `${printKExpr(e.a)}.${'xyzw'[e.i]}`;

@@ -47,6 +47,9 @@ export type KExpr =
   | { readonly k: 'cast'; readonly t: Scalar; readonly a: KExpr }
   // a reduction across the invocations of the kernel's subgroup (see Kernel.subgroup); max/min propagate NaN
   | { readonly k: 'subgroup'; readonly t: Scalar; readonly op: 'add' | 'max' | 'min'; readonly a: KExpr }
+  // a's value in invocation `lane` (i32, in [0, workgroupSize)) of the kernel's subgroup (see
+  // Kernel.subgroup); every invocation of the workgroup must evaluate it (uniform control flow)
+  | { readonly k: 'shuffle'; readonly t: Scalar; readonly a: KExpr; readonly lane: KExpr }
   // Vector forms. load4: the f32 elements index..index+3 of an f32 buffer; the schedule guarantees
   // index is a multiple of 4 and index + 3 is in bounds (backends may bind such a buffer as vec4).
   | { readonly k: 'load4'; readonly t: 'vec4f'; readonly buf: string; readonly index: KExpr }
@@ -176,7 +179,7 @@ export function workgroupIndependent(k: Kernel): boolean {
   };
   stmts(k.body);
   forEachKExpr(k.body, (e) => {
-    if (e.k === 'lid' || e.k === 'wid' || e.k === 'sload' || e.k === 'subgroup') independent = false;
+    if (e.k === 'lid' || e.k === 'wid' || e.k === 'sload' || e.k === 'subgroup' || e.k === 'shuffle') independent = false;
   });
   return independent;
 }
@@ -200,11 +203,11 @@ export function kexprChildren(e: KExpr): KExpr[] {
   switch (e.k) {
     case 'load': case 'sload': case 'load4': return [e.index];
     case 'un': case 'cast': case 'subgroup': case 'splat': case 'comp': return [e.a];
-    case 'bin': return [e.a, e.b];
+    case 'bin': case 'bin4': return [e.a, e.b];
+    case 'shuffle': return [e.a, e.lane];
     case 'select': return [e.c, e.a, e.b];
     case 'fma4': return [e.a, e.b, e.c];
     case 'vec4': return [...e.a];
-    case 'bin4': return [e.a, e.b];
     default: return [];
   }
 }
@@ -261,6 +264,7 @@ export function mapKExpr(e: KExpr, f: (e: KExpr) => KExpr): KExpr {
     case 'load': case 'sload': case 'load4': return f({ ...e, index: r(e.index) } as KExpr);
     case 'un': case 'cast': case 'subgroup': case 'splat': case 'comp': return f({ ...e, a: r(e.a) } as KExpr);
     case 'bin': return f({ ...e, a: r(e.a), b: r(e.b) });
+    case 'shuffle': return f({ ...e, a: r(e.a), lane: r(e.lane) });
     case 'select': return f({ ...e, c: r(e.c), a: r(e.a), b: r(e.b) });
     case 'fma4': return f({ ...e, a: r(e.a), b: r(e.b), c: r(e.c) });
     case 'vec4': return f({ ...e, a: [r(e.a[0]), r(e.a[1]), r(e.a[2]), r(e.a[3])] });

@@ -21,6 +21,7 @@ import * as L from './lexpr.js';
 import type { LExpr } from './lexpr.js';
 import { NodeLowering } from './lower-node.js';
 import { mmaApplies, mmaMatmulSchedule } from './schedule-mma.js';
+import { subgroupMatmulSchedule } from './schedule-sg.js';
 
 export interface ScheduleParams {
   workgroupSize: number;
@@ -90,6 +91,13 @@ export interface ScheduleParams {
    * two); 0 (default) = one buffer.
    */
   db?: number;
+  /**
+   * matmul: 1 = subgroup-shared register tiles (schedule-sg.ts): a workgroup of one subgroup
+   * (workgroupSize lanes, at most the device's subgroup size and 32) owns tm rows x workgroupSize *
+   * tn columns; per chunk of workgroupSize along K each lane loads one A value per row and the lanes
+   * share them by subgroup shuffles instead of every lane loading every A value. 0 = off.
+   */
+  sg?: number;
 }
 
 /**
@@ -178,7 +186,7 @@ function storeAll(b: Build, group: FusedGroup, names: BufferNames, chain: Scope[
 
 export function scheduleGroup(group: FusedGroup, names: BufferNames, params: ScheduleParams = DEFAULT_PARAMS): Kernel {
   switch (group.kind) {
-    case 'matmul': return params.mma && mmaApplies(group) ? mmaMatmulSchedule(group, names, params) : params.tiled ? tiledMatmulSchedule(group, names, params) : params.coop ? splitKMatmulSchedule(group, names, params) : matmulSchedule(group, names, params);
+    case 'matmul': return params.mma && mmaApplies(group) ? mmaMatmulSchedule(group, names, params) : params.sg ? subgroupMatmulSchedule(group, names, params) : params.tiled ? tiledMatmulSchedule(group, names, params) : params.coop ? splitKMatmulSchedule(group, names, params) : matmulSchedule(group, names, params);
     case 'row': return params.coop && group.rowAxes === 1 ? cooperativeSchedule(group, names, params) : rowSchedule(group, names, params);
     case 'reduce': return params.coop ? cooperativeSchedule(group, names, params) : elementwiseSchedule(group, names, 1, params.workgroupSize, params.ur ?? ROW_UNROLL);
     default: return elementwiseSchedule(group, names, group.kind === 'elementwise' ? params.perThread : 1, params.workgroupSize);
@@ -319,7 +327,7 @@ function rowBody(b: Build, group: FusedGroup, names: BufferNames, thread: Scope,
 }
 
 /** The epilogue reads the matmul at the element being stored: that is the accumulator `held`. */
-interface Epilogue {
+export interface Epilogue {
   held?: { idx: readonly LExpr[]; acc: LExpr };
 }
 
@@ -335,7 +343,7 @@ export function startMatmul(group: FusedGroup, names: BufferNames): { b: Build; 
   return { b, epi, mm };
 }
 
-interface Tile {
+export interface Tile {
   batch: LExpr[];
   ms: LExpr[]; // output rows and columns of the tile, unclamped (stores are guarded)
   ns: LExpr[];
@@ -348,7 +356,7 @@ interface Tile {
 }
 
 /** Guarded stores of a tile of accumulators, each through the group's epilogue, appended to `into`. */
-function storeTile(b: Build, group: FusedGroup, epi: Epilogue, tile: Tile, into: KStmt[] = b.thread.stmts): void {
+export function storeTile(b: Build, group: FusedGroup, epi: Epilogue, tile: Tile, into: KStmt[] = b.thread.stmts): void {
   const { batch, ms, ns, mc, nc, Me, Ne, accs, t } = tile;
   const root = group.root;
   const mm = group.contraction ?? root;

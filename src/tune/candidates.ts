@@ -5,6 +5,7 @@
 import type { FusedGroup } from '../passes/fuse.js';
 import type { ScheduleParams } from '../passes/schedule.js';
 import { tensorCoresTake } from '../passes/schedule-mma.js';
+import { MAX_SG } from '../passes/schedule-sg.js';
 import { knownDim, type DimBindings } from '../ir/dims.js';
 import { NARROW_LAUNCH, NARROW_WORKGROUP } from '../ir/kernel.js';
 
@@ -114,10 +115,14 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       const splitK: Candidate[] = [[1, 1], [1, 2], [1, 4], [2, 2], [4, 1]].flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ coop: 1, tm, tn, workgroupSize })));
       const sg = caps.subgroupSize;
       if (sg && sg >= 2 && (sg & (sg - 1)) === 0) splitK.push({ coop: 2, tm: 1, tn: 1, workgroupSize: sg }, { coop: 2, tm: 1, tn: 4, workgroupSize: sg });
+      // subgroup-shared tiles: a workgroup of one subgroup (at most a warp) shares A's values by shuffles
+      const shared: Candidate[] = sg && sg >= 2 && (sg & (sg - 1)) === 0
+        ? ([[1, 4], [2, 4], [4, 2], [4, 4]] as [number, number][]).filter(fits).map(([tm, tn]) => ({ sg: 1, tm, tn, workgroupSize: Math.min(sg, MAX_SG) }))
+        : [];
       // K unrolled by more than the default where B is decoded from packed words (a group's codes per chunk)
       const decodes = group.inlined.some((n) => n.op === 'compute');
       const unrolled: Candidate[] = decodes ? [16, 32].flatMap((uk) => [{ tiled: 0, tm: 1, tn: 4, uk, workgroupSize: 64 }, { coop: 1, tm: 1, tn: 1, uk, workgroupSize: 64 }]) : [];
-      const all = [...registerBlocked, ...vectorized, ...tiled, ...(rowsKnown === undefined || rowsKnown <= 64 ? splitK : []), ...unrolled];
+      const all = [...registerBlocked, ...vectorized, ...tiled, ...shared, ...(rowsKnown === undefined || rowsKnown <= 64 ? splitK : []), ...unrolled];
       // where the tensor cores take the matmul (f16, or bf16 on sm_80+) it also tries the mma schedule (the others say mma 0, since
       // tensor cores make it their default)
       return tensorCoresTake(group, caps) ? [...MMA_CANDIDATES, ...all.map((c) => ({ ...c, mma: 0 }))] : all;

@@ -200,6 +200,11 @@ class Printer {
         const fn = `tsr_sg_${e.op}_${e.t === 'f32' ? 'f' : e.t === 'u32' ? 'u' : 'i'}`;
         return `${fn}(${this.expr(e.a)}, ${this.k.workgroupSize})`;
       }
+      case 'shuffle': {
+        if (this.k.warp) fail('E_INTERNAL', `kernel ${this.k.name}: a shuffle in a warp kernel`);
+        // the workgroup is one warp (<= 32 lanes)
+        return `__shfl_sync(__activemask(), ${this.expr(e.a)}, ${this.expr(e.lane)}, ${this.k.workgroupSize})`;
+      }
       case 'un': return this.unary(e.op, e.t, e.a);
       case 'bin': return this.binary(e.op, e.a, e.b);
     }

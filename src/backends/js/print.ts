@@ -129,6 +129,7 @@ function expr(e: KExpr): string {
     case 'select': return `(${expr(e.c)} ? ${expr(e.a)} : ${expr(e.b)})`;
     case 'cast': return cast(e.t, e.a);
     case 'subgroup': return `(yield ['${e.op}', ${expr(e.a)}, '${e.t}'])`; // the workgroup driver combines the lanes' values
+    case 'shuffle': return `(yield ['shuffle', ${expr(e.a)}, '${e.t}', ${expr(e.lane)}])`; // the driver hands each lane the named lane's value
     case 'un': return unary(e);
     case 'bin': return binary(e);
   }
@@ -253,7 +254,7 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[], k: Kernel): voi
 export function hasBarrier(ss: readonly KStmt[]): boolean {
   let sync = false;
   forEachKExpr(ss, (e) => {
-    if (e.k === 'subgroup') sync = true;
+    if (e.k === 'subgroup' || e.k === 'shuffle') sync = true;
   });
   const barrier = (b: readonly KStmt[]): boolean => b.some((s) => s.k === 'barrier' || kstmtBodies(s).some(barrier));
   return sync || barrier(ss);
@@ -292,14 +293,17 @@ export function printJS(k: Kernel, opts: { boundsCheck?: boolean } = {}): string
   out.push('  };');
   out.push(`  const lanes = [];`);
   out.push(`  for (let lid = 0; lid < ${wg}; lid++) lanes.push(invocation(wid * ${wg} + lid, lid));`);
-  // A lane yields undefined at a barrier and [op, value] at a subgroup operation (the workgroup is
-  // the subgroup): once every lane has yielded, each gets the combined value back.
+  // A lane yields undefined at a barrier, [op, value] at a subgroup reduction and ['shuffle', value,
+  // type, lane] at a shuffle (the workgroup is the subgroup): once every lane has yielded, each gets
+  // the combined value, or the named lane's value, back.
   out.push('  let sent = lanes.map(() => undefined);');
   out.push('  for (;;) {');
   out.push('    const got = lanes.map((lane, i) => lane.next(sent[i]));');
   out.push('    if (got.every((g) => g.done)) break;');
   out.push('    const req = got[0].value;');
-  out.push('    if (Array.isArray(req)) {');
+  out.push("    if (Array.isArray(req) && req[0] === 'shuffle') {");
+  out.push('      sent = got.map((g) => got[g.value[3]].value[1]);');
+  out.push('    } else if (Array.isArray(req)) {');
   out.push("      const vals = got.map((g) => g.value[1]);");
   out.push("      let r = req[0] === 'add' ? vals.reduce((a, b) => a + b) : vals.some((v) => Number.isNaN(v)) ? NaN : req[0] === 'max' ? Math.max(...vals) : Math.min(...vals);");
   out.push("      r = req[2] === 'i32' ? r | 0 : req[2] === 'u32' ? r >>> 0 : req[2] === 'f32' ? Math.fround(r) : r;");

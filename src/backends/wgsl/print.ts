@@ -778,6 +778,7 @@ class Printer {
         }
         return `subgroup${e.op === 'max' ? 'Max' : 'Min'}(${x})`;
       }
+      case 'shuffle': return `subgroupShuffle(${this.expr(e.a)}, u32(${this.expr(e.lane)}))`;
     }
   }
 
