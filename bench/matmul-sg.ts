@@ -23,7 +23,7 @@ for (const n of process.argv.slice(2).length ? process.argv.slice(2).map(Number)
   const data = (seed: number) => ({ shape: [n, n], data: Float32Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37 + seed)) });
   const ins = { a: data(1), b: data(2) };
   const group = compile(def.program).kernels[0]!.group;
-  const cands: [string, Candidate | undefined][] = [['default', undefined], ...candidatesFor(group, caps, { M: n, N: n, K: n }).filter((c) => c.sg === 1).map((c): [string, Candidate] => [`sg ${c.tm}x${c.tn} in ${c.workgroupSize}`, c])];
+  const cands: [string, Candidate | undefined][] = [['default', undefined], ...candidatesFor(group, caps, { M: n, N: n, K: n }).filter((c) => c.sg === 1).map((c): [string, Candidate] => [`sg ${c.tm}x${c.tn}${c.vec ? ' vec4' : ''} in ${c.workgroupSize}`, c])];
   const preps: [string, Prepared][] = cands.map(([name, c]) => [name, prepare(compile(def.program, { groupParams: () => c }), rt, ins)]);
   let want: ArrayLike<number> | undefined;
   for (const [name, p] of preps) {

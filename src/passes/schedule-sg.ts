@@ -1,12 +1,15 @@
 /**
  * The subgroup-shared matmul schedule (ScheduleParams.sg = 1): a register-blocked matmul whose
  * workgroup is one subgroup of S = workgroupSize lanes (Kernel.subgroup). The workgroup owns tm rows
- * and S * tn columns of the output; lane l owns columns l, l + S, ... of the block (so the lanes
- * read B's rows contiguously). K goes in chunks of S: each lane loads A at (row, chunk + l) for
- * each of the tm rows, then for each of the chunk's S steps the lanes take that step's A values
+ * and S * tn columns of the output. K goes in chunks of S: each lane loads A at (row, chunk + l)
+ * for each of the tm rows, then for each of the chunk's steps the lanes take that step's A values
  * from lane kk by a subgroup shuffle and multiply them with their own B values. Every lane loads
- * 1/S of A instead of all of it. Values past K are zero (A's lanes and B's loads), so a partial
- * last chunk adds nothing; the loops' bounds are uniform, so every lane reaches every shuffle.
+ * 1/S of A instead of all of it. Whole chunks run S steps; the last, partial chunk runs K % S (a
+ * uniform bound, so every lane reaches every shuffle, and no B value past K is read).
+ *
+ * Scalar path: lane l owns columns l, l + S, ... of the block. Vector path (vec = 4, tn a multiple
+ * of 4, B a plain f32 buffer, taken when N is a multiple of 4, a uniform test): lane l owns the
+ * column quads 4 l, 4 (l + S), ... and reads B a vec4 at a time, accumulating with vec4 FMAs.
  *
  * WGSL prints subgroupShuffle, CUDA __shfl_sync (S at most a warp), and the JS backend runs the
  * workgroup's lanes in lockstep at each shuffle, so the reference property tests cover it on
@@ -18,16 +21,21 @@ import { scalarOf, type Kernel, type KExpr, type KStmt } from '../ir/kernel.js';
 import { Scope } from './emit.js';
 import type { FusedGroup } from './fuse.js';
 import * as L from './lexpr.js';
-import { blockOf, finish, matmulDims, startMatmul, storeTile, type BufferNames, type ScheduleParams } from './schedule.js';
+import type { LExpr } from './lexpr.js';
+import { blockOf, finish, matmulDims, startMatmul, storeTile, storeTile4, type BufferNames, type ScheduleParams } from './schedule.js';
 
 /** The largest subgroup the schedule takes: a CUDA warp. */
 export const MAX_SG = 32;
 
+const i32 = (x: number): KExpr => ({ k: 'lit', t: 'i32', v: x });
+
 export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
   const S = params.workgroupSize;
   const { tm, tn } = params;
+  const vec = params.vec ?? 0;
   if (!Number.isInteger(S) || S < 2 || S > MAX_SG || (S & (S - 1)) !== 0) fail('E_ARG', `subgroup matmul: workgroupSize (the subgroup) must be a power of two from 2 to ${MAX_SG}, got ${S}`);
   for (const [k, v] of Object.entries({ tm, tn })) if (!Number.isInteger(v) || v < 1) fail('E_ARG', `subgroup matmul: ${k} must be a positive integer, got ${v}`);
+  if (vec !== 0 && (vec !== 4 || tn % 4 !== 0)) fail('E_ARG', `subgroup matmul: vec=${vec} needs vec=4 and tn a multiple of 4, got tn=${tn}`);
   const { b, epi, mm } = startMatmul(group, names);
   const { A, B, batchShape, M, N, K } = matmulDims(mm);
   const lo = b.lower;
@@ -37,58 +45,118 @@ export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, pa
   const [Me, Ne, Ke] = [lo.dim(M), lo.dim(N), lo.dim(K)];
   const lane = L.lid();
   const ms = Array.from({ length: tm }, (_, i) => L.add(L.mul(gm, L.i32(tm)), L.i32(i)));
-  const ns = Array.from({ length: tn }, (_, j) => L.add(L.add(L.mul(gn, L.i32(BN)), L.i32(j * S)), lane));
   const mc = ms.map((m) => L.min(m, L.sub(Me, L.i32(1))));
-  const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
-  const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
-  for (const row of accs) for (const name of row) b.thread.stmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
+  const n0 = L.mul(gn, L.i32(BN));
   const zero = L.lit(t, 0);
 
-  // chunk kc: this lane's A values at K index kc * S + lane, one per row (zero past K)
-  const kc = L.variable('kc', 'i32', true);
-  const kcScope = new Scope(new Set(['kc']));
-  const kcChain = [b.top, b.thread, kcScope];
-  const kl = L.add(L.mul(kc, L.i32(S)), lane);
-  const aVals = mc.map((m) => L.select(L.lt(kl, Ke), lo.valueAt(A, [...batch, m, L.clampIndex(kl, Ke)]), zero));
-  b.emitter.countUses(aVals);
-  const aRegs = aVals.map((v) => {
-    const name = b.emitter.fresh('sa');
-    kcScope.stmts.push({ k: 'let', name, t, init: b.emitter.emit(v, kcChain), mut: false });
-    return name;
-  });
-  // step kk of the chunk: row i's A value from lane kk, B at K index kc * S + kk (zero past K)
-  const kk = L.variable('kk', 'i32', true);
-  const kkScope = new Scope(new Set(['kk']));
-  const kkChain = [...kcChain, kkScope];
-  const kIdx = L.add(L.mul(kc, L.i32(S)), kk);
-  const bVals = nc.map((n) => L.select(L.lt(kIdx, Ke), lo.valueAt(B, [...batch, L.clampIndex(kIdx, Ke), n]), zero));
-  b.emitter.countUses(bVals);
-  const bNames = bVals.map((v) => {
-    const name = b.emitter.fresh('sb');
-    const init = b.emitter.emit(v, kkChain);
-    kkScope.stmts.push({ k: 'let', name, t, init, mut: false });
-    return name;
-  });
-  const kkVar: KExpr = { k: 'var', t: 'i32', name: 'kk' };
-  const i32 = (x: number): KExpr => ({ k: 'lit', t: 'i32', v: x });
-  const aNames = aRegs.map((reg) => {
-    const name = b.emitter.fresh('a');
-    kkScope.stmts.push({ k: 'let', name, t, init: { k: 'shuffle', t, a: { k: 'var', t, name: reg }, lane: kkVar }, mut: false });
-    return name;
-  });
-  const v = (name: string): KExpr => ({ k: 'var', t, name });
-  accs.forEach((row, i) =>
-    row.forEach((name, j) => {
-      kkScope.stmts.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: v(name), b: { k: 'bin', t, op: 'mul', a: v(aNames[i]!), b: v(bNames[j]!) } } });
-    }),
-  );
+  // Whole chunks run S steps, then the last chunk K % S. `chunk` fills a scope for the chunk at
+  // K index kBase with `steps` steps: the lanes' A values, then the step loop calling `step`.
+  const full = L.div(Ke, L.i32(S));
+  const chunks = (into: KStmt[], step: (k: LExpr, a: readonly KExpr[], chain: readonly Scope[]) => void) => {
+    const chunk = (scope: Scope, kBase: LExpr, steps: KExpr) => {
+      const chain = [b.top, b.thread, scope];
+      const kl = L.add(kBase, lane);
+      const aVals = mc.map((m) => L.select(L.lt(kl, Ke), lo.valueAt(A, [...batch, m, L.clampIndex(kl, Ke)]), zero));
+      b.emitter.countUses(aVals);
+      const regs = aVals.map((v) => {
+        const name = b.emitter.fresh('sa');
+        scope.stmts.push({ k: 'let', name, t, init: b.emitter.emit(v, chain), mut: false });
+        return name;
+      });
+      const kk = L.variable('kk', 'i32', true);
+      const kkScope = new Scope(new Set(['kk']));
+      const kkVar: KExpr = { k: 'var', t: 'i32', name: 'kk' };
+      const a = regs.map((reg) => {
+        const name = b.emitter.fresh('a');
+        kkScope.stmts.push({ k: 'let', name, t, init: { k: 'shuffle', t, a: { k: 'var', t, name: reg }, lane: kkVar }, mut: false });
+        return { k: 'var', t, name } as KExpr;
+      });
+      step(L.add(kBase, kk), a, [...chain, kkScope]);
+      scope.stmts.push({ k: 'for', v: 'kk', from: i32(0), to: steps, step: 1, body: kkScope.stmts });
+    };
+    const kc = L.variable('kc', 'i32', true);
+    const kcScope = new Scope(new Set(['kc']));
+    chunk(kcScope, L.mul(kc, L.i32(S)), i32(S));
+    into.push({ k: 'for', v: 'kc', from: i32(0), to: b.emitter.emit(full, [b.top]), step: 1, body: kcScope.stmts });
+    const tail = new Scope(new Set());
+    const tailBase = L.mul(full, L.i32(S));
+    b.emitter.countUses([tailBase, tailBase]);
+    chunk(tail, tailBase, b.emitter.emit(L.sub(Ke, tailBase), [b.top]));
+    into.push(...tail.stmts);
+  };
+  const v = (name: string, ty: 'f32' | 'i32' | 'u32' | 'vec4f' = t as 'f32'): KExpr => ({ k: 'var', t: ty, name });
 
-  kcScope.stmts.push({ k: 'for', v: 'kk', from: i32(0), to: i32(S), step: 1, body: kkScope.stmts });
-  const chunks = b.emitter.emit(L.div(L.add(Ke, L.i32(S - 1)), L.i32(S)), [b.top]);
-  b.thread.stmts.push({ k: 'for', v: 'kc', from: i32(0), to: chunks, step: 1, body: kcScope.stmts } satisfies KStmt);
+  const vecB = vec === 4 && t === 'f32' && group.reads.includes(B) && B.dtype === 'f32';
+  const fastCond = vecB ? L.bin('eq', L.mod(Ne, L.i32(4)), L.i32(0)) : L.lit('bool', 0);
+  const fast = fastCond.k === 'lit' ? fastCond.v !== 0 : undefined;
+  const fastStmts: KStmt[] = [];
+  const slowStmts: KStmt[] = fast === undefined ? [] : b.thread.stmts;
 
-  storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, accs, t });
+  if (vecB && fast !== false) {
+    // lane l: column quads j: columns 4 (j S + l) .. + 3 of the block, loaded as vec4 number
+    // (row of B) * N/4 + column/4, at a column clamped to N - 4 (the stores are guarded)
+    const quads = tn / 4;
+    const q0 = Array.from({ length: quads }, (_, j) => L.add(n0, L.mul(L.add(L.i32(j * S), lane), L.i32(4))));
+    const ns = q0.flatMap((q) => [0, 1, 2, 3].map((c) => L.add(q, L.i32(c))));
+    const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
+    const cols = q0.map((q) => L.div(L.min(q, L.sub(Ne, L.i32(4))), L.i32(4)));
+    const rowsB = B.shape.slice(0, -1);
+    const vaccs = ms.map(() =>
+      q0.map(() => {
+        const name = b.emitter.fresh('cv');
+        fastStmts.push({ k: 'let', name, t: 'vec4f', init: { k: 'splat', t: 'vec4f', a: { k: 'lit', t: 'f32', v: 0 } }, mut: true });
+        return name;
+      }),
+    );
+    chunks(fastStmts, (k, a, chain) => {
+      const scope = chain[chain.length - 1]!;
+      const idx = cols.map((c) => L.add(L.mul(lo.linearize([...batch, k], rowsB), L.div(Ne, L.i32(4))), c));
+      b.emitter.countUses(idx);
+      const bs = idx.map((q) => {
+        const name = b.emitter.fresh('sb');
+        const index: KExpr = { k: 'bin', t: 'i32', op: 'mul', a: b.emitter.emit(q, chain), b: i32(4) };
+        scope.stmts.push({ k: 'let', name, t: 'vec4f', init: { k: 'load4', t: 'vec4f', buf: names.readOf(B), index }, mut: false });
+        return name;
+      });
+      vaccs.forEach((row, i) => row.forEach((name, j) => scope.stmts.push({ k: 'set', name, value: { k: 'fma4', t: 'vec4f', a: { k: 'splat', t: 'vec4f', a: a[i]! }, b: v(bs[j]!, 'vec4f'), c: v(name, 'vec4f') } })));
+    });
+    const accs = vaccs.map((row) =>
+      row.flatMap((name) =>
+        ([0, 1, 2, 3] as const).map((q) => {
+          const s = b.emitter.fresh('c');
+          fastStmts.push({ k: 'let', name: s, t, init: { k: 'comp', t: 'f32', a: v(name, 'vec4f'), i: q }, mut: false });
+          return s;
+        }),
+      ),
+    );
+    const tile = { batch, ms, ns, mc, nc, Me, Ne, accs, t };
+    if (group.root.dtype === 'f32') storeTile4(b, group, epi, tile, fastStmts);
+    else storeTile(b, group, epi, tile, fastStmts);
+    if (fast) b.thread.stmts.push(...fastStmts);
+  }
+
+  if (fast !== true) {
+    // lane l: columns j S + l of the block
+    const ns = Array.from({ length: tn }, (_, j) => L.add(L.add(n0, L.i32(j * S)), lane));
+    const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
+    const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
+    for (const row of accs) for (const name of row) slowStmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
+    chunks(slowStmts, (k, a, chain) => {
+      const scope = chain[chain.length - 1]!;
+      const bVals = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
+      b.emitter.countUses(bVals);
+      const bs = bVals.map((x) => {
+        const name = b.emitter.fresh('sb');
+        scope.stmts.push({ k: 'let', name, t, init: b.emitter.emit(x, chain), mut: false });
+        return name;
+      });
+      accs.forEach((row, i) => row.forEach((name, j) => scope.stmts.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: v(name), b: { k: 'bin', t, op: 'mul', a: a[i]!, b: v(bs[j]!) } } })));
+    });
+    storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, accs, t }, slowStmts);
+  }
+  if (fast === undefined) b.thread.stmts.push({ k: 'if', cond: b.emitter.emit(fastCond, [b.top]), then: fastStmts, else: slowStmts });
+
   const threads = dimMul(dimMul(dimProduct(batchShape), dimMul(groupsM, groupsN)), S);
-  const kern = finish(group, names, b, threads, 'matmul_sg', { sg: 1, tm, tn, workgroupSize: S }, S, true);
+  const kern = finish(group, names, b, threads, 'matmul_sg', { sg: 1, tm, tn, vec: vecB ? 4 : 0, workgroupSize: S }, S, true);
   return { ...kern, subgroup: true };
 }
