@@ -17,7 +17,7 @@
  */
 import { fail } from '../errors.js';
 import { dimMul, dimProduct } from '../ir/dims.js';
-import { scalarOf, type Kernel, type KExpr, type KStmt } from '../ir/kernel.js';
+import { scalarOf, type Kernel, type KExpr, type KStmt, type KType } from '../ir/kernel.js';
 import { Scope } from './emit.js';
 import type { FusedGroup } from './fuse.js';
 import * as L from './lexpr.js';
@@ -49,7 +49,7 @@ export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, pa
   const n0 = L.mul(gn, L.i32(BN));
   const zero = L.lit(t, 0);
 
-  // Whole chunks run S steps, then the last chunk K % S. `chunk` fills a scope for the chunk at
+  // Whole chunks run S steps, then the last chunk K % S (none where K is a known multiple of S). `chunk` fills a scope for the chunk at
   // K index kBase with `steps` steps: the lanes' A values, then the step loop calling `step`.
   const full = L.div(Ke, L.i32(S));
   const chunks = (into: KStmt[], step: (k: LExpr, a: readonly KExpr[], chain: readonly Scope[]) => void) => {
@@ -78,13 +78,15 @@ export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, pa
     const kcScope = new Scope(new Set(['kc']));
     chunk(kcScope, L.mul(kc, L.i32(S)), i32(S));
     into.push({ k: 'for', v: 'kc', from: i32(0), to: b.emitter.emit(full, [b.top]), step: 1, body: kcScope.stmts });
+    // no partial chunk where K is known (a constant, or assumed) to be a multiple of S
+    if (L.knownMultiple(Ke) % S === 0) return;
     const tail = new Scope(new Set());
     const tailBase = L.mul(full, L.i32(S));
     b.emitter.countUses([tailBase, tailBase]);
     chunk(tail, tailBase, b.emitter.emit(L.sub(Ke, tailBase), [b.top]));
     into.push(...tail.stmts);
   };
-  const v = (name: string, ty: 'f32' | 'i32' | 'u32' | 'vec4f' = t as 'f32'): KExpr => ({ k: 'var', t: ty, name });
+  const v = (name: string, ty: KType = t): KExpr => ({ k: 'var', t: ty, name });
 
   const vecB = vec === 4 && t === 'f32' && group.reads.includes(B) && B.dtype === 'f32';
   const fastCond = vecB ? L.bin('eq', L.mod(Ne, L.i32(4)), L.i32(0)) : L.lit('bool', 0);
