@@ -118,15 +118,17 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
       // than the kernel: each sample runs `batch` launches, enough for about SAMPLE_MS, and the time
       // per launch is the sample over the batch (the same batch for every candidate of this kernel).
       let batch = 1;
-      const time = async (k: typeof ck.kernel) => {
+      const time = async (k: typeof ck.kernel, samples = repeats) => {
         const t = await rt.time(() => {
           for (let i = 0; i < batch; i++) rt.run(k, bindings, prep.dims);
-        }, repeats);
+        }, samples);
         return { ...t, medianMs: t.medianMs / batch };
       };
       rt.run(ck.kernel, bindings, prep.dims);
       const expected = await rt.download(out);
-      const probe = await time(ck.kernel);
+      // at least three samples: the batch follows their median, which one preempted launch on a
+      // busy host cannot move (the median of two is the slower)
+      const probe = await time(ck.kernel, Math.max(repeats, 3));
       batch = batchFor(probe.medianMs);
       const def = batch === 1 ? probe : await time(ck.kernel);
       let best: Candidate = {};
