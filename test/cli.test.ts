@@ -338,15 +338,16 @@ describe('the generated wrapper on WebGPU', async () => {
     expect(readFileSync(join(dir, 'linear_bias', 'manifest.json'), 'utf8')).toMatch(/vec=|"vec": 4/);
     type Runner = (device: GPUDevice, inputs: unknown) => Promise<Record<string, { data: HostArray }>>;
     const run = ((await import(pathToFileURL(join(dir, 'linear_bias', 'linear_bias.ts')).href)) as Record<string, Runner>)['runLinearBias']!;
-    // its builds: one token, aligned (M % 16) and general, chosen by the dims
+    // its builds: one token, aligned dims (M % 16, the others % 4), aligned rows (M % 16) and general, chosen by the dims
     const text = readFileSync(join(dir, 'linear_bias', 'linear_bias.ts'), 'utf8');
     expect(text).toContain("version: 'M=1',\n    when: (d) => d.M === 1,");
+    expect(text).toContain("version: 'M%16 K%4 N%4',\n    when: (d) => d.M % 16 === 0 && d.K % 4 === 0 && d.N % 4 === 0,");
     expect(text).toContain("version: 'M%16',\n    when: (d) => d.M % 16 === 0,");
     expect(text).toContain("version: 'general',\n    when: () => true,");
     // its kernels are flexible: launches under NARROW_LAUNCH invocations set wg_size to 8, wider ones keep 64
     expect(text).toContain('workgroupSize: 64, flexible: true,');
     expect(text).toContain('constants: { wg_size: size }');
-    for (const [m, n, k] of [[5, 7, 9], [4, 8, 12], [1, 8, 12], [16, 8, 12], [1, 7, 9], [64, 64, 8], [63, 64, 8]] as const) {
+    for (const [m, n, k] of [[5, 7, 9], [4, 8, 12], [1, 8, 12], [16, 8, 12], [16, 7, 9], [1, 7, 9], [64, 64, 8], [63, 64, 8]] as const) {
       const x = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i));
       const w = Float32Array.from({ length: k * n }, (_, i) => Math.cos(i * 0.3));
       const b = Float32Array.from({ length: n }, (_, i) => i / 3);
@@ -405,10 +406,11 @@ describe('the generated wrapper on WebGPU', async () => {
 describe('tessera run', () => {
   it('names the build dispatch picks for a program with versions (one token, aligned dims, general)', async () => {
     const file = join(ROOT, 'test/fixtures/cli-matmul.ts');
-    for (const [dims, build] of [['M=1,N=8,K=8', 'M=1'], ['M=16,N=8,K=8', 'M%16'], ['M=5,N=8,K=8', 'general']] as const) {
+    for (const [dims, build] of [['M=1,N=8,K=8', 'M=1'], ['M=16,N=8,K=8', 'M%16 K%4 N%4'], ['M=16,N=6,K=8', 'M%16'], ['M=5,N=8,K=8', 'general']] as const) {
       const r = await cli('run', file, '--backend', 'js', '--dims', dims, '--repeat', '1');
       expect(r.code, r.out + r.err).toBe(0);
-      expect(r.out).toContain(`linear_bias: 1 kernel on js, dims K=8 M=${dims.split(',')[0]!.slice(2)} N=8, build ${build}, seed 1`);
+      const [m, n] = dims.split(',').map((d) => d.slice(2));
+      expect(r.out).toContain(`linear_bias: 1 kernel on js, dims K=8 M=${m} N=${n}, build ${build}, seed 1`);
       expect(r.out).toMatch(/^ {2}MATCH$/m);
     }
   });

@@ -58,6 +58,7 @@ describe('the manifest\'s versions, followed by hand', () => {
     const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as ReturnType<typeof buildManifest>;
     expect(manifest.versions!.map((v) => [v.version, v.when, v.kernelCount])).toEqual([
       ['M=1', { equals: { M: 1 } }, 1],
+      ['M%16 K%4 N%4', { multipleOf: { M: 16, K: 4, N: 4 } }, 2],
       ['M%16', { multipleOf: { M: 16 } }, 2],
     ]);
     expect(manifest.kernelCount).toBe(2);
@@ -68,7 +69,7 @@ describe('the manifest\'s versions, followed by hand', () => {
     for (const [m, n, k] of [[1, 12, 8], [16, 12, 8], [5, 12, 8], [16, 10, 6]] as const) {
       const dims = { M: m, N: n, K: k };
       const build = manifest.versions!.find((v) => Object.entries(v.when.equals ?? {}).every(([d, x]) => dims[d as 'M'] === x) && Object.entries(v.when.multipleOf ?? {}).every(([d, x]) => dims[d as 'M'] % x === 0)) ?? manifest;
-      expect('version' in build ? build.version : 'general').toBe(m === 1 ? 'M=1' : m % 16 === 0 ? 'M%16' : 'general');
+      expect('version' in build ? build.version : 'general').toBe(m === 1 ? 'M=1' : m % 16 === 0 ? (n % 4 === 0 && k % 4 === 0 ? 'M%16 K%4 N%4' : 'M%16') : 'general');
       const arrays = new Map<string, HostArray>();
       for (const b of build.buffers) arrays.set(b.name, hostArrayFor(b.dtype, at(b.elements, dims)));
       const inputs = {

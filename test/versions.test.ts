@@ -39,10 +39,12 @@ function count(ss: readonly KStmt[], what: (s: KStmt) => boolean): number {
 describe('multi-versioning', () => {
   it('builds a program over a token dim for one row and for aligned dims, and dispatch picks by the dims', () => {
     const cp = compile(mm.program);
-    expect(allBuilds(cp).map((b) => b.version)).toEqual(['general', 'M=1', 'M%16']);
-    const [general, one, aligned] = allBuilds(cp) as [typeof cp, typeof cp, typeof cp];
+    expect(allBuilds(cp).map((b) => b.version)).toEqual(['general', 'M=1', 'M%16 K%4 N%4', 'M%16']);
+    const [general, one, all, aligned] = allBuilds(cp) as [typeof cp, typeof cp, typeof cp, typeof cp];
     expect(one.specialized).toEqual({ M: 1 });
+    expect(all.assumed).toEqual({ M: 16, K: 4, N: 4 });
     expect(aligned.assumed).toEqual({ M: 16 });
+    expect(allBuilds(cp).map((b) => b.kernels[0]!.kernel.name)).toEqual(['mm_matmul_out', 'mm_matmul_out__M1', 'mm_matmul_out__aligned_all', 'mm_matmul_out__aligned']);
     const mr = (s: KStmt) => s.k === 'for' && s.v === 'mr';
     const scalarLoads = (b: typeof cp) => {
       let n = 0;
@@ -58,12 +60,17 @@ describe('multi-versioning', () => {
     expect(scalarLoads(aligned)).toBeGreaterThan(0);
     expect(scalarLoads(aligned)).toBeLessThan(scalarLoads(general));
     expect(aligned.kernels[0]!.kernel.uniforms).toEqual(['K', 'M', 'N']);
+    // every dim aligned: whole tiles and the vec4 path alone, with no test and no scalar fallback
+    expect(count(all.kernels[0]!.kernel.body, mr)).toBe(0);
+    expect(count(all.kernels[0]!.kernel.body, (s) => s.k === 'if')).toBeLessThan(count(aligned.kernels[0]!.kernel.body, (s) => s.k === 'if'));
+    expect(scalarLoads(all)).toBe(0);
     // one row: M is a constant
     expect(one.kernels[0]!.kernel.uniforms).toEqual(['K', 'N']);
 
     expect(selectVersion(cp, { M: 1, N: 5, K: 3 }).version).toBe('M=1');
-    expect(selectVersion(cp, { M: 32, N: 12, K: 8 }).version).toBe('M%16');
+    expect(selectVersion(cp, { M: 32, N: 12, K: 8 }).version).toBe('M%16 K%4 N%4');
     expect(selectVersion(cp, { M: 32, N: 12, K: 6 }).version).toBe('M%16');
+    expect(selectVersion(cp, { M: 32, N: 10, K: 8 }).version).toBe('M%16');
     expect(selectVersion(cp, { M: 3, N: 12, K: 8 }).version).toBe('general');
   });
 
@@ -75,7 +82,7 @@ describe('multi-versioning', () => {
         const p = prepare(cp, rt, ins);
         const ran = p.program.version;
         p.free();
-        expect(ran).toBe(m === 1 ? 'M=1' : m % 16 === 0 ? 'M%16' : 'general');
+        expect(ran).toBe(m === 1 ? 'M=1' : m % 16 === 0 ? (n % 4 === 0 && k % 4 === 0 ? 'M%16 K%4 N%4' : 'M%16') : 'general');
         // checkOnBackend runs the build dispatch picks and, when that is a version, the general one
         expect(await checkOnBackend(cp, rt, ins, { rtol: 2e-4, atol: 2e-5 }), `${name} ${m}x${n}x${k} (${ran})`).toBeNull();
       }
@@ -84,9 +91,9 @@ describe('multi-versioning', () => {
 
   it('a decode step of the transformer block runs its one-row build: two kernels (the norm in the first matmul)', async () => {
     const cp = compile(block.program);
-    expect(allBuilds(cp).map((b) => `${b.version}: ${b.kernels.length}`)).toEqual(['general: 3', 'T=1: 2', 'T%16: 3']);
+    expect(allBuilds(cp).map((b) => `${b.version}: ${b.kernels.length}`)).toEqual(['general: 3', 'T=1: 2', 'T%16 D%4 H%4: 3', 'T%16: 3']);
     for (const { name, rt } of await testBackends()) {
-      for (const [t, d, h] of [[1, 16, 24], [16, 8, 12], [5, 12, 20]] as const) {
+      for (const [t, d, h] of [[1, 16, 24], [16, 8, 12], [16, 6, 12], [5, 12, 20]] as const) {
         const ins = inputsFor(block, { T: t, D: d, H: h });
         expect(await checkOnBackend(cp, rt, ins, { rtol: 5e-4, atol: 5e-5 }), `${name} T${t} D${d} H${h}`).toBeNull();
       }
@@ -121,11 +128,11 @@ describe('multi-versioning', () => {
   });
 
   it('compileTuned keeps a version that tuned parameters bring in (a general build tuned to taller tiles)', async () => {
-    // weights stored [N, K]: one-row tiles by default, so an aligned build would print like the
-    // general one and is not kept
+    // weights stored [N, K]: one-row tiles by default, so a build for aligned rows alone would print
+    // like the general one and is not kept (aligning K too drops the scalar fallback: that one is)
     const linear = D.kernel('lin', { x: D.tensor('f32', [M, K]), w: D.tensor('f32', [N, K]) }, ({ x, w }) => D.matmul(x, w.T));
     const base = compile(linear.program);
-    expect(allBuilds(base).map((b) => b.version)).toEqual(['general', 'M=1']);
+    expect(allBuilds(base).map((b) => b.version)).toEqual(['general', 'M=1', 'M%16 K%4 N%4']);
     const dir = mkdtempSync(join(tmpdir(), 'tessera-versions-'));
     try {
       const device = 'js:test device';
@@ -133,11 +140,11 @@ describe('multi-versioning', () => {
       const key = tuneKey(printKernel(base.kernels[0]!.kernel), device, COMPILER_VERSION);
       writeRecord({ key, kernel: base.kernels[0]!.kernel.name, device, compiler: COMPILER_VERSION, entries: [{ dims: { M: 9, N: 8, K: 8 }, params, medianMs: 1, defaultMs: 2, timing: 'wall' }] }, dir);
       const tuned = compileTuned(linear.program, device, { cacheDir: dir });
-      // the general build takes 4-row tiles (partial tiles now), so the aligned build differs and is kept
-      expect(allBuilds(tuned).map((b) => b.version)).toEqual(['general', 'M=1', 'M%16']);
+      // the general build takes 4-row tiles (partial tiles now), so the aligned-rows build differs and is kept
+      expect(allBuilds(tuned).map((b) => b.version)).toEqual(['general', 'M=1', 'M%16 K%4 N%4', 'M%16']);
       expect(tuned.kernels[0]!.kernel.schedule.params).toMatchObject(params);
       const rt = new JSRuntime({ boundsCheck: true });
-      for (const m of [1, 9, 16]) expect(await checkOnBackend(tuned, rt, inputsFor(linear, { M: m, N: 8, K: 8 }), { rtol: 2e-4, atol: 2e-5 }), `M=${m}`).toBeNull();
+      for (const [m, k] of [[1, 8], [9, 8], [16, 8], [16, 6]]) expect(await checkOnBackend(tuned, rt, inputsFor(linear, { M: m!, N: 8, K: k! }), { rtol: 2e-4, atol: 2e-5 }), `M=${m} K=${k}`).toBeNull();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -146,7 +153,7 @@ describe('multi-versioning', () => {
   it('groupParams reach each build by name, and the tuner times the build that runs at its dims', async () => {
     // parameters for one build leave the others' kernels alone
     const only = compile(mm.program, { groupParams: (_g, _i, v) => (v === 'M%16' ? { tm: 4, tn: 4, vec: 4 } : undefined) });
-    expect(allBuilds(only).map((b) => `${b.kernels[0]!.kernel.schedule.params['tm']}x${b.kernels[0]!.kernel.schedule.params['tn']}`)).toEqual(['8x8', '1x8', '4x4']);
+    expect(allBuilds(only).map((b) => `${b.kernels[0]!.kernel.schedule.params['tm']}x${b.kernels[0]!.kernel.schedule.params['tn']}`)).toEqual(['8x8', '1x8', '8x8', '4x4']);
     const dir = mkdtempSync(join(tmpdir(), 'tessera-versions-'));
     try {
       const rt = new JSRuntime();
@@ -155,7 +162,7 @@ describe('multi-versioning', () => {
       const device = `${rt.info.kind}:${rt.info.description}`;
       const recorded = (b: ReturnType<typeof compile>) => readRecord(tuneKey(printKernel(b.kernels[0]!.kernel), device, COMPILER_VERSION), dir) !== undefined;
       const cp = compile(mm.program);
-      expect(allBuilds(cp).map(recorded)).toEqual([false, false, true]);
+      expect(allBuilds(cp).map(recorded)).toEqual([false, false, true, false]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -58,8 +58,9 @@ export interface CompileOptions {
   /**
    * Multi-versioning (on unless `false`, `specialize` or `assume` is given): a program with matmuls
    * over a symbolic row dim (tokens) gets extra builds for one row (`T=1`, a decode step: fusion and
-   * schedules see one row) and for aligned rows (`T%16`: whole tiles), kept where their kernels
-   * differ from the general build's.
+   * schedules see one row), for aligned dims (`T%16` and every other dim a multiple of 4: whole
+   * tiles, vec4 paths with no scalar fallback) and for aligned rows (`T%16`: whole tiles), kept
+   * where their kernels differ from the general build's and from the next version's.
    */
   readonly versions?: boolean;
   /** Per-group schedule parameters (an autotuner's choices), over `params`; `version` names the build. */
@@ -126,6 +127,12 @@ export function allBuilds(cp: CompiledProgram): readonly CompiledProgram[] {
 export const ALIGN_ROWS = 16;
 
 /**
+ * What the version for aligned dims assumes of every other symbolic dim: a multiple of 4 (vec4
+ * paths with no scalar fallback; a dim like 344 or 172, common in small models, qualifies).
+ */
+export const ALIGN_COLS = 4;
+
+/**
  * The program's token dims: symbolic dims that are the row count (M) of some matmul and never its K
  * or N (a decode step runs them at 1).
  */
@@ -175,33 +182,42 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   if (rows.length === 0) return general;
   const text = (cp: CompiledProgram) => cp.kernels.map((k) => printKernel(k.kernel)).join('\n');
   const base = text(general);
-  const candidates: CompileOptions[] = [
-    { specialize: Object.fromEntries(rows.map((d) => [d, 1])) },
-    // the token dims alone: assuming N and K multiples of 4 too (no scalar fallback beside the vec4
-    // path) made the matmul 3-7% slower on lavapipe and under 1% faster on SwiftShader
-    { assume: Object.fromEntries(rows.map((d) => [d, ALIGN_ROWS])) },
+  // the other symbolic dims (columns, K, heads...): the version for aligned dims assumes them
+  // multiples of ALIGN_COLS too (vec4 paths without their scalar fallback)
+  const all = new Set<string>();
+  for (const i of source.inputs) shapeSymbols(i.shape, all);
+  const cols = [...all].filter((d) => !rows.includes(d)).sort();
+  const alignRows = Object.fromEntries(rows.map((d) => [d, ALIGN_ROWS]));
+  const candidates: [CompileOptions, string][] = [
+    [{ specialize: Object.fromEntries(rows.map((d) => [d, 1])) }, rows.map((d) => `${d}1`).join('_')],
+    ...(cols.length ? [[{ assume: { ...alignRows, ...Object.fromEntries(cols.map((d) => [d, ALIGN_COLS])) } }, 'aligned_all'] as [CompileOptions, string]] : []),
+    [{ assume: alignRows }, 'aligned'],
   ];
   // no dump from the versions: the stages dumped are the general build's
-  const versions = candidates.flatMap((c) => {
+  const built = candidates.flatMap(([c, tag]) => {
     try {
       const o = { ...opts, dumpAfter: [], ...c };
       // an assumption changes only the schedules: the general build's groups and buffers serve it
-      return [compileBuild(source, o, c.specialize ? frontEnd(source, o) : front)];
+      return [{ cp: compileBuild(source, o, c.specialize ? frontEnd(source, o) : front), tag }];
     } catch (e) {
       // a program that cannot be built for these dims (a shape needing more rows) has no such version
       if (e instanceof TesseraError && e.code !== 'E_INTERNAL') return [];
       throw e;
     }
-  }).filter((v) => text(v) !== base).map(tagKernels);
+  });
+  // a version is kept where its kernels differ from the general build's and from those of every
+  // later (broader) version's
+  const texts = built.map((v) => text(v.cp));
+  const versions = built.filter((_, i) => texts[i] !== base && !texts.slice(i + 1).includes(texts[i]!)).map((v) => tagKernels(v.cp, v.tag));
   return versions.length ? { ...general, versions } : general;
 }
 
 /**
- * A version's kernels renamed after its conditions (`mm_matmul_out__M1`, `..__aligned`), so every
- * kernel of a program has its own name across builds (one CUDA unit, one folder of files).
+ * A version's kernels renamed after its conditions (`mm_matmul_out__M1`, `..__aligned_all`,
+ * `..__aligned`), so every kernel of a program has its own name across builds (one CUDA unit, one
+ * folder of files).
  */
-function tagKernels(cp: CompiledProgram): CompiledProgram {
-  const tag = cp.specialized ? Object.entries(cp.specialized).map(([k, v]) => `${k}${v}`).join('_') : 'aligned';
+function tagKernels(cp: CompiledProgram, tag: string): CompiledProgram {
   return { ...cp, kernels: cp.kernels.map((k) => ({ ...k, kernel: { ...k.kernel, name: `${k.kernel.name}__${tag.replace(/[^A-Za-z0-9_]/g, '_')}` } })) };
 }
 
