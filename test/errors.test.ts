@@ -39,6 +39,13 @@ describe('errors at the DSL call site', () => {
 
   it('bad reshape, slice, pad and gather arguments', () => {
     expect(caught(() => D.kernel('k', { a: D.tensor('f32', [6]) }, ({ a }) => a.reshape(4, 2))).code).toBe('E_SHAPE');
+    // an array where the method takes the dims as arguments: a clear error, not a TypeError inside dim arithmetic
+    const arr = caught(() => D.kernel('k', { a: D.tensor('f32', [6]) }, ({ a }) => (a.reshape as (...s: unknown[]) => D.Tensor)([1, 6])));
+    expect(arr.code).toBe('E_ARG');
+    expect(arr.message).toMatch(/reshape: each entry of the shape is a dim or -1, got an array \(x\.reshape takes the dims as separate arguments/);
+    expect(arr.location?.file).toMatch(THIS_FILE);
+    expect(caught(() => D.tensor('f32', [[1, 6]] as unknown as number[])).code).toBe('E_SHAPE');
+    expect(caught(() => D.tensor('f32', [{ size: 6 }] as unknown as number[])).message).toMatch(/a shape's entries are dims/);
     expect(caught(() => D.kernel('k', { a: D.tensor('f32', [6]) }, ({ a }) => D.slice(a, [{ step: 0 }]))).code).toBe('E_ARG');
     expect(caught(() => D.kernel('k', { a: D.tensor('f32', [6]) }, ({ a }) => D.pad(a, [[-1, 0]]))).code).toBe('E_ARG');
     expect(caught(() => D.kernel('k', { a: D.tensor('f32', [6]), i: D.tensor('f32', [2]) }, ({ a, i }) => D.gather(a, i))).code).toBe('E_DTYPE');

@@ -2,6 +2,7 @@
  * Composite ops, decomposed into primitives so that fusion sees their parts: a softmax becomes
  * max, sub, exp, sum and div, which the row-reduction schedule runs as one kernel.
  */
+import { intArg, numberArg, tensorArg } from './args.js';
 import { atCallSite, dslError } from './build.js';
 import { add, div, exp, log, max, mean, mul, rsqrt, sub, sum } from './ops.js';
 import type { Tensor } from './tensor.js';
@@ -13,6 +14,8 @@ function floatOnly(name: string, x: Tensor): void {
 }
 
 export function softmax(x: Tensor, axis = -1): Tensor {
+  tensorArg('softmax', 'x', x);
+  intArg('softmax', 'axis', axis);
   floatOnly('softmax', x);
   const a = atCallSite(() => checkAxis(axis, x.rank));
   const e = exp(sub(x, max(x, a, true)));
@@ -20,6 +23,8 @@ export function softmax(x: Tensor, axis = -1): Tensor {
 }
 
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  tensorArg('log_softmax', 'x', x);
+  intArg('log_softmax', 'axis', axis);
   floatOnly('log_softmax', x);
   const a = atCallSite(() => checkAxis(axis, x.rank));
   const shifted = sub(x, max(x, a, true));
@@ -28,6 +33,10 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 
 /** Layer norm over the last axis, with optional gain and bias of shape [last]. */
 export function layernorm(x: Tensor, gamma?: Tensor, beta?: Tensor, eps = 1e-5): Tensor {
+  tensorArg('layernorm', 'x', x);
+  if (gamma !== undefined) tensorArg('layernorm', 'gamma', gamma);
+  if (beta !== undefined) tensorArg('layernorm', 'beta', beta);
+  numberArg('layernorm', 'eps', eps);
   floatOnly('layernorm', x);
   const a = x.rank - 1;
   const centered = sub(x, mean(x, a, true));
@@ -39,6 +48,9 @@ export function layernorm(x: Tensor, gamma?: Tensor, beta?: Tensor, eps = 1e-5):
 
 /** RMS norm over the last axis: x / sqrt(mean(x^2) + eps) * gamma. */
 export function rmsnorm(x: Tensor, gamma?: Tensor, eps = 1e-5): Tensor {
+  tensorArg('rmsnorm', 'x', x);
+  if (gamma !== undefined) tensorArg('rmsnorm', 'gamma', gamma);
+  numberArg('rmsnorm', 'eps', eps);
   floatOnly('rmsnorm', x);
   const a = x.rank - 1;
   const y = mul(x, rsqrt(add(mean(mul(x, x), a, true), eps)));

@@ -9,6 +9,7 @@ import type { Node } from '../ir/graph.js';
 import type { IExpr } from '../ir/index-expr.js';
 import { iexprType } from '../ir/infer.js';
 import type { BinaryOp, UnaryOp } from '../ir/ops.js';
+import { describe, dimArg, dtypeArg, numberArg, shapeArg } from './args.js';
 import { atCallSite, buildNode, dslError } from './build.js';
 import { Tensor } from './tensor.js';
 
@@ -25,7 +26,9 @@ type Draft =
 export type IndexLike = IndexExpr | number;
 
 function lift(x: IndexLike, dtype: DType = 'i32'): IndexExpr {
-  return typeof x === 'number' ? new IndexExpr({ k: 'num', v: x, dtype }) : x;
+  if (typeof x === 'number') return new IndexExpr({ k: 'num', v: x, dtype });
+  if (!(x instanceof IndexExpr)) throw dslError('E_ARG', `compute: an operand must be an index expression or a number, got ${describe(x)}`);
+  return x;
 }
 
 export class IndexExpr {
@@ -73,33 +76,37 @@ export class IndexExpr {
   log() { return this.un('log'); }
   sqrt() { return this.un('sqrt'); }
   abs() { return this.un('abs'); }
-  cast(dtype: DType) { return new IndexExpr({ k: 'cast', dtype, a: this.draft }); }
+  cast(dtype: DType) { return new IndexExpr({ k: 'cast', dtype: dtypeArg('cast', 'dtype', dtype), a: this.draft }); }
 }
 
 /** Reads an element of a tensor inside compute(). */
 export function atIndex(t: Tensor, idx: readonly IndexLike[]): IndexExpr {
+  if (!Array.isArray(idx)) throw dslError('E_ARG', `compute: a tensor is indexed with an array of indices, got ${describe(idx)}`);
   if (idx.length !== t.rank) throw dslError('E_SHAPE', `tensor of rank ${t.rank} indexed with ${idx.length} indices`);
   return new IndexExpr({ k: 'at', node: t.node, idx: idx.map((i) => lift(i).draft) });
 }
 
 /** A dim's value as an i32 index expression (e.g. to flip an axis: `dimv(N).sub(1).sub(j)`). */
 export function dimv(d: Dim): IndexExpr {
-  return new IndexExpr({ k: 'dim', d });
+  return new IndexExpr({ k: 'dim', d: dimArg('dimv', 'd', d) });
 }
 
 export function select(c: IndexExpr, a: IndexLike, b: IndexLike): IndexExpr {
+  if (!(c instanceof IndexExpr)) throw dslError('E_ARG', `select: the condition must be an index expression, got ${describe(c)}`);
   return new IndexExpr({ k: 'where', c: c.draft, a: lift(a, 'f32').draft, b: lift(b, 'f32').draft });
 }
 
 /** A float literal inside compute() (plain numbers default to i32 next to indices). */
 export function lit(v: number, dtype: DType = 'f32'): IndexExpr {
-  return new IndexExpr({ k: 'num', v, dtype });
+  return new IndexExpr({ k: 'num', v: numberArg('lit', 'v', v), dtype: dtypeArg('lit', 'dtype', dtype) });
 }
 
 let reductionCounter = 0;
 function reduction(fn: 'sum' | 'max' | 'min', extent: Dim, body: (k: IndexExpr) => IndexExpr): IndexExpr {
+  dimArg(`reduce${fn[0]!.toUpperCase()}${fn.slice(1)}`, 'extent', extent);
+  if (typeof body !== 'function') throw dslError('E_ARG', `reduce${fn[0]!.toUpperCase()}${fn.slice(1)}: body must be a function of the reduction index, got ${describe(body)}`);
   const name = `r${reductionCounter++}`;
-  return new IndexExpr({ k: 'red', fn, name, extent, body: body(new IndexExpr({ k: 'rvar', name })).draft });
+  return new IndexExpr({ k: 'red', fn, name, extent, body: lift(body(new IndexExpr({ k: 'rvar', name })), 'f32').draft });
 }
 /** Sum over a named reduction axis k in [0, extent). */
 export const reduceSum = (extent: Dim, body: (k: IndexExpr) => IndexExpr) => reduction('sum', extent, body);
@@ -111,6 +118,8 @@ export const reduceMin = (extent: Dim, body: (k: IndexExpr) => IndexExpr) => red
  * renamed to r0, r1, ... in order of appearance so equal programs hash equal.
  */
 export function compute(shape: readonly Dim[], f: (...idx: IndexExpr[]) => IndexLike): Tensor {
+  shapeArg('compute', 'shape', shape);
+  if (typeof f !== 'function') throw dslError('E_ARG', `compute: f must be a function of the indices, got ${describe(f)}`);
   const body = lift(f(...shape.map((_, i) => new IndexExpr({ k: 'idx', i }))), 'f32').draft;
   const nodes: Node[] = [];
   const names = new Map<string, string>();

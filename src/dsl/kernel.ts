@@ -3,14 +3,15 @@
  * once to build the graph, and returns the Program the compiler takes.
  */
 import { isDType, type DType } from '../ir/dtype.js';
-import { sym, type Dim } from '../ir/dims.js';
+import { isDim, sym, type Dim } from '../ir/dims.js';
 import type { Program } from '../ir/graph.js';
+import { describe } from './args.js';
 import { dslError, leafNode } from './build.js';
 import { Tensor } from './tensor.js';
 
 /** A named symbolic dimension, bound when the program is dispatched. */
 export function dim(name: string): Dim {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw dslError('E_ARG', `dim name '${name}' is not an identifier`);
+  if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw dslError('E_ARG', `dim name ${typeof name === 'string' ? `'${name}'` : describe(name)} is not an identifier`);
   return sym(name);
 }
 
@@ -20,8 +21,10 @@ export interface TensorSpec<D extends DType = DType> {
 }
 
 export function tensor<D extends DType>(dtype: D, shape: readonly Dim[]): TensorSpec<D> {
-  if (!isDType(dtype)) throw dslError('E_DTYPE', `unknown dtype '${String(dtype)}'`);
+  if (!isDType(dtype)) throw dslError('E_DTYPE', `unknown dtype ${typeof dtype === 'string' ? `'${dtype}'` : describe(dtype)}`);
+  if (!Array.isArray(shape)) throw dslError('E_SHAPE', `a tensor's shape is an array of dims, got ${typeof shape}`);
   for (const d of shape) {
+    if (!isDim(d)) throw dslError('E_SHAPE', `a shape's entries are dims (positive integers or D.dim(...)), got ${Array.isArray(d) ? 'an array' : String(d)}`);
     if (typeof d === 'number' && (!Number.isInteger(d) || d < 1)) throw dslError('E_SHAPE', `dims must be positive integers, got ${d}`);
   }
   return { dtype, shape };
@@ -39,7 +42,13 @@ export interface KernelDef<P extends Params = Params> {
 }
 
 export function kernel<P extends Params>(name: string, params: P, body: (t: Handles<P>) => Outputs): KernelDef<P> {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw dslError('E_ARG', `kernel name '${name}' is not an identifier`);
+  if (typeof name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw dslError('E_ARG', `kernel name ${typeof name === 'string' ? `'${name}'` : describe(name)} is not an identifier`);
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) throw dslError('E_ARG', `kernel '${name}': params must be a record of D.tensor(...) specs, got ${describe(params)}`);
+  for (const [pname, spec] of Object.entries(params)) {
+    if (typeof spec !== 'object' || spec === null || !('dtype' in spec) || !('shape' in spec)) throw dslError('E_ARG', `kernel '${name}': parameter '${pname}' must be a D.tensor(dtype, shape) spec, got ${describe(spec)}`);
+    tensor(spec.dtype, spec.shape);
+  }
+  if (typeof body !== 'function') throw dslError('E_ARG', `kernel '${name}': body must be a function of the parameters' tensors, got ${describe(body)}`);
   const handles: Record<string, Tensor> = {};
   for (const [pname, spec] of Object.entries(params)) {
     handles[pname] = new Tensor(leafNode('input', spec.dtype, spec.shape, { name: pname }));

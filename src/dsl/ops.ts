@@ -3,23 +3,28 @@
  * broadcasting and scalar operands) and reports mistakes at the author's call site.
  */
 import { isDType, isFloat, type DType } from '../ir/dtype.js';
-import { dimEq, dimKey, dimProduct, dimDiv, isConst, shapeToString, simplifyDim, type Dim, type Shape } from '../ir/dims.js';
+import { dimEq, dimKey, isDim, dimProduct, dimDiv, isConst, shapeToString, simplifyDim, type Dim, type Shape } from '../ir/dims.js';
 import type { Node } from '../ir/graph.js';
 import { checkAxis, sliceSize } from '../ir/infer.js';
 import type { BinaryOp, ReduceOp, UnaryOp } from '../ir/ops.js';
 import { atCallSite, buildNode, dslError, leafNode } from './build.js';
+import { axesArg, boolArg, describe, dtypeArg, intArg, intsArg, numberArg, shapeArg, tensorArg, tensorLikeArg, tensorsArg } from './args.js';
 import { Tensor, type Axes, type TensorLike } from './tensor.js';
 
 const wrap = <D extends DType = DType>(n: Node) => new Tensor<D>(n);
 
 /** A scalar constant of `dtype`, shape []. */
 export function scalar(value: number | boolean, dtype: DType = 'f32'): Tensor {
+  if (typeof value !== 'number' && typeof value !== 'boolean') throw dslError('E_ARG', `scalar: value must be a number or a boolean, got ${describe(value)}`);
+  dtypeArg('scalar', 'dtype', dtype);
   const v = typeof value === 'boolean' ? Number(value) : value;
   return wrap(leafNode('const', dtype, [], { value: v }));
 }
 
 /** A constant filled with `value`, broadcast to `shape`. */
 export function full(shape: readonly Dim[], value: number, dtype: DType = 'f32'): Tensor {
+  shapeArg('full', 'shape', shape);
+  numberArg('full', 'value', value);
   return expandTo(scalar(value, dtype), shape);
 }
 
@@ -37,6 +42,8 @@ function expandTo(t: Tensor, shape: Shape): Tensor {
 }
 
 export function broadcastShapes(a: Shape, b: Shape): Shape {
+  shapeArg('broadcastShapes', 'a', a);
+  shapeArg('broadcastShapes', 'b', b);
   const r = Math.max(a.length, b.length);
   const out: Dim[] = [];
   for (let i = 0; i < r; i++) {
@@ -51,6 +58,7 @@ export function broadcastShapes(a: Shape, b: Shape): Shape {
 
 /** Broadcasts tensors (and numbers, which take the first tensor's dtype) to one shape. */
 export function broadcast(...xs: TensorLike[]): Tensor[] {
+  xs.forEach((x, i) => tensorLikeArg('broadcast', `operand ${i}`, x));
   const like = xs.find((x): x is Tensor => typeof x !== 'number');
   if (!like) throw dslError('E_ARG', 'at least one operand must be a tensor');
   const ts = xs.map((x) => asTensor(x, like));
@@ -59,6 +67,7 @@ export function broadcast(...xs: TensorLike[]): Tensor[] {
 }
 
 function unary(op: UnaryOp, x: Tensor): Tensor {
+  tensorArg(op, 'x', x);
   return wrap(buildNode(op, [x.node]));
 }
 export const neg = (x: Tensor) => unary('neg', x);
@@ -78,15 +87,21 @@ export const floor = (x: Tensor) => unary('floor', x);
 export const ceil = (x: Tensor) => unary('ceil', x);
 export const not = (x: Tensor) => unary('not', x) as Tensor<'bool'>;
 /** GELU, exact (erf) by default or with the tanh approximation. */
-export const gelu = (x: Tensor, approximate: 'tanh' | 'none' = 'none') => unary(approximate === 'tanh' ? 'gelu_tanh' : 'gelu_erf', x);
+export function gelu(x: Tensor, approximate: 'tanh' | 'none' = 'none'): Tensor {
+  if (approximate !== 'tanh' && approximate !== 'none') throw dslError('E_ARG', `gelu: approximate must be 'tanh' or 'none', got ${describe(approximate)}`);
+  return unary(approximate === 'tanh' ? 'gelu_tanh' : 'gelu_erf', x);
+}
 
 export function cast<T extends DType>(x: Tensor, to: T): Tensor<T> {
+  tensorArg('cast', 'x', x);
   if (!isDType(to)) throw dslError('E_DTYPE', `unknown dtype '${String(to)}'`);
   if (x.dtype === to) return x as Tensor<T>;
   return wrap<T>(buildNode('cast', [x.node], { to }));
 }
 
 function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
+  tensorLikeArg(op, 'a', a);
+  tensorLikeArg(op, 'b', b);
   const [x, y] = broadcast(a, b) as [Tensor, Tensor];
   return wrap(buildNode(op, [x.node, y.node]));
 }
@@ -120,6 +135,9 @@ export const or = (a: TensorLike, b: TensorLike) => binary('or', a, b) as Tensor
 
 /** `cond ? a : b` elementwise, with broadcasting. */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
+  tensorArg('where', 'cond', cond);
+  tensorLikeArg('where', 'a', a);
+  tensorLikeArg('where', 'b', b);
   const like = typeof a !== 'number' ? a : typeof b !== 'number' ? b : undefined;
   if (!like) throw dslError('E_ARG', 'where needs at least one tensor branch');
   const [c, x, y] = broadcast(cond, asTensor(a, like), asTensor(b, like)) as [Tensor, Tensor, Tensor];
@@ -132,6 +150,9 @@ function normAxes(x: Tensor, axes: Axes | undefined): number[] {
 }
 
 function reduce(op: ReduceOp, x: Tensor, axes: Axes | undefined, keepdims: boolean): Tensor {
+  tensorArg(op, 'x', x);
+  if (axes !== undefined) axesArg(op, op === 'argmax' || op === 'argmin' ? 'axis' : 'axes', axes);
+  boolArg(op, 'keepdims', keepdims);
   return wrap(buildNode(op, [x.node], { axes: normAxes(x, axes), keepdims }));
 }
 export const sum = (x: Tensor, axes?: Axes, keepdims = false) => reduce('sum', x, axes, keepdims);
@@ -143,6 +164,11 @@ export const argmin = (x: Tensor, axis = -1, keepdims = false) => reduce('argmin
 
 /** Row-major reshape; one entry may be -1 (inferred). */
 export function reshape(x: Tensor, shape: readonly (Dim | -1)[]): Tensor {
+  tensorArg('reshape', 'x', x);
+  if (!Array.isArray(shape)) throw dslError('E_ARG', `reshape: the shape must be an array of dims, got ${describe(shape)}`);
+  for (const d of shape) {
+    if (!isDim(d)) throw dslError('E_ARG', `reshape: each entry of the shape is a dim or -1, got ${Array.isArray(d) ? 'an array (x.reshape takes the dims as separate arguments: x.reshape(1, N); D.reshape(x, [1, N]) takes an array)' : String(d)}`);
+  }
   const holes = shape.filter((d) => d === -1).length;
   if (holes > 1) throw dslError('E_ARG', `reshape takes at most one -1, got ${holes}`);
   let to = shape as Dim[];
@@ -156,12 +182,17 @@ export function reshape(x: Tensor, shape: readonly (Dim | -1)[]): Tensor {
 }
 
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  tensorArg('permute', 'x', x);
+  intsArg('permute', 'perm', perm);
   const p = atCallSite(() => perm.map((a) => checkAxis(a, x.rank)));
   if (p.every((v, i) => v === i) && p.length === x.rank) return x;
   return wrap(buildNode('permute', [x.node], { perm: p }));
 }
 
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  tensorArg('transpose', 'x', x);
+  intArg('transpose', 'a', a);
+  intArg('transpose', 'b', b);
   if (x.rank < 2) throw dslError('E_SHAPE', `transpose needs rank >= 2, got ${shapeToString(x.shape)}`);
   const [i, j] = atCallSite(() => [checkAxis(a, x.rank), checkAxis(b, x.rank)]);
   const perm = x.shape.map((_, k) => (k === i ? j : k === j ? i : k));
@@ -169,6 +200,8 @@ export function transpose(x: Tensor, a = -2, b = -1): Tensor {
 }
 
 export function expand(x: Tensor, shape: readonly Dim[]): Tensor {
+  tensorArg('expand', 'x', x);
+  shapeArg('expand', 'shape', shape);
   return expandTo(x, shape);
 }
 
@@ -180,6 +213,16 @@ export interface SliceSpec {
 
 /** Per-axis slices with numpy semantics (negative constant start/end count from the end). */
 export function slice(x: Tensor, specs: readonly (SliceSpec | undefined)[]): Tensor {
+  tensorArg('slice', 'x', x);
+  if (!Array.isArray(specs)) throw dslError('E_ARG', `slice: specs must be an array of { start, end, step } (one per axis), got ${describe(specs)}`);
+  specs.forEach((s: unknown, i) => {
+    if (s === undefined) return;
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) throw dslError('E_ARG', `slice: specs[${i}] must be { start?, end?, step? }, got ${describe(s)}`);
+    const { start, end } = s as SliceSpec;
+    for (const [k, v] of [['start', start], ['end', end]] as const) {
+      if (v !== undefined && !(typeof v === 'number' ? Number.isInteger(v) : isDim(v))) throw dslError('E_ARG', `slice: specs[${i}].${k} must be an integer or a dim, got ${describe(v)}`);
+    }
+  });
   if (specs.length > x.rank) throw dslError('E_AXIS', `slice got ${specs.length} axes for a tensor of rank ${x.rank}`);
   const starts: Dim[] = [];
   const steps: number[] = [];
@@ -214,11 +257,20 @@ export function slice(x: Tensor, specs: readonly (SliceSpec | undefined)[]): Ten
 }
 
 export function pad(x: Tensor, widths: readonly (readonly [number, number])[], value = 0): Tensor {
+  tensorArg('pad', 'x', x);
+  if (!Array.isArray(widths)) throw dslError('E_ARG', `pad: widths must be an array of [before, after] pairs, got ${describe(widths)}`);
+  widths.forEach((w: unknown, i) => {
+    if (!Array.isArray(w) || w.length !== 2) throw dslError('E_ARG', `pad: widths[${i}] must be a pair [before, after], got ${describe(w)}`);
+    w.forEach((v, j) => intArg('pad', `widths[${i}][${j}]`, v));
+  });
+  numberArg('pad', 'value', value);
   if (widths.length !== x.rank) throw dslError('E_ARG', `pad needs [before, after] for each of ${x.rank} axes, got ${widths.length}`);
   return wrap(buildNode('pad', [x.node], { before: widths.map((w) => w[0]), after: widths.map((w) => w[1]), value }));
 }
 
 export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  tensorsArg('concat', 'xs', xs);
+  intArg('concat', 'axis', axis);
   if (xs.length === 0) throw dslError('E_ARG', 'concat needs at least one tensor');
   const a = atCallSite(() => checkAxis(axis, xs[0]!.rank));
   if (xs.length === 1) return xs[0]!;
@@ -227,6 +279,9 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
 
 /** numpy `take`: out = x.shape[:axis] ++ idx.shape ++ x.shape[axis+1:]; indices are clamped. */
 export function gather(x: Tensor, idx: Tensor, axis = 0): Tensor {
+  tensorArg('gather', 'x', x);
+  tensorArg('gather', 'idx', idx);
+  intArg('gather', 'axis', axis);
   const a = atCallSite(() => checkAxis(axis, x.rank));
   return wrap(buildNode('gather', [x.node, idx.node], { axis: a }));
 }
@@ -236,6 +291,10 @@ export function gather(x: Tensor, idx: Tensor, axis = 0): Tensor {
  * batch dims broadcast. `transA`/`transB` transpose the last two axes first.
  */
 export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
+  tensorArg('matmul', 'a', a);
+  tensorArg('matmul', 'b', b);
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw dslError('E_ARG', `matmul: opts must be { transA?, transB? }, got ${describe(opts)}`);
+  for (const k of ['transA', 'transB'] as const) if (opts[k] !== undefined) boolArg('matmul', `opts.${k}`, opts[k]);
   if (a.rank === 0 || b.rank === 0) throw dslError('E_SHAPE', 'matmul does not take scalars; use mul');
   let x = opts.transA ? transpose(a) : a;
   let y = opts.transB ? transpose(b) : b;

@@ -7,6 +7,14 @@ import { fail } from '../errors.js';
 
 export type DimOp = '+' | '-' | '*' | '/' | 'cdiv';
 export type Dim = number | { readonly sym: string } | { readonly op: DimOp; readonly a: Dim; readonly b: Dim };
+
+/** Is `x` a Dim (checked at the DSL's boundary, where untyped callers may pass anything)? */
+export function isDim(x: unknown): x is Dim {
+  if (typeof x === 'number') return true;
+  if (typeof x !== 'object' || x === null || Array.isArray(x)) return false;
+  if ('sym' in x) return typeof x.sym === 'string';
+  return 'op' in x && 'a' in x && 'b' in x && isDim(x.a) && isDim(x.b);
+}
 export type Shape = readonly Dim[];
 
 export function sym(name: string): Dim {

@@ -6,8 +6,8 @@
 export const DTYPES = ['f32', 'f16', 'bf16', 'i32', 'u32', 'bool'] as const;
 export type DType = (typeof DTYPES)[number];
 
-export function isDType(s: string): s is DType {
-  return (DTYPES as readonly string[]).includes(s);
+export function isDType(s: unknown): s is DType {
+  return typeof s === 'string' && (DTYPES as readonly string[]).includes(s);
 }
 
 export function isFloat(d: DType): boolean {
