@@ -52,6 +52,11 @@ export class Scope {
 export interface RowVec4 {
   readonly bufs: ReadonlySet<string>;
   readonly aligned: (base: LExpr) => boolean;
+  /**
+   * `aligned` holds on every path of the kernel (a known multiple of 4, not one that only the
+   * vector path's test makes true): reductions placed above the thread's scope may read vec4s too.
+   */
+  readonly anywhere?: boolean;
 }
 
 /** The lane values of each vectorized load in one unrolled loop body (lane-0 load -> lane names). */
@@ -281,8 +286,8 @@ export class Emitter {
     const zero: KExpr = { k: 'lit', t: 'i32', v: 0 };
     const main = new Scope([v]);
     // whole chunks of a multiple of 4 lanes may read vec4s (not the tail, nor a reduction hoisted
-    // out of the thread's scope, which runs on either path)
-    const quads: LaneLoads | undefined = this.vec4 && u % 4 === 0 && chain.length > 1 ? new Map() : undefined;
+    // out of the thread's scope, which runs on either path, unless alignment holds on both)
+    const quads: LaneLoads | undefined = this.vec4 && u % 4 === 0 && (chain.length > 1 || this.vec4.anywhere) ? new Map() : undefined;
     for (let q = 0; q < u; q++) run(main, q, quads);
     if (u === 1) {
       scope.stmts.push({ k: 'for', v: vname, from: coop ? { k: 'lid' } : zero, to, step: coop?.wg ?? 1, body: main.stmts });

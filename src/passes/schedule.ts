@@ -340,6 +340,12 @@ export function startMatmul(group: FusedGroup, names: BufferNames): { b: Build; 
     if (idx.some((x, i) => x !== held.idx[i])) fail('E_INTERNAL', `epilogue of %${group.root.id} reads the matmul at another element`);
     return held.acc;
   });
+  // Reductions in a prologue or epilogue (a norm's statistic over a row of A, often hoisted above
+  // the thread guard: one token's) run unrolled, reading vec4s where the row starts at a known
+  // multiple of 4 (one row, or dims assumed aligned): on SwiftShader a scalar read with a dynamic
+  // component costs more than the FMA it feeds.
+  b.emitter.unroll = ROW_UNROLL;
+  b.emitter.vec4 = { bufs: f32Reads(group, names), aligned: (base) => L.knownMultiple(base) % 4 === 0, anywhere: true };
   return { b, epi, mm };
 }
 
