@@ -1,6 +1,7 @@
 /**
  * The subgroup-shared matmul schedule (sg = 1: a workgroup of one subgroup sharing A's values by
- * shuffles) against the default register-blocked schedule, f32 matmul n x n x n, in one process:
+ * shuffles) against the default register-blocked schedule, f32 matmul n x n x n, in one process
+ * (each tile also with a chunk's steps one at a time, uk 1, against its default of two):
  * interleaved rounds, device time where the adapter has timestamps, each checked against the
  * default's output first.
  *   VK_ICD_FILENAMES=/usr/share/vulkan/icd.d/lvp_icd.json node --import tsx bench/matmul-sg.ts 256 512
@@ -23,7 +24,10 @@ for (const n of process.argv.slice(2).length ? process.argv.slice(2).map(Number)
   const data = (seed: number) => ({ shape: [n, n], data: Float32Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37 + seed)) });
   const ins = { a: data(1), b: data(2) };
   const group = compile(def.program).kernels[0]!.group;
-  const cands: [string, Candidate | undefined][] = [['default', undefined], ...candidatesFor(group, caps, { M: n, N: n, K: n }).filter((c) => c.sg === 1).map((c): [string, Candidate] => [`sg ${c.tm}x${c.tn}${c.vec ? ' vec4' : ''} in ${c.workgroupSize}`, c])];
+  const cands: [string, Candidate | undefined][] = [['default', undefined], ...candidatesFor(group, caps, { M: n, N: n, K: n }).filter((c) => c.sg === 1).flatMap((c): [string, Candidate][] => {
+    const name = `sg ${c.tm}x${c.tn}${c.vec ? ' vec4' : ''} in ${c.workgroupSize}`;
+    return [[name, c], [`${name}, uk 1`, { ...c, uk: 1 }]];
+  })];
   const preps: [string, Prepared][] = cands.map(([name, c]) => [name, prepare(compile(def.program, { groupParams: () => c }), rt, ins)]);
   let want: ArrayLike<number> | undefined;
   for (const [name, p] of preps) {
@@ -44,7 +48,7 @@ for (const n of process.argv.slice(2).length ? process.argv.slice(2).map(Number)
   const base = median(times.get('default')!);
   for (const [name, p] of preps) {
     const ms = median(times.get(name)!);
-    console.log(`  ${n}^3 ${name.padEnd(16)} ${ms.toFixed(2).padStart(8)} ms ${((2 * n ** 3) / (ms * 1e6)).toFixed(2).padStart(6)} GFLOP/s  ${(base / ms).toFixed(2)}x the default (${JSON.stringify(p.program.kernels[0]!.kernel.schedule.params)})`);
+    console.log(`  ${n}^3 ${name.padEnd(24)} ${ms.toFixed(2).padStart(8)} ms ${((2 * n ** 3) / (ms * 1e6)).toFixed(2).padStart(6)} GFLOP/s  ${(base / ms).toFixed(2)}x the default (${JSON.stringify(p.program.kernels[0]!.kernel.schedule.params)})`);
     p.free();
   }
 }

@@ -29,7 +29,7 @@ describe('subgroup-shared matmul', () => {
   it('shares A by shuffles in a workgroup of one subgroup', () => {
     const cp = compile(programs[0]!.program, { versions: false, params: { sg: 1, tm: 2, tn: 2, workgroupSize: 8 } });
     const k = cp.kernels[0]!.kernel;
-    expect(k.schedule).toEqual({ kind: 'matmul_sg', params: { sg: 1, tm: 2, tn: 2, vec: 0, workgroupSize: 8 } });
+    expect(k.schedule).toEqual({ kind: 'matmul_sg', params: { sg: 1, tm: 2, tn: 2, vec: 0, uk: 2, workgroupSize: 8 } });
     expect(k.subgroup).toBe(true);
     expect(k.flexibleWorkgroup).toBeUndefined();
     let shuffles = 0;
@@ -38,16 +38,25 @@ describe('subgroup-shared matmul', () => {
       if (e.k === 'shuffle') shuffles++;
       if (e.k === 'load' && e.buf === 'a') aLoads++;
     });
-    // one shuffle and one A load per row of the tile, in the whole chunks' loop and in the last chunk
-    expect([shuffles, aLoads]).toEqual([4, 4]);
+    // one A load per row of the tile in the whole chunks' loop and in the last chunk; one shuffle per
+    // row and step, two steps at a time in whole chunks (uk 2) and one in the last chunk
+    expect([shuffles, aLoads]).toEqual([6, 4]);
+    const shufflesAt = (uk: number) => {
+      let n = 0;
+      forEachKExpr(compile(programs[0]!.program, { versions: false, params: { sg: 1, tm: 2, tn: 2, uk, workgroupSize: 8 } }).kernels[0]!.kernel.body, (e) => {
+        if (e.k === 'shuffle') n++;
+      });
+      return n;
+    };
+    expect([1, 4, 8, 16].map(shufflesAt)).toEqual([4, 10, 18, 18]);
     // vec4: B read a vec4 at a time under a uniform N % 4 test, the scalar path beside it
     const v4 = compile(programs[0]!.program, { versions: false, params: { sg: 1, vec: 4, tm: 2, tn: 4, workgroupSize: 8 } }).kernels[0]!.kernel;
     let b4 = 0;
     forEachKExpr(v4.body, (e) => {
       if (e.k === 'load4' && e.buf === 'b') b4++;
     });
-    expect(b4).toBe(2);
-    expect(v4.schedule.params).toEqual({ sg: 1, tm: 2, tn: 4, vec: 4, workgroupSize: 8 });
+    expect(b4).toBe(2 + 1);
+    expect(v4.schedule.params).toEqual({ sg: 1, tm: 2, tn: 4, vec: 4, uk: 2, workgroupSize: 8 });
     expect(() => compile(programs[0]!.program, { params: { sg: 1, vec: 4, tn: 2, workgroupSize: 8 } })).toThrow(/tn a multiple of 4/);
     expect(() => compile(programs[0]!.program, { params: { sg: 1, workgroupSize: 12 } })).toThrow(/power of two from 2 to 32, got 12/);
     expect(() => compile(programs[0]!.program, { params: { sg: 1, workgroupSize: 64 } })).toThrow(/got 64/);
@@ -60,14 +69,15 @@ describe('subgroup-shared matmul', () => {
       if (!rt.info.features.includes('subgroups') || sg === undefined || sg < 2) continue;
       ran++;
       const S = Math.min(sg, MAX_SG);
-      // [tm, tn, vec]: the scalar path, and the vec4 path (taken where N % 4 == 0, the scalar one otherwise)
-      const tiles = name === 'js' ? [[1, 1, 0], [2, 2, 0], [4, 1, 0], [1, 4, 4], [2, 8, 4]] : smokeRun() ? [[2, 2, 0], [2, 4, 4]] : [[1, 1, 0], [2, 2, 0], [1, 4, 4], [2, 8, 4]];
+      // [tm, tn, vec, uk]: the scalar path, and the vec4 path (taken where N % 4 == 0, the scalar one
+      // otherwise); whole chunks' steps one, two (the default) or four at a time
+      const tiles = name === 'js' ? [[1, 1, 0, 1], [2, 2, 0, 2], [4, 1, 0, 4], [1, 4, 4, 1], [2, 8, 4, 2], [2, 4, 4, 4]] : smokeRun() ? [[2, 2, 0, 2], [2, 4, 4, 4]] : [[1, 1, 0, 1], [2, 2, 0, 2], [1, 4, 4, 4], [2, 8, 4, 2]];
       for (const def of programs) {
-        for (const [tm, tn, vec] of tiles) {
+        for (const [tm, tn, vec, uk] of tiles) {
           for (const [m, n, k] of sizes) {
             const dims = { M: m, N: n, K: k, B: 2 };
-            const cp = compile(def.program, { params: { sg: 1, vec: vec!, tm: tm!, tn: tn!, workgroupSize: S } });
-            expect(await checkOnBackend(cp, rt, inputsFor(def, dims), { rtol: 2e-4, atol: 2e-5 }), `${def.name} ${m}x${n}x${k} tile ${tm}x${tn} vec ${vec} S=${S} on ${name}`).toBeNull();
+            const cp = compile(def.program, { params: { sg: 1, vec: vec!, tm: tm!, tn: tn!, uk: uk!, workgroupSize: S } });
+            expect(await checkOnBackend(cp, rt, inputsFor(def, dims), { rtol: 2e-4, atol: 2e-5 }), `${def.name} ${m}x${n}x${k} tile ${tm}x${tn} vec ${vec} uk ${uk} S=${S} on ${name}`).toBeNull();
           }
         }
       }

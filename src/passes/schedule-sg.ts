@@ -27,6 +27,15 @@ import { blockOf, finish, matmulDims, startMatmul, storeTile, storeTile4, type B
 /** The largest subgroup the schedule takes: a CUDA warp. */
 export const MAX_SG = 32;
 
+/**
+ * Steps of a whole chunk taken at a time by default (ScheduleParams.uk): each accumulator gets
+ * that many multiply-adds in one chain, so it is loaded and stored once per chain where the
+ * driver keeps it in memory (a 32x16 tile's 512 floats per lane on lavapipe). Two steps measured
+ * 1.13-1.17x one at 256-1024 on lavapipe for tiles of 8x8 and up (4x4 and 1x4 even), 1.07x on
+ * SwiftShader; four and eight were slower than two on lavapipe.
+ */
+export const SG_STEPS = 2;
+
 const i32 = (x: number): KExpr => ({ k: 'lit', t: 'i32', v: x });
 
 export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, params: ScheduleParams): Kernel {
@@ -52,9 +61,13 @@ export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, pa
   // Whole chunks run S steps, then the last chunk K % S (none where K is a known multiple of S). `chunk` fills a scope for the chunk at
   // K index kBase with `steps` steps: the lanes' A values, then the step loop calling `step`.
   const full = L.div(Ke, L.i32(S));
-  const chunks = (into: KStmt[], step: (k: LExpr, a: readonly KExpr[], chain: readonly Scope[]) => void) => {
+  // whole chunks take U steps at a time: each accumulator's U multiply-adds in one chain
+  const U = Math.min(params.uk || SG_STEPS, S);
+  if (S % U !== 0) fail('E_ARG', `subgroup matmul: uk=${U} must divide the subgroup (${S})`);
+  const chunks = (into: KStmt[], step: (ks: readonly LExpr[], a: readonly (readonly KExpr[])[], chain: readonly Scope[]) => void) => {
     // `whole`: a whole chunk's lanes all load within K (kBase + S <= K), unguarded
     const chunk = (scope: Scope, kBase: LExpr, steps: KExpr, whole: boolean) => {
+      const u = whole ? U : 1;
       const chain = [b.top, b.thread, scope];
       const kl = L.add(kBase, lane);
       const aVals = mc.map((m) => (whole ? lo.valueAt(A, [...batch, m, kl]) : L.select(L.lt(kl, Ke), lo.valueAt(A, [...batch, m, L.clampIndex(kl, Ke)]), zero)));
@@ -67,13 +80,16 @@ export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, pa
       const kk = L.variable('kk', 'i32', true);
       const kkScope = new Scope(new Set(['kk']));
       const kkVar: KExpr = { k: 'var', t: 'i32', name: 'kk' };
-      const a = regs.map((reg) => {
-        const name = b.emitter.fresh('a');
-        kkScope.stmts.push({ k: 'let', name, t, init: { k: 'shuffle', t, a: { k: 'var', t, name: reg }, lane: kkVar }, mut: false });
-        return { k: 'var', t, name } as KExpr;
-      });
-      step(L.add(kBase, kk), a, [...chain, kkScope]);
-      scope.stmts.push({ k: 'for', v: 'kk', from: i32(0), to: steps, step: 1, body: kkScope.stmts });
+      const a = Array.from({ length: u }, (_, q) =>
+        regs.map((reg) => {
+          const name = b.emitter.fresh('a');
+          const at: KExpr = q === 0 ? kkVar : { k: 'bin', t: 'i32', op: 'add', a: kkVar, b: i32(q) };
+          kkScope.stmts.push({ k: 'let', name, t, init: { k: 'shuffle', t, a: { k: 'var', t, name: reg }, lane: at }, mut: false });
+          return { k: 'var', t, name } as KExpr;
+        }),
+      );
+      step(a.map((_, q) => L.add(kBase, q === 0 ? kk : L.add(kk, L.i32(q)))), a, [...chain, kkScope]);
+      scope.stmts.push({ k: 'for', v: 'kk', from: i32(0), to: steps, step: u, body: kkScope.stmts });
     };
     const kc = L.variable('kc', 'i32', true);
     const kcScope = new Scope(new Set(['kc']));
@@ -115,17 +131,23 @@ export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, pa
         return name;
       }),
     );
-    chunks(fastStmts, (k, a, chain) => {
+    chunks(fastStmts, (ks, a, chain) => {
       const scope = chain[chain.length - 1]!;
-      const idx = cols.map((c) => L.add(L.mul(lo.linearize([...batch, k], rowsB), L.div(Ne, L.i32(4))), c));
-      b.emitter.countUses(idx);
-      const bs = idx.map((q) => {
-        const name = b.emitter.fresh('sb');
-        const index: KExpr = { k: 'bin', t: 'i32', op: 'mul', a: b.emitter.emit(q, chain), b: i32(4) };
-        scope.stmts.push({ k: 'let', name, t: 'vec4f', init: { k: 'load4', t: 'vec4f', buf: names.readOf(B), index }, mut: false });
-        return name;
+      const bs = ks.map((k) => {
+        const idx = cols.map((c) => L.add(L.mul(lo.linearize([...batch, k], rowsB), L.div(Ne, L.i32(4))), c));
+        b.emitter.countUses(idx);
+        return idx.map((q) => {
+          const name = b.emitter.fresh('sb');
+          const index: KExpr = { k: 'bin', t: 'i32', op: 'mul', a: b.emitter.emit(q, chain), b: i32(4) };
+          scope.stmts.push({ k: 'let', name, t: 'vec4f', init: { k: 'load4', t: 'vec4f', buf: names.readOf(B), index }, mut: false });
+          return name;
+        });
       });
-      vaccs.forEach((row, i) => row.forEach((name, j) => scope.stmts.push({ k: 'set', name, value: { k: 'fma4', t: 'vec4f', a: { k: 'splat', t: 'vec4f', a: a[i]! }, b: v(bs[j]!, 'vec4f'), c: v(name, 'vec4f') } })));
+      vaccs.forEach((row, i) =>
+        row.forEach((name, j) =>
+          scope.stmts.push({ k: 'set', name, value: ks.reduce<KExpr>((acc, _, q) => ({ k: 'fma4', t: 'vec4f', a: { k: 'splat', t: 'vec4f', a: a[q]![i]! }, b: v(bs[q]![j]!, 'vec4f'), c: acc }), v(name, 'vec4f')) }),
+        ),
+      );
     });
     const accs = vaccs.map((row) =>
       row.flatMap((name) =>
@@ -148,22 +170,28 @@ export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, pa
     const nc = ns.map((n) => L.min(n, L.sub(Ne, L.i32(1))));
     const accs: string[][] = ms.map(() => ns.map(() => b.emitter.fresh('c')));
     for (const row of accs) for (const name of row) slowStmts.push({ k: 'let', name, t, init: { k: 'lit', t, v: 0 }, mut: true });
-    chunks(slowStmts, (k, a, chain) => {
+    chunks(slowStmts, (ks, a, chain) => {
       const scope = chain[chain.length - 1]!;
-      const bVals = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
-      b.emitter.countUses(bVals);
-      const bs = bVals.map((x) => {
-        const name = b.emitter.fresh('sb');
-        scope.stmts.push({ k: 'let', name, t, init: b.emitter.emit(x, chain), mut: false });
-        return name;
+      const bs = ks.map((k) => {
+        const bVals = nc.map((n) => lo.valueAt(B, [...batch, k, n]));
+        b.emitter.countUses(bVals);
+        return bVals.map((x) => {
+          const name = b.emitter.fresh('sb');
+          scope.stmts.push({ k: 'let', name, t, init: b.emitter.emit(x, chain), mut: false });
+          return name;
+        });
       });
-      accs.forEach((row, i) => row.forEach((name, j) => scope.stmts.push({ k: 'set', name, value: { k: 'bin', t, op: 'add', a: v(name), b: { k: 'bin', t, op: 'mul', a: a[i]!, b: v(bs[j]!) } } })));
+      accs.forEach((row, i) =>
+        row.forEach((name, j) =>
+          scope.stmts.push({ k: 'set', name, value: ks.reduce<KExpr>((acc, _, q) => ({ k: 'bin', t, op: 'add', a: acc, b: { k: 'bin', t, op: 'mul', a: a[q]![i]!, b: v(bs[q]![j]!) } }), v(name)) }),
+        ),
+      );
     });
     storeTile(b, group, epi, { batch, ms, ns, mc, nc, Me, Ne, accs, t }, slowStmts);
   }
   if (fast === undefined) b.thread.stmts.push({ k: 'if', cond: b.emitter.emit(fastCond, [b.top]), then: fastStmts, else: slowStmts });
 
   const threads = dimMul(dimMul(dimProduct(batchShape), dimMul(groupsM, groupsN)), S);
-  const kern = finish(group, names, b, threads, 'matmul_sg', { sg: 1, tm, tn, vec: vecB ? 4 : 0, workgroupSize: S }, S, true);
+  const kern = finish(group, names, b, threads, 'matmul_sg', { sg: 1, tm, tn, vec: vecB ? 4 : 0, uk: U, workgroupSize: S }, S, true);
   return { ...kern, subgroup: true };
 }

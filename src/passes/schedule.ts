@@ -52,7 +52,9 @@ export interface ScheduleParams {
    * register-blocked matmul, scalar path: unroll the K loop by uk (a K % uk tail loop follows); 0 or 1
    * = no unrolling. With uk a multiple of a packed operand's codes per word, the unrolled iterations
    * share one word load and shift by constants (see lexpr.ts divModAffine). 0 picks 8 for operands
-   * read through a decoding prologue (a compute node) and no unrolling otherwise.
+   * read through a decoding prologue (a compute node) and no unrolling otherwise. Subgroup-shared
+   * matmul: the steps of a whole chunk taken at a time, each accumulator's multiply-adds chained
+   * (divides the subgroup; 0 picks SG_STEPS, 2).
    */
   uk?: number;
   /**
