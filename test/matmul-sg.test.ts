@@ -49,6 +49,8 @@ describe('subgroup-shared matmul', () => {
       return n;
     };
     expect([1, 4, 8, 16].map(shufflesAt)).toEqual([4, 10, 18, 18]);
+    expect(() => compile(programs[0]!.program, { params: { sg: 1, uk: 3, workgroupSize: 8 } })).toThrow(/uk must be a positive integer that divides the subgroup \(8\), got 3/);
+    expect(() => compile(programs[0]!.program, { params: { sg: 1, uk: -2, workgroupSize: 8 } })).toThrow(/got -2/);
     // vec4: B read a vec4 at a time under a uniform N % 4 test, the scalar path beside it
     const v4 = compile(programs[0]!.program, { versions: false, params: { sg: 1, vec: 4, tm: 2, tn: 4, workgroupSize: 8 } }).kernels[0]!.kernel;
     let b4 = 0;

@@ -31,7 +31,7 @@ export const MAX_SG = 32;
  * Steps of a whole chunk taken at a time by default (ScheduleParams.uk): each accumulator gets
  * that many multiply-adds in one chain, so it is loaded and stored once per chain where the
  * driver keeps it in memory (a 32x16 tile's 512 floats per lane on lavapipe). Two steps measured
- * 1.13-1.17x one at 256-1024 on lavapipe for tiles of 8x8 and up (4x4 and 1x4 even), 1.07x on
+ * 1.07-1.17x one at 256-1024 on lavapipe for tiles of 8x8 and up (4x4 and 1x4 even), 1.07x on
  * SwiftShader; four and eight were slower than two on lavapipe.
  */
 export const SG_STEPS = 2;
@@ -63,7 +63,7 @@ export function subgroupMatmulSchedule(group: FusedGroup, names: BufferNames, pa
   const full = L.div(Ke, L.i32(S));
   // whole chunks take U steps at a time: each accumulator's U multiply-adds in one chain
   const U = Math.min(params.uk || SG_STEPS, S);
-  if (S % U !== 0) fail('E_ARG', `subgroup matmul: uk=${U} must divide the subgroup (${S})`);
+  if (!Number.isInteger(U) || U < 1 || S % U !== 0) fail('E_ARG', `subgroup matmul: uk must be a positive integer that divides the subgroup (${S}), got ${params.uk}`);
   const chunks = (into: KStmt[], step: (ks: readonly LExpr[], a: readonly (readonly KExpr[])[], chain: readonly Scope[]) => void) => {
     // `whole`: a whole chunk's lanes all load within K (kBase + S <= K), unguarded
     const chunk = (scope: Scope, kBase: LExpr, steps: KExpr, whole: boolean) => {
