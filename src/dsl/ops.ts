@@ -44,6 +44,11 @@ function expandTo(t: Tensor, shape: Shape): Tensor {
 export function broadcastShapes(a: Shape, b: Shape): Shape {
   shapeArg('broadcastShapes', 'a', a);
   shapeArg('broadcastShapes', 'b', b);
+  return broadcastShapesOf(a, b);
+}
+
+/** broadcastShapes for shapes the DSL made (tensors' own), which need no checks. */
+function broadcastShapesOf(a: Shape, b: Shape): Shape {
   const r = Math.max(a.length, b.length);
   const out: Dim[] = [];
   for (let i = 0; i < r; i++) {
@@ -59,10 +64,15 @@ export function broadcastShapes(a: Shape, b: Shape): Shape {
 /** Broadcasts tensors (and numbers, which take the first tensor's dtype) to one shape. */
 export function broadcast(...xs: TensorLike[]): Tensor[] {
   xs.forEach((x, i) => tensorLikeArg('broadcast', `operand ${i}`, x));
+  return broadcastOf(xs);
+}
+
+/** broadcast for operands an op has checked already. */
+function broadcastOf(xs: readonly TensorLike[]): Tensor[] {
   const like = xs.find((x): x is Tensor => typeof x !== 'number');
   if (!like) throw dslError('E_ARG', 'at least one operand must be a tensor');
   const ts = xs.map((x) => asTensor(x, like));
-  const shape = ts.reduce<Shape>((s, t) => broadcastShapes(s, t.shape), []);
+  const shape = ts.reduce<Shape>((s, t) => broadcastShapesOf(s, t.shape), []);
   return ts.map((t) => expandTo(t, shape));
 }
 
@@ -102,7 +112,7 @@ export function cast<T extends DType>(x: Tensor, to: T): Tensor<T> {
 function binary(op: BinaryOp, a: TensorLike, b: TensorLike): Tensor {
   tensorLikeArg(op, 'a', a);
   tensorLikeArg(op, 'b', b);
-  const [x, y] = broadcast(a, b) as [Tensor, Tensor];
+  const [x, y] = broadcastOf([a, b]) as [Tensor, Tensor];
   return wrap(buildNode(op, [x.node, y.node]));
 }
 export const add = (a: TensorLike, b: TensorLike) => binary('add', a, b);
@@ -140,7 +150,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   tensorLikeArg('where', 'b', b);
   const like = typeof a !== 'number' ? a : typeof b !== 'number' ? b : undefined;
   if (!like) throw dslError('E_ARG', 'where needs at least one tensor branch');
-  const [c, x, y] = broadcast(cond, asTensor(a, like), asTensor(b, like)) as [Tensor, Tensor, Tensor];
+  const [c, x, y] = broadcastOf([cond, asTensor(a, like), asTensor(b, like)]) as [Tensor, Tensor, Tensor];
   return wrap(buildNode('where', [c.node, x.node, y.node]));
 }
 
@@ -307,7 +317,7 @@ export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: 
   const k1 = x.shape[x.rank - 1]!;
   const k2 = y.shape[y.rank - 2]!;
   if (!dimEq(k1, k2)) throw dslError('E_SHAPE', `matmul inner dims differ: ${shapeToString(x.shape)} x ${shapeToString(y.shape)}`);
-  const batch = broadcastShapes(x.shape.slice(0, -2), y.shape.slice(0, -2));
+  const batch = broadcastShapesOf(x.shape.slice(0, -2), y.shape.slice(0, -2));
   x = expandTo(x, [...batch, ...x.shape.slice(-2)]);
   y = expandTo(y, [...batch, ...y.shape.slice(-2)]);
   let out = wrap(buildNode('matmul', [x.node, y.node]));

@@ -114,11 +114,12 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       // split-K: a workgroup per output tile strides over K and sums its partials (GEMV, small batches)
       const splitK: Candidate[] = [[1, 1], [1, 2], [1, 4], [2, 2], [4, 1]].flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ coop: 1, tm, tn, workgroupSize })));
       const sg = caps.subgroupSize;
-      if (sg && sg >= 2 && (sg & (sg - 1)) === 0) splitK.push({ coop: 2, tm: 1, tn: 1, workgroupSize: sg }, { coop: 2, tm: 1, tn: 4, workgroupSize: sg });
+      const sgPow2 = sg !== undefined && sg >= 2 && (sg & (sg - 1)) === 0;
+      if (sgPow2) splitK.push({ coop: 2, tm: 1, tn: 1, workgroupSize: sg }, { coop: 2, tm: 1, tn: 4, workgroupSize: sg });
       // subgroup-shared tiles: a workgroup of one subgroup (at most a warp) shares A's values by shuffles
       // (vec4 B where N is a multiple of 4, else their scalar path); tall tiles pay on lavapipe (32x16:
-      // 1.9x the default at 1024, bench/matmul-sg.ts), though its compiler takes ~45 s over one
-      const shared: Candidate[] = sg && sg >= 2 && (sg & (sg - 1)) === 0
+      // 2.45x the default at 1024, bench/matmul-sg.ts), though its compiler takes ~45 s over one
+      const shared: Candidate[] = sgPow2
         ? ([[1, 4], [4, 4], [8, 8], [16, 8], [16, 16], [32, 8], [32, 16]] as [number, number][]).filter(fits).map(([tm, tn]) => ({ sg: 1, vec: 4, tm, tn, workgroupSize: Math.min(sg, MAX_SG) }))
         : [];
       // K unrolled by more than the default where B is decoded from packed words (a group's codes per chunk)
