@@ -113,3 +113,32 @@ describe('dims assumed to be multiples (CompileOptions.assume)', () => {
     expect(L.mod(L.add(n16, L.i32(2)), L.i32(4)).k).toBe('bin');
   });
 });
+
+describe('interning and the facts about loop counters', () => {
+  it('gives structurally equal expressions one object and different ones different ids, at any depth', () => {
+    const v = L.variable('deep_test');
+    const chain = () => {
+      let e: LExpr = v;
+      for (let i = 0; i < 200; i++) e = L.add(L.mul(e, L.uniform('N_test')), L.i32(i + 1));
+      return e;
+    };
+    const a = chain();
+    expect(chain()).toBe(a);
+    expect(L.add(a, L.i32(1)).id).not.toBe(L.add(a, L.i32(2)).id);
+    expect(L.select(L.lt(v, L.i32(3)), a, v)).toBe(L.select(L.lt(v, L.i32(3)), a, v));
+    expect(L.uniform('N_test', 4)).not.toBe(L.uniform('N_test'));
+  });
+
+  it('learns a counter bound registered after the counter was first asked about', () => {
+    // the counter is named (and queried) before the loop that bounds it registers it
+    const q = L.variable('late_bound_test');
+    const idx = L.add(L.mul(L.tid(), L.i32(8)), q);
+    expect(L.nonNegative(idx)).toBe(false);
+    expect(L.upperBound(q)).toBe(Infinity);
+    expect(L.variable('late_bound_test', 'i32', true, 8)).toBe(q);
+    expect(L.nonNegative(idx)).toBe(true);
+    expect(L.upperBound(q)).toBe(7);
+    // so (tid * 8 + q) / 8 folds to tid
+    expect(L.div(idx, L.i32(8))).toBe(L.tid());
+  });
+});

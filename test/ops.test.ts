@@ -103,7 +103,8 @@ describe('bench/run.ts --quick', () => {
       expect(c.check, c.label).toBe('ok');
       expect(c.medianMs, c.label).toBeGreaterThan(0);
     }
-    expect(lines.join('\n')).toMatch(/overall median .* ms/);
+    expect(lines.join('\n')).toMatch(/per kernel: median .* ms/);
+    for (const p of r.compile.perOp) expect(p.perKernelMs).toBeCloseTo(p.medianMs / p.kernels, 9);
     expect(r.file).toBeUndefined();
   });
 });

@@ -247,28 +247,28 @@ export function kstmtBodies(s: KStmt): (readonly KStmt[])[] {
 
 /** Calls `visit` on every expression and subexpression in `body`, outermost first. */
 export function forEachKExpr(body: readonly KStmt[], visit: (e: KExpr) => void): void {
-  const ex = (e: KExpr): void => {
-    visit(e);
-    kexprChildren(e).forEach(ex);
-  };
   for (const s of body) {
-    kstmtExprs(s).forEach(ex);
-    kstmtBodies(s).forEach((b) => forEachKExpr(b, visit));
+    for (const e of kstmtExprs(s)) visitKExpr(e, visit);
+    for (const b of kstmtBodies(s)) forEachKExpr(b, visit);
   }
+}
+
+function visitKExpr(e: KExpr, visit: (e: KExpr) => void): void {
+  visit(e);
+  for (const c of kexprChildren(e)) visitKExpr(c, visit);
 }
 
 /** `e` rebuilt bottom-up, each node passed through `f` after its children. */
 export function mapKExpr(e: KExpr, f: (e: KExpr) => KExpr): KExpr {
-  const r = (x: KExpr) => mapKExpr(x, f);
   switch (e.k) {
-    case 'load': case 'sload': case 'load4': return f({ ...e, index: r(e.index) } as KExpr);
-    case 'un': case 'cast': case 'subgroup': case 'splat': case 'comp': return f({ ...e, a: r(e.a) } as KExpr);
-    case 'bin': return f({ ...e, a: r(e.a), b: r(e.b) });
-    case 'shuffle': return f({ ...e, a: r(e.a), lane: r(e.lane) });
-    case 'select': return f({ ...e, c: r(e.c), a: r(e.a), b: r(e.b) });
-    case 'fma4': return f({ ...e, a: r(e.a), b: r(e.b), c: r(e.c) });
-    case 'vec4': return f({ ...e, a: [r(e.a[0]), r(e.a[1]), r(e.a[2]), r(e.a[3])] });
-    case 'bin4': return f({ ...e, a: r(e.a), b: r(e.b) });
+    case 'load': case 'sload': case 'load4': return f({ ...e, index: mapKExpr(e.index, f) } as KExpr);
+    case 'un': case 'cast': case 'subgroup': case 'splat': case 'comp': return f({ ...e, a: mapKExpr(e.a, f) } as KExpr);
+    case 'bin': return f({ ...e, a: mapKExpr(e.a, f), b: mapKExpr(e.b, f) });
+    case 'shuffle': return f({ ...e, a: mapKExpr(e.a, f), lane: mapKExpr(e.lane, f) });
+    case 'select': return f({ ...e, c: mapKExpr(e.c, f), a: mapKExpr(e.a, f), b: mapKExpr(e.b, f) });
+    case 'fma4': return f({ ...e, a: mapKExpr(e.a, f), b: mapKExpr(e.b, f), c: mapKExpr(e.c, f) });
+    case 'vec4': return f({ ...e, a: [mapKExpr(e.a[0], f), mapKExpr(e.a[1], f), mapKExpr(e.a[2], f), mapKExpr(e.a[3], f)] });
+    case 'bin4': return f({ ...e, a: mapKExpr(e.a, f), b: mapKExpr(e.b, f) });
     default: return f(e);
   }
 }

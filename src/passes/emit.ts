@@ -166,13 +166,12 @@ export class Emitter {
   }
 
   private build(e: LExpr, chain: readonly Scope[]): KExpr {
-    const r = (x: LExpr) => this.emit(x, chain);
     switch (e.k) {
-      case 'load': return { k: 'load', t: e.t, buf: e.buf, index: r(e.index) };
-      case 'un': return { k: 'un', t: e.t, op: e.op, a: r(e.a) };
-      case 'bin': return { k: 'bin', t: e.t, op: e.op, a: r(e.a), b: r(e.b) };
-      case 'select': return { k: 'select', t: e.t, c: r(e.c), a: r(e.a), b: r(e.b) };
-      case 'cast': return { k: 'cast', t: e.t, a: r(e.a) };
+      case 'load': return { k: 'load', t: e.t, buf: e.buf, index: this.emit(e.index, chain) };
+      case 'un': return { k: 'un', t: e.t, op: e.op, a: this.emit(e.a, chain) };
+      case 'bin': return { k: 'bin', t: e.t, op: e.op, a: this.emit(e.a, chain), b: this.emit(e.b, chain) };
+      case 'select': return { k: 'select', t: e.t, c: this.emit(e.c, chain), a: this.emit(e.a, chain), b: this.emit(e.b, chain) };
+      case 'cast': return { k: 'cast', t: e.t, a: this.emit(e.a, chain) };
       default: return fail('E_INTERNAL', `unexpected ${e.k}`);
     }
   }

@@ -11,7 +11,8 @@ export type RedFn = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
 
 interface Base {
   readonly t: Scalar;
-  readonly key: string;
+  /** A serial unique to this (hash-consed) expression in the process: equal ids, the same expression. */
+  readonly id: number;
   readonly free: ReadonlySet<string>;
 }
 export type LExpr =
@@ -28,7 +29,21 @@ export type LExpr =
   | (Base & { readonly k: 'cast'; readonly a: LExpr })
   | (Base & { readonly k: 'red'; readonly fn: RedFn; readonly v: string; readonly extent: LExpr; readonly body: LExpr });
 
-const table = new Map<string, LExpr>();
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** Interned expressions: a trie over the parts that identify one (its kind, operator and operands' ids). */
+class Slot {
+  next: Map<string | number, Slot> | undefined;
+  e: LExpr | undefined;
+  at(part: string | number): Slot {
+    const next = (this.next ??= new Map());
+    let s = next.get(part);
+    if (!s) next.set(part, (s = new Slot()));
+    return s;
+  }
+}
+const table = new Slot();
+let interned = 0;
 const EMPTY: ReadonlySet<string> = new Set();
 
 function union(...xs: LExpr[]): ReadonlySet<string> {
@@ -40,11 +55,26 @@ function union(...xs: LExpr[]): ReadonlySet<string> {
   return s;
 }
 
-function make<T extends LExpr>(key: string, build: () => Omit<T, 'key'>): T {
-  const hit = table.get(key);
-  if (hit) return hit as T;
-  const e = { ...build(), key } as T;
-  table.set(key, e);
+/**
+ * The slot of the expression identified by `parts` (its kind tag, then operators, names and operand
+ * ids). Operands are named by id, never by their structure, so interning costs the same at any depth.
+ */
+function slot(a: string, b: string | number, c?: string | number, d?: string | number, e?: string | number): Slot {
+  // every kind passes the same number of parts, so one kind's paths are never a prefix of another's
+  let s = table.at(a).at(b);
+  if (c !== undefined) s = s.at(c);
+  if (d !== undefined) s = s.at(d);
+  if (e !== undefined) s = s.at(e);
+  return s;
+}
+
+/**
+ * `fields` interned in `s` with the next id. Constructors call it as `s.e ?? intern(s, {...})`, so the
+ * fields are only built the first time.
+ */
+function intern(s: Slot, fields: DistributiveOmit<LExpr, 'id'>): LExpr {
+  const e = { ...fields, id: interned++ } as LExpr;
+  s.e = e;
   return e;
 }
 
@@ -52,7 +82,8 @@ const litKey = (v: number) => (Object.is(v, -0) ? '-0' : String(v));
 
 export function lit(t: Scalar, v: number): LExpr {
   const val = t === 'i32' ? v | 0 : t === 'u32' ? v >>> 0 : t === 'bool' ? (v ? 1 : 0) : Math.fround(v);
-  return make(`L${t}:${litKey(val)}`, () => ({ k: 'lit', t, v: val, free: EMPTY }));
+  const s = slot('L', t, litKey(val));
+  return s.e ?? intern(s, { k: 'lit', t, v: val, free: EMPTY });
 }
 export const i32 = (v: number) => lit('i32', v);
 
@@ -61,6 +92,9 @@ export const i32 = (v: number) => lit('i32', v);
  * rewrite truncating division and modulo when the dividend is provably non-negative.
  */
 const NON_NEGATIVE_VARS = new Map<string, number>();
+/** Memos of nonNegative and upperBound (cleared when a variable brings a new fact). */
+const nonNegMemo = new Map<LExpr, boolean>();
+const upperMemo = new Map<LExpr, number>();
 
 /**
  * A variable; `nonNegative` marks a loop counter from 0, `below` (with it) an exclusive upper bound
@@ -71,16 +105,23 @@ export function variable(name: string, t: Scalar = 'i32', nonNegative = false, b
     const key = `${t}:${name}`;
     const had = NON_NEGATIVE_VARS.get(key);
     if (had !== undefined && had !== below) throw new Error(`lowering variable ${name} registered with bounds ${had} and ${below}`);
-    NON_NEGATIVE_VARS.set(key, below);
+    if (had === undefined) {
+      NON_NEGATIVE_VARS.set(key, below);
+      // a new fact: what the memos found without it may be weaker
+      nonNegMemo.clear();
+      upperMemo.clear();
+    }
   }
-  return make(`V${t}:${name}`, () => ({ k: 'var', t, name, free: new Set([name]) }));
+  const s = slot('V', t, name);
+  return s.e ?? intern(s, { k: 'var', t, name, free: new Set([name]) });
 }
 /**
  * A dim held in a uniform; `multipleOf` is what the program assumes of it (`CompileOptions.assume`,
  * checked at dispatch), so `x % d` folds to 0 where d divides it.
  */
 export function uniform(name: string, multipleOf = 1): LExpr {
-  return make(multipleOf === 1 ? `U:${name}` : `U:${name}%${multipleOf}`, () => ({ k: 'uniform', t: 'i32', name, multipleOf, free: EMPTY }));
+  const s = slot('U', name, multipleOf);
+  return s.e ?? intern(s, { k: 'uniform', t: 'i32', name, multipleOf, free: EMPTY });
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
@@ -102,17 +143,21 @@ export function knownMultiple(e: LExpr): number {
   }
 }
 export function tid(): LExpr {
-  return make('T', () => ({ k: 'tid', t: 'i32', free: new Set(['tid']) }));
+  const s = slot('T', '');
+  return s.e ?? intern(s, { k: 'tid', t: 'i32', free: new Set(['tid']) });
 }
 /** Local invocation index and linear workgroup index (their free variables are 'lid' and 'wid'). */
 export function lid(): LExpr {
-  return make('LID', () => ({ k: 'lid', t: 'i32', free: new Set(['lid']) }));
+  const s = slot('LID', '');
+  return s.e ?? intern(s, { k: 'lid', t: 'i32', free: new Set(['lid']) });
 }
 export function wid(): LExpr {
-  return make('WID', () => ({ k: 'wid', t: 'i32', free: new Set(['wid']) }));
+  const s = slot('WID', '');
+  return s.e ?? intern(s, { k: 'wid', t: 'i32', free: new Set(['wid']) });
 }
 export function load(t: Scalar, buf: string, index: LExpr): LExpr {
-  return make(`ld${t}:${buf}[${index.key}]`, () => ({ k: 'load', t, buf, index, free: index.free }));
+  const s = slot('ld', t, buf, index.id);
+  return s.e ?? intern(s, { k: 'load', t, buf, index, free: index.free });
 }
 export function un(op: KUnary, a: LExpr): LExpr {
   const t: Scalar = op === 'isnan' ? 'bool' : a.t;
@@ -121,26 +166,27 @@ export function un(op: KUnary, a: LExpr): LExpr {
     if (op === 'not' && a.t === 'bool') return lit('bool', a.v ? 0 : 1);
   }
   if (op === 'neg' && a.k === 'un' && a.op === 'neg') return a.a;
-  return make(`${op}(${a.key})`, () => ({ k: 'un', t, op, a, free: a.free }));
+  const s = slot('un', op, a.id);
+  return s.e ?? intern(s, { k: 'un', t, op, a, free: a.free });
 }
 
 const COMPARE = new Set<KBinary>(['eq', 'ne', 'lt', 'le', 'gt', 'ge']);
 
+const wrapInt = (x: number, t: 'i32' | 'u32') => (t === 'i32' ? x | 0 : x >>> 0);
+
 function foldInt(op: KBinary, a: number, b: number, t: 'i32' | 'u32'): number | undefined {
-  const wrap = (x: number) => (t === 'i32' ? x | 0 : x >>> 0);
   switch (op) {
-    case 'add': return wrap(a + b);
-    case 'sub': return wrap(a - b);
-    case 'mul': return wrap(Math.imul(a, b));
-    case 'div': return b === 0 ? 0 : wrap(Math.trunc(a / b));
-    case 'mod': return b === 0 ? 0 : wrap(a % b);
+    case 'add': return wrapInt(a + b, t);
+    case 'sub': return wrapInt(a - b, t);
+    case 'mul': return wrapInt(Math.imul(a, b), t);
+    case 'div': return b === 0 ? 0 : wrapInt(Math.trunc(a / b), t);
+    case 'mod': return b === 0 ? 0 : wrapInt(a % b, t);
     case 'max': return Math.max(a, b);
     case 'min': return Math.min(a, b);
     default: return undefined;
   }
 }
 
-const nonNegMemo = new Map<LExpr, boolean>();
 /** Is the i32 expression `e` provably >= 0 (built from dims, thread ids, loop counters, non-negative literals)? */
 export function nonNegative(e: LExpr): boolean {
   let r = nonNegMemo.get(e);
@@ -161,8 +207,18 @@ export function nonNegative(e: LExpr): boolean {
   return r;
 }
 
-/** An upper bound of the integer expression `e` (Infinity when unknown): masks, remainders, minimums. */
+/**
+ * An upper bound of the integer expression `e` (Infinity when unknown): masks, remainders, minimums.
+ * Memoized like nonNegative: a loop counter's bound registers when it is made, so a bound found
+ * before that is only weaker.
+ */
 export function upperBound(e: LExpr): number {
+  let r = upperMemo.get(e);
+  if (r === undefined) upperMemo.set(e, (r = upperBoundOf(e)));
+  return r;
+}
+
+function upperBoundOf(e: LExpr): number {
   switch (e.k) {
     case 'lit': return e.v;
     case 'var': return (NON_NEGATIVE_VARS.get(`${e.t}:${e.name}`) ?? Infinity) - 1;
@@ -213,6 +269,9 @@ function divModAffine(op: 'div' | 'mod', a: LExpr, d: number): LExpr | undefined
   return undefined;
 }
 
+const isZero = (x: LExpr) => x.k === 'lit' && x.v === 0;
+const isOne = (x: LExpr) => x.k === 'lit' && x.v === 1;
+
 export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
   const t: Scalar = COMPARE.has(op) ? 'bool' : op === 'dot4i8' ? 'i32' : a.t;
   const isInt = a.t === 'i32' || a.t === 'u32';
@@ -231,8 +290,6 @@ export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
   }
   // a bound check that always holds (an index provably below a constant)
   if (op === 'lt' && a.t === 'i32' && b.k === 'lit' && upperBound(a) < b.v && (nonNegative(a) || b.v > 0)) return lit('bool', 1);
-  const isZero = (x: LExpr) => x.k === 'lit' && x.v === 0;
-  const isOne = (x: LExpr) => x.k === 'lit' && x.v === 1;
   switch (op) {
     case 'add':
       if (isZero(b)) return a;
@@ -269,29 +326,32 @@ export function bin(op: KBinary, a: LExpr, b: LExpr): LExpr {
       if (b.k === 'lit') return b.v ? a : b;
       break;
   }
-  return make(`${op}(${a.key},${b.key})`, () => ({ k: 'bin', t, op, a, b, free: union(a, b) }));
+  const s = slot('bin', op, a.id, b.id);
+  return s.e ?? intern(s, { k: 'bin', t, op, a, b, free: union(a, b) });
 }
 
 export function select(c: LExpr, a: LExpr, b: LExpr): LExpr {
   if (c.k === 'lit') return c.v ? a : b;
   if (a === b) return a;
-  return make(`sel(${c.key},${a.key},${b.key})`, () => ({ k: 'select', t: a.t, c, a, b, free: union(c, a, b) }));
+  const s = slot('sel', c.id, a.id, b.id);
+  return s.e ?? intern(s, { k: 'select', t: a.t, c, a, b, free: union(c, a, b) });
 }
 
 export function cast(t: Scalar, a: LExpr): LExpr {
   if (a.t === t) return a;
   if (a.k === 'lit' && t !== 'f32' && a.t !== 'f32') return lit(t, a.v);
-  return make(`cast${t}(${a.key})`, () => ({ k: 'cast', t, a, free: a.free }));
+  const s = slot('cast', t, a.id);
+  return s.e ?? intern(s, { k: 'cast', t, a, free: a.free });
 }
 
 export function red(fn: RedFn, v: string, extent: LExpr, body: LExpr): LExpr {
   const t: Scalar = fn === 'argmax' || fn === 'argmin' ? 'i32' : body.t;
-  return make(`red.${fn}(${v}<${extent.key}:${body.key})`, () => {
-    const free = new Set(body.free);
-    free.delete(v);
-    for (const x of extent.free) free.add(x);
-    return { k: 'red', t, fn, v, extent, body, free };
-  });
+  const s = slot('red', fn, v, extent.id, body.id);
+  if (s.e) return s.e;
+  const free = new Set(body.free);
+  free.delete(v);
+  for (const x of extent.free) free.add(x);
+  return intern(s, { k: 'red', t, fn, v, extent, body, free });
 }
 
 export function children(e: LExpr): LExpr[] {
@@ -344,16 +404,15 @@ export function rewrite(e: LExpr, v: string, pick: (e: LExpr) => LExpr | undefin
   if (!e.free.has(v)) return e;
   const hit = memo.get(e);
   if (hit) return hit;
-  const r = (x: LExpr) => rewrite(x, v, pick, memo);
   let out = pick(e);
   if (!out) {
     switch (e.k) {
-      case 'load': out = load(e.t, e.buf, r(e.index)); break;
-      case 'un': out = un(e.op, r(e.a)); break;
-      case 'bin': out = bin(e.op, r(e.a), r(e.b)); break;
-      case 'select': out = select(r(e.c), r(e.a), r(e.b)); break;
-      case 'cast': out = cast(e.t, r(e.a)); break;
-      case 'red': out = e.v === v ? e : red(e.fn, e.v, r(e.extent), r(e.body)); break;
+      case 'load': out = load(e.t, e.buf, rewrite(e.index, v, pick, memo)); break;
+      case 'un': out = un(e.op, rewrite(e.a, v, pick, memo)); break;
+      case 'bin': out = bin(e.op, rewrite(e.a, v, pick, memo), rewrite(e.b, v, pick, memo)); break;
+      case 'select': out = select(rewrite(e.c, v, pick, memo), rewrite(e.a, v, pick, memo), rewrite(e.b, v, pick, memo)); break;
+      case 'cast': out = cast(e.t, rewrite(e.a, v, pick, memo)); break;
+      case 'red': out = e.v === v ? e : red(e.fn, e.v, rewrite(e.extent, v, pick, memo), rewrite(e.body, v, pick, memo)); break;
       default: out = e;
     }
   }

@@ -41,8 +41,16 @@ export class NodeLowering {
 
   constructor(private readonly ctx: LowerContext) {}
 
+  private dims = new Map<Dim, LExpr>();
+
   dim(d: Dim): LExpr {
     if (typeof d === 'number') return L.i32(d);
+    let e = this.dims.get(d);
+    if (!e) this.dims.set(d, (e = this.dimUncached(d)));
+    return e;
+  }
+
+  private dimUncached(d: Exclude<Dim, number>): LExpr {
     if ('sym' in d) {
       const fixed = this.ctx.dims?.[d.sym];
       if (fixed !== undefined) return L.i32(fixed);
@@ -102,7 +110,7 @@ export class NodeLowering {
 
   /** Computes `node` at `idx` from its operands (never from its own buffer). */
   compute(node: Node, idx: readonly LExpr[]): LExpr {
-    const key = `${node.id}@${idx.map((e) => e.key).join(';')}`;
+    const key = `${node.id}@${idx.map((e) => e.id).join(';')}`;
     const hit = this.memo.get(key);
     if (hit) return hit;
     const v = this.computeUncached(node, idx);
@@ -111,7 +119,6 @@ export class NodeLowering {
   }
 
   private computeUncached(node: Node, idx: readonly LExpr[]): LExpr {
-    const arg = (i: number, at: readonly LExpr[] = idx) => this.valueAt(node.args[i]!, at);
     const t = scalarOf(node.dtype);
     const op = node.op;
     switch (op) {
@@ -120,25 +127,25 @@ export class NodeLowering {
       case 'const':
         return L.lit(t, Number(node.attrs.value));
       case 'cast':
-        return castTo(node.dtype, node.args[0]!.dtype, arg(0));
+        return castTo(node.dtype, node.args[0]!.dtype, this.valueAt(node.args[0]!, idx));
       case 'where':
-        return L.select(arg(0), arg(1), arg(2));
+        return L.select(this.valueAt(node.args[0]!, idx), this.valueAt(node.args[1]!, idx), this.valueAt(node.args[2]!, idx));
       case 'reshape':
         return this.valueAt(node.args[0]!, this.reshapeIndex(idx, node.shape, node.args[0]!.shape));
       case 'permute': {
         const perm = node.attrs.perm as number[];
         const inIdx: LExpr[] = new Array<LExpr>(perm.length);
         perm.forEach((p, j) => (inIdx[p] = idx[j]!));
-        return arg(0, inIdx);
+        return this.valueAt(node.args[0]!, inIdx);
       }
       case 'expand': {
         const src = node.args[0]!.shape;
-        return arg(0, src.map((d, i) => (d === 1 && node.shape[i] !== 1 ? L.i32(0) : idx[i]!)));
+        return this.valueAt(node.args[0]!, src.map((d, i) => (d === 1 && node.shape[i] !== 1 ? L.i32(0) : idx[i]!)));
       }
       case 'slice': {
         const starts = node.attrs.starts as Dim[];
         const steps = node.attrs.steps as number[];
-        return arg(0, idx.map((x, i) => L.add(this.dim(starts[i]!), L.mul(x, L.i32(steps[i]!)))));
+        return this.valueAt(node.args[0]!, idx.map((x, i) => L.add(this.dim(starts[i]!), L.mul(x, L.i32(steps[i]!)))));
       }
       case 'pad': {
         const before = node.attrs.before as number[];
@@ -151,7 +158,7 @@ export class NodeLowering {
           if ((node.attrs.after as number[])[i] !== 0) inside = L.and(inside, L.lt(j, n));
           return L.clampIndex(j, n);
         });
-        return L.select(inside, arg(0, inIdx), L.lit(t, Number(node.attrs.value)));
+        return L.select(inside, this.valueAt(node.args[0]!, inIdx), L.lit(t, Number(node.attrs.value)));
       }
       case 'concat': {
         const axis = node.attrs.axis as number;
@@ -191,8 +198,8 @@ export class NodeLowering {
       case 'sum': case 'mean': case 'max': case 'min': case 'argmax': case 'argmin':
         return this.reduce(node, idx);
     }
-    if (node.args.length === 1) return unaryValue(op as UnaryOp, arg(0));
-    if (node.args.length === 2) return binaryValue(op as BinaryOp, arg(0), arg(1));
+    if (node.args.length === 1) return unaryValue(op as UnaryOp, this.valueAt(node.args[0]!, idx));
+    if (node.args.length === 2) return binaryValue(op as BinaryOp, this.valueAt(node.args[0]!, idx), this.valueAt(node.args[1]!, idx));
     return fail('E_UNKNOWN_OP', `cannot lower op '${op}'`);
   }
 
@@ -232,7 +239,6 @@ export class NodeLowering {
   }
 
   private iexpr(e: IExpr, node: Node, idx: readonly LExpr[]): LExpr {
-    const rec = (x: IExpr) => this.iexpr(x, node, idx);
     switch (e.k) {
       case 'idx': return idx[e.i]!;
       case 'rvar': return L.variable(`c${node.id}_${e.name}`);
@@ -240,15 +246,15 @@ export class NodeLowering {
       case 'dim': return this.dim(e.d);
       case 'at': {
         const a = node.args[e.arg]!;
-        return this.valueAt(a, e.idx.map((x, i) => L.clampIndex(rec(x), this.dim(a.shape[i]!))));
+        return this.valueAt(a, e.idx.map((x, i) => L.clampIndex(this.iexpr(x, node, idx), this.dim(a.shape[i]!))));
       }
-      case 'un': return unaryValue(e.op, rec(e.a));
-      case 'bin': return binaryValue(e.op, rec(e.a), rec(e.b));
-      case 'where': return L.select(rec(e.c), rec(e.a), rec(e.b));
+      case 'un': return unaryValue(e.op, this.iexpr(e.a, node, idx));
+      case 'bin': return binaryValue(e.op, this.iexpr(e.a, node, idx), this.iexpr(e.b, node, idx));
+      case 'where': return L.select(this.iexpr(e.c, node, idx), this.iexpr(e.a, node, idx), this.iexpr(e.b, node, idx));
       case 'cast': {
-        return castTo(e.dtype, undefined, rec(e.a));
+        return castTo(e.dtype, undefined, this.iexpr(e.a, node, idx));
       }
-      case 'red': return L.red(e.fn, `c${node.id}_${e.name}`, this.dim(e.extent), rec(e.body));
+      case 'red': return L.red(e.fn, `c${node.id}_${e.name}`, this.dim(e.extent), this.iexpr(e.body, node, idx));
     }
   }
 }

@@ -785,64 +785,61 @@ class Printer {
   private unary(op: KUnary, t: Scalar, a: KExpr): string {
     const at = typeOf(a);
     const x = this.expr(a);
-    const call = (f: string): string => `${f}(${x})`;
     switch (op) {
       case 'neg':
         if (at === 'u32') return `0u - ${this.operand(a)}`;
         return `-${this.operand(a)}`;
-      case 'abs': return at === 'u32' ? x : call('abs');
-      case 'exp': return call(this.helper('t_exp'));
-      case 'expn': return call('exp');
-      case 'log': return call(this.helper('t_log'));
-      case 'sqrt': return call('sqrt');
-      case 'rsqrt': return call('inverseSqrt');
+      case 'abs': return at === 'u32' ? x : `abs(${x})`;
+      case 'exp': return `${this.helper('t_exp')}(${x})`;
+      case 'expn': return `exp(${x})`;
+      case 'log': return `${this.helper('t_log')}(${x})`;
+      case 'sqrt': return `sqrt(${x})`;
+      case 'rsqrt': return `inverseSqrt(${x})`;
       case 'sin': return `${this.helper('t_sincos')}(${x}, 0i)`;
       case 'cos': return `${this.helper('t_sincos')}(${x}, 1i)`;
-      case 'tanh': return call(this.helper('t_tanh'));
-      case 'erf': return call(this.helper('t_erf'));
-      case 'floor': return at === 'f32' ? call('floor') : x;
-      case 'ceil': return at === 'f32' ? call('ceil') : x;
+      case 'tanh': return `${this.helper('t_tanh')}(${x})`;
+      case 'erf': return `${this.helper('t_erf')}(${x})`;
+      case 'floor': return at === 'f32' ? `floor(${x})` : x;
+      case 'ceil': return at === 'f32' ? `ceil(${x})` : x;
       case 'not': return at === 'bool' ? `!${this.operand(a)}` : `~${this.operand(a)}`;
-      case 'isnan': return at === 'f32' ? call(this.helper('t_isnan')) : 'false';
-      case 'f16round': return call(this.helper('t_f16_round'));
-      case 'bf16round': return call(this.helper('t_bf16_round'));
+      case 'isnan': return at === 'f32' ? `${this.helper('t_isnan')}(${x})` : 'false';
+      case 'f16round': return `${this.helper('t_f16_round')}(${x})`;
+      case 'bf16round': return `${this.helper('t_bf16_round')}(${x})`;
     }
     return fail('E_UNSUPPORTED', `WGSL: unary op '${op as string}' (${t})`);
   }
 
   private binary(op: KBinary, t: Scalar, a: KExpr, b: KExpr): string {
     const at = typeOf(a);
-    const fn2 = (f: string): string => `${f}(${this.expr(a)}, ${this.expr(b)})`;
-    const infix = (sym: string): string => `${this.operand(a)} ${sym} ${this.operand(b)}`;
     switch (op) {
       // integer division by a literal other than 0 and -1 needs no guard
       case 'div':
-        if (at !== 'f32' && b.k === 'lit' && b.v !== 0 && b.v !== -1) return infix('/');
-        if (at === 'i32') return fn2(this.helper('t_idiv'));
-        if (at === 'u32') return fn2(this.helper('t_udiv'));
-        return infix('/');
+        if (at !== 'f32' && b.k === 'lit' && b.v !== 0 && b.v !== -1) return this.infix('/', a, b);
+        if (at === 'i32') return this.call2(this.helper('t_idiv'), a, b);
+        if (at === 'u32') return this.call2(this.helper('t_udiv'), a, b);
+        return this.infix('/', a, b);
       case 'mod':
-        if (at !== 'f32' && b.k === 'lit' && b.v !== 0 && b.v !== -1) return infix('%');
-        if (at === 'i32') return fn2(this.helper('t_imod'));
-        if (at === 'u32') return fn2(this.helper('t_umod'));
-        return infix('%');
+        if (at !== 'f32' && b.k === 'lit' && b.v !== 0 && b.v !== -1) return this.infix('%', a, b);
+        if (at === 'i32') return this.call2(this.helper('t_imod'), a, b);
+        if (at === 'u32') return this.call2(this.helper('t_umod'), a, b);
+        return this.infix('%', a, b);
       case 'pow':
-        if (at === 'i32') return fn2(this.helper('t_ipow'));
-        if (at === 'u32') return fn2(this.helper('t_upow'));
-        return fn2(this.helper('t_pow'));
-      case 'max': return at === 'f32' ? fn2(this.helper('t_max')) : fn2('max');
-      case 'min': return at === 'f32' ? fn2(this.helper('t_min')) : fn2('min');
-      case 'and': return infix(at === 'bool' ? '&&' : '&');
-      case 'or': return infix(at === 'bool' ? '||' : '|');
-      case 'bxor': return at === 'bool' ? infix('!=') : infix('^');
+        if (at === 'i32') return this.call2(this.helper('t_ipow'), a, b);
+        if (at === 'u32') return this.call2(this.helper('t_upow'), a, b);
+        return this.call2(this.helper('t_pow'), a, b);
+      case 'max': return at === 'f32' ? this.call2(this.helper('t_max'), a, b) : this.call2('max', a, b);
+      case 'min': return at === 'f32' ? this.call2(this.helper('t_min'), a, b) : this.call2('min', a, b);
+      case 'and': return this.infix(at === 'bool' ? '&&' : '&', a, b);
+      case 'or': return this.infix(at === 'bool' ? '||' : '|', a, b);
+      case 'bxor': return at === 'bool' ? this.infix('!=', a, b) : this.infix('^', a, b);
       // Float `!=` must be true when either side is NaN; drivers compile it as an ordered compare.
-      case 'ne': return at === 'f32' ? `!(${infix('==')})` : infix('!=');
+      case 'ne': return at === 'f32' ? `!(${this.infix('==', a, b)})` : this.infix('!=', a, b);
       case 'dot4i8':
         if (this.caps.packed4x8Dot === true) {
           this.requires.add('packed_4x8_integer_dot_product');
-          return fn2('dot4I8Packed');
+          return this.call2('dot4I8Packed', a, b);
         }
-        return fn2(this.helper('t_dot4i8'));
+        return this.call2(this.helper('t_dot4i8'), a, b);
       case 'shl': case 'shr': {
         const bt = typeOf(b);
         const amt = b.k === 'lit' ? `${(b.v >>> 0) & 31}u` : bt === 'u32' ? `${this.operand(b)} & 31u` : `u32(${this.expr(b)}) & 31u`;
@@ -851,9 +848,19 @@ class Printer {
       default: {
         const sym = BIN_SYMBOL[op];
         if (sym === undefined) return fail('E_UNSUPPORTED', `WGSL: binary op '${op}' (${t})`);
-        return infix(sym);
+        return this.infix(sym, a, b);
       }
     }
+  }
+
+  /** `f(a, b)`. */
+  private call2(f: string, a: KExpr, b: KExpr): string {
+    return `${f}(${this.expr(a)}, ${this.expr(b)})`;
+  }
+
+  /** `a sym b`, operands parenthesized where needed. */
+  private infix(sym: string, a: KExpr, b: KExpr): string {
+    return `${this.operand(a)} ${sym} ${this.operand(b)}`;
   }
 
   private cast(t: Scalar, a: KExpr): string {
