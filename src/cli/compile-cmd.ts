@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Program } from '../ir/graph.js';
-import { printProgram } from '../ir/text/index.js';
+import { printProgram } from '../ir/text/print.js';
 import { allBuilds, compile, STAGES, type CompiledProgram } from '../passes/pipeline.js';
 import type { ScheduleParams } from '../passes/schedule.js';
 import { printJSModule } from '../backends/js/print.js';
