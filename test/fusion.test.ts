@@ -198,3 +198,32 @@ describe('epilogue regressions', () => {
     for (const { name, rt } of await testBackends()) expect(await checkOnBackend(cp, rt, inputs, { rtol: 1e-5, atol: 1e-6 }), name).toBeNull();
   });
 });
+
+describe('epilogue placement', () => {
+  it("a matmul tile's store guards and epilogue operands are computed after its K loop, not kept live across it", async () => {
+    const { forEachKExpr, kstmtBodies } = await import('../src/ir/kernel.js');
+    type Stmts = Parameters<typeof forEachKExpr>[0];
+    const [M, N, K] = [D.dim('M'), D.dim('N'), D.dim('K')];
+    const def = D.kernel('lin', { x: D.tensor('f32', [M, K]), w: D.tensor('f32', [K, N]), bias: D.tensor('f32', [N]) }, ({ x, w, bias }) => D.matmul(x, w).add(bias).silu());
+    for (const opts of [{ versions: false }, { versions: false, assume: { M: 16, N: 4, K: 4 } }]) {
+      for (const params of [{}, { tiled: 0, vec: 0, tm: 2, tn: 2 }, { sg: 1, vec: 4, tm: 4, tn: 4, workgroupSize: 8 }]) {
+        const k = compile(def.program, { ...opts, groupParams: () => params }).kernels[0]!.kernel;
+        let loops = 0;
+        // every statement list holding a K loop: nothing before the loop reads the bias or is a bool
+        const visit = (body: Stmts): void => {
+          const at = body.findIndex((s) => s.k === 'for' && /^(k|kv|kc|kg)$/.test(s.v));
+          if (at >= 0) {
+            loops++;
+            const before = body.slice(0, at);
+            const why = `${JSON.stringify(opts)} ${JSON.stringify(params)}`;
+            expect(before.filter((s) => s.k === 'let' && s.t === 'bool').length, why).toBe(0);
+            forEachKExpr(before, (e) => expect(e.k === 'load' && e.buf === 'bias', why).toBe(false));
+          }
+          for (const s of body) for (const inner of kstmtBodies(s)) visit(inner);
+        };
+        visit(k.body);
+        expect(loops).toBeGreaterThan(0);
+      }
+    }
+  });
+});

@@ -375,9 +375,9 @@ describe('golden codegen', () => {
         let v7: i32 = sub($M, 1)
         let v13: i32 = sub($N, 1)
         if lt(tid, mul(v5, v4)) {
-          let v56: i32 = mul(mod(div(tid, v4), v5), 2)
-          let v57: i32 = sub($M, v56)
-          if gt(v57, 1) {
+          let v63: i32 = mul(mod(div(tid, v4), v5), 2)
+          let v64: i32 = sub($M, v63)
+          if gt(v64, 1) {
             var c0: f32 = 0.0
             var c1: f32 = 0.0
             var c2: f32 = 0.0
@@ -398,67 +398,74 @@ describe('golden codegen', () => {
               c2 = add(c2, mul(v11, v15))
               c3 = add(c3, mul(v11, v17))
             }
-            let v18: i32 = min(v12, v13)
-            let v19: f32 = b[v18]
-            if and(lt(v6, $M), lt(v12, $N)) {
-              let v20: f32 = add(c0, v19)
-              out[add(mul(v6, $N), v12)] = div(v20, add(1.0, exp(neg(v20))))
+            let v18: i32 = mul(mod(div(tid, v4), v5), 2)
+            let v19: i32 = mul(mod(tid, v4), 2)
+            let v20: i32 = min(v19, v13)
+            let v21: f32 = b[v20]
+            if and(lt(v18, $M), lt(v19, $N)) {
+              let v22: f32 = add(c0, v21)
+              out[add(mul(v18, $N), v19)] = div(v22, add(1.0, exp(neg(v22))))
             }
-            let v21: bool = lt(v6, $M)
-            let v22: i32 = add(v12, 1)
-            let v23: i32 = mul(v6, $N)
-            let v24: i32 = min(v22, v13)
-            let v25: f32 = b[v24]
-            if and(v21, lt(v22, $N)) {
-              let v26: f32 = add(c1, v25)
-              out[add(v23, v22)] = div(v26, add(1.0, exp(neg(v26))))
+            let v23: bool = lt(v18, $M)
+            let v24: i32 = add(v19, 1)
+            let v25: i32 = mul(v18, $N)
+            let v26: i32 = min(v24, v13)
+            let v27: f32 = b[v26]
+            if and(v23, lt(v24, $N)) {
+              let v28: f32 = add(c1, v27)
+              out[add(v25, v24)] = div(v28, add(1.0, exp(neg(v28))))
             }
-            let v27: i32 = add(v6, 1)
-            let v28: bool = lt(v12, $N)
-            if and(lt(v27, $M), v28) {
-              let v29: f32 = add(c2, v19)
-              out[add(mul(v27, $N), v12)] = div(v29, add(1.0, exp(neg(v29))))
+            let v29: i32 = add(v18, 1)
+            let v30: bool = lt(v19, $N)
+            if and(lt(v29, $M), v30) {
+              let v31: f32 = add(c2, v21)
+              out[add(mul(v29, $N), v19)] = div(v31, add(1.0, exp(neg(v31))))
             }
-            let v30: bool = lt(v27, $M)
-            let v31: bool = lt(v22, $N)
-            let v32: i32 = mul(v27, $N)
-            if and(v30, v31) {
-              let v33: f32 = add(c3, v25)
-              out[add(v32, v22)] = div(v33, add(1.0, exp(neg(v33))))
+            let v32: bool = lt(v29, $M)
+            let v33: bool = lt(v24, $N)
+            let v34: i32 = mul(v29, $N)
+            if and(v32, v33) {
+              let v35: f32 = add(c3, v27)
+              out[add(v34, v24)] = div(v35, add(1.0, exp(neg(v35))))
             }
           } else {
-            for mr in 0..v57 {
-              var c34: f32 = 0.0
-              var c35: f32 = 0.0
-              let v36: i32 = mul(mod(div(tid, v4), v5), 2)
-              let v37: i32 = mul(add(v36, mr), $K)
-              let v39: i32 = mul(mod(tid, v4), 2)
-              let v40: i32 = min(v39, v13)
-              let v41: i32 = mul(v40, $K)
-              let v43: i32 = add(v39, 1)
-              let v44: i32 = min(v43, v13)
-              let v45: i32 = mul(v44, $K)
+            for mr in 0..v64 {
+              var c36: f32 = 0.0
+              var c37: f32 = 0.0
+              let v38: i32 = mul(mod(div(tid, v4), v5), 2)
+              let v39: i32 = mul(add(v38, mr), $K)
+              let v41: i32 = mul(mod(tid, v4), 2)
+              let v42: i32 = min(v41, v13)
+              let v43: i32 = mul(v42, $K)
+              let v45: i32 = add(v41, 1)
+              let v46: i32 = min(v45, v13)
+              let v47: i32 = mul(v46, $K)
               for k in 0..$K {
-                let v38: f32 = x[add(v37, k)]
-                let v42: f32 = w[add(v41, k)]
-                let v46: f32 = w[add(v45, k)]
-                c34 = add(c34, mul(v38, v42))
-                c35 = add(c35, mul(v38, v46))
+                let v40: f32 = x[add(v39, k)]
+                let v44: f32 = w[add(v43, k)]
+                let v48: f32 = w[add(v47, k)]
+                c36 = add(c36, mul(v40, v44))
+                c37 = add(c37, mul(v40, v48))
               }
-              let v47: i32 = add(v36, mr)
-              let v48: bool = lt(v39, $N)
-              let v49: f32 = b[v40]
-              if and(lt(v47, $M), v48) {
-                let v50: f32 = add(c34, v49)
-                out[add(mul(v47, $N), v39)] = div(v50, add(1.0, exp(neg(v50))))
+              let v49: i32 = mul(mod(div(tid, v4), v5), 2)
+              let v50: i32 = add(v49, mr)
+              let v51: i32 = mul(mod(tid, v4), 2)
+              let v52: bool = lt(v51, $N)
+              let v53: i32 = min(v51, v13)
+              let v54: f32 = b[v53]
+              if and(lt(v50, $M), v52) {
+                let v55: f32 = add(c36, v54)
+                out[add(mul(v50, $N), v51)] = div(v55, add(1.0, exp(neg(v55))))
               }
-              let v51: bool = lt(v47, $M)
-              let v52: bool = lt(v43, $N)
-              let v53: i32 = mul(v47, $N)
-              let v54: f32 = b[v44]
-              if and(v51, v52) {
-                let v55: f32 = add(c35, v54)
-                out[add(v53, v43)] = div(v55, add(1.0, exp(neg(v55))))
+              let v56: bool = lt(v50, $M)
+              let v57: i32 = add(v51, 1)
+              let v58: bool = lt(v57, $N)
+              let v59: i32 = mul(v50, $N)
+              let v60: i32 = min(v57, v13)
+              let v61: f32 = b[v60]
+              if and(v56, v58) {
+                let v62: f32 = add(c37, v61)
+                out[add(v59, v57)] = div(v62, add(1.0, exp(neg(v62))))
               }
             }
           }
@@ -506,27 +513,20 @@ describe('golden codegen', () => {
         let v13: i32 = 2i * v5;
         let v16: i32 = 3i * v5;
         let v19: i32 = dims.K / 4i;
-        let v33: i32 = dims.N - 1i;
+        let v35: i32 = dims.N - 1i;
         if (tid < (v1 * dims.M)) {
           let v3: i32 = (min(t_imod(t_idiv(tid, v1), dims.M), v2) * dims.K) / 4i;
           let v9: i32 = min((t_imod(tid, v1)) * 4i, v8) / 4i;
           let v11: i32 = v5 + v9;
           let v14: i32 = v13 + v9;
           let v17: i32 = v16 + v9;
-          let v24: i32 = t_imod(t_idiv(tid, v1), dims.M);
-          let v25: i32 = (t_imod(tid, v1)) * 4i;
-          let v30: i32 = min(v24, v2) * dims.K;
-          let v34: i32 = min(v25, v33);
-          let v36: i32 = min(v25 + 1i, v33);
-          let v38: i32 = min(v25 + 2i, v33);
-          let v40: i32 = min(v25 + 3i, v33);
-          let v42: bool = (v24 < dims.M) && (v25 < dims.N);
-          let v43: i32 = (v24 * dims.N) + v25;
-          let v44: bool = v24 < dims.M;
-          let v45: i32 = v25 + 1i;
-          let v46: i32 = v24 * dims.N;
-          let v47: i32 = v25 + 2i;
-          let v48: i32 = v25 + 3i;
+          let v30: i32 = t_imod(t_idiv(tid, v1), dims.M);
+          let v31: i32 = min(v30, v2) * dims.K;
+          let v34: i32 = (t_imod(tid, v1)) * 4i;
+          let v36: i32 = min(v34, v35);
+          let v38: i32 = min(v34 + 1i, v35);
+          let v40: i32 = min(v34 + 2i, v35);
+          let v42: i32 = min(v34 + 3i, v35);
           if (((dims.N % 4i) == 0i) && ((dims.K % 4i) == 0i)) {
             var cv18: vec4<f32> = vec4<f32>(0.0);
             for (var kv: i32 = 0i; kv < v19; kv += 1i) {
@@ -542,6 +542,8 @@ describe('golden codegen', () => {
             let c21: f32 = cv18.y;
             let c22: f32 = cv18.z;
             let c23: f32 = cv18.w;
+            let v24: i32 = t_imod(t_idiv(tid, v1), dims.M);
+            let v25: i32 = (t_imod(tid, v1)) * 4i;
             if ((v24 < dims.M) && (v25 < dims.N)) {
               out[((v24 * dims.N) + v25) >> 2u] = vec4<f32>(c20, c21, c22, c23);
             }
@@ -551,28 +553,37 @@ describe('golden codegen', () => {
             var c28: f32 = 0.0;
             var c29: f32 = 0.0;
             for (var k: i32 = 0i; k < dims.K; k += 1i) {
-              let v31: f32 = a[(v30 + k) >> 2u][(v30 + k) & 3i];
-              let v32: i32 = k * dims.N;
-              let v35: f32 = b[(v32 + v34) >> 2u][(v32 + v34) & 3i];
-              let v37: f32 = b[(v32 + v36) >> 2u][(v32 + v36) & 3i];
-              let v39: f32 = b[(v32 + v38) >> 2u][(v32 + v38) & 3i];
-              let v41: f32 = b[(v32 + v40) >> 2u][(v32 + v40) & 3i];
-              c26 = c26 + (v31 * v35);
-              c27 = c27 + (v31 * v37);
-              c28 = c28 + (v31 * v39);
-              c29 = c29 + (v31 * v41);
+              let v32: f32 = a[(v31 + k) >> 2u][(v31 + k) & 3i];
+              let v33: i32 = k * dims.N;
+              let v37: f32 = b[(v33 + v36) >> 2u][(v33 + v36) & 3i];
+              let v39: f32 = b[(v33 + v38) >> 2u][(v33 + v38) & 3i];
+              let v41: f32 = b[(v33 + v40) >> 2u][(v33 + v40) & 3i];
+              let v43: f32 = b[(v33 + v42) >> 2u][(v33 + v42) & 3i];
+              c26 = c26 + (v32 * v37);
+              c27 = c27 + (v32 * v39);
+              c28 = c28 + (v32 * v41);
+              c29 = c29 + (v32 * v43);
             }
-            if (v42) {
-              out[v43 >> 2u][v43 & 3i] = c26;
+            let v44: i32 = t_imod(t_idiv(tid, v1), dims.M);
+            let v45: i32 = (t_imod(tid, v1)) * 4i;
+            let v46: bool = (v44 < dims.M) && (v45 < dims.N);
+            let v47: i32 = (v44 * dims.N) + v45;
+            if (v46) {
+              out[v47 >> 2u][v47 & 3i] = c26;
             }
-            if (v44 && (v45 < dims.N)) {
-              out[(v46 + v45) >> 2u][(v46 + v45) & 3i] = c27;
+            let v48: bool = v44 < dims.M;
+            let v49: i32 = v45 + 1i;
+            let v50: i32 = v44 * dims.N;
+            if (v48 && (v49 < dims.N)) {
+              out[(v50 + v49) >> 2u][(v50 + v49) & 3i] = c27;
             }
-            if (v44 && (v47 < dims.N)) {
-              out[(v46 + v47) >> 2u][(v46 + v47) & 3i] = c28;
+            let v51: i32 = v45 + 2i;
+            if (v48 && (v51 < dims.N)) {
+              out[(v50 + v51) >> 2u][(v50 + v51) & 3i] = c28;
             }
-            if (v44 && (v48 < dims.N)) {
-              out[(v46 + v48) >> 2u][(v46 + v48) & 3i] = c29;
+            let v52: i32 = v45 + 3i;
+            if (v48 && (v52 < dims.N)) {
+              out[(v50 + v52) >> 2u][(v50 + v52) & 3i] = c29;
             }
           }
         }
