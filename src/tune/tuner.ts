@@ -15,7 +15,7 @@ import { candidatesFor, deviceCaps, type Candidate } from './candidates.js';
 import { cacheDir, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
 
 /** Part of every tuning cache key: bumped when code generation or the way candidates are timed changes. */
-export const COMPILER_VERSION = 'tessera-0.1.8';
+export const COMPILER_VERSION = 'tessera-0.1.9';
 
 export interface TuneProgress {
   readonly kernel: string;
