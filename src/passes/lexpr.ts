@@ -209,8 +209,7 @@ export function nonNegative(e: LExpr): boolean {
 
 /**
  * An upper bound of the integer expression `e` (Infinity when unknown): masks, remainders, minimums.
- * Memoized like nonNegative: a loop counter's bound registers when it is made, so a bound found
- * before that is only weaker.
+ * Memoized like nonNegative (both memos are cleared when a loop counter registers its bound).
  */
 export function upperBound(e: LExpr): number {
   let r = upperMemo.get(e);
