@@ -39,8 +39,23 @@ export interface Node {
   readonly key: string;
 }
 
-const table = new Map<string, Node>();
+/**
+ * Interned nodes, held weakly: a program's nodes live as long as something references them (its
+ * outputs, a kernel's group), so a process that compiles many programs does not keep them all. An
+ * entry whose node was collected is removed, unless an equal node was interned under its key since.
+ */
+const table = new Map<string, WeakRef<Node>>();
+const collected = new FinalizationRegistry<string>((key) => {
+  if (table.get(key)?.deref() === undefined) table.delete(key);
+});
 let nextId = 0;
+
+/** How many interned nodes are still held (those not yet collected). */
+export function internedNodes(): number {
+  let n = 0;
+  for (const ref of table.values()) if (ref.deref()) n++;
+  return n;
+}
 
 function attrKey(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x));
@@ -49,10 +64,11 @@ function attrKey(v: unknown): string {
 /** The only way to make a node: returns the existing node when an equal one exists. */
 export function intern(op: OpName, args: readonly Node[], dtype: DType, shape: Shape, attrs: Attrs = {}): Node {
   const key = `${op}:${dtype}[${shape.map(dimKey).join(',')}]${attrKey(attrs)}(${args.map((a) => a.id).join(',')})`;
-  const hit = table.get(key);
+  const hit = table.get(key)?.deref();
   if (hit) return hit;
   const node: Node = Object.freeze({ id: nextId++, op, args: Object.freeze([...args]), dtype, shape: Object.freeze([...shape]), attrs, key });
-  table.set(key, node);
+  table.set(key, new WeakRef(node));
+  collected.register(node, key);
   return node;
 }
 

@@ -44,6 +44,27 @@ class Slot {
 }
 const table = new Slot();
 let interned = 0;
+
+let internedAtReset = 0;
+
+/** How many lowering expressions are interned now (since the last reset). */
+export function internedExprs(): number {
+  return interned - internedAtReset;
+}
+
+/**
+ * Forgets every interned expression and the memos about them, so a long-lived process that compiles
+ * many programs does not keep them all (compile() calls it between programs, see
+ * setLoweringCacheLimit). Expressions made before must not meet those made after (equal ones are
+ * no longer the same object): call it only where no lowering is under way. Ids keep counting, so
+ * an old expression's id never names a new one. What loop counters were registered with stays.
+ */
+export function resetExprs(): void {
+  table.next = undefined;
+  nonNegMemo.clear();
+  upperMemo.clear();
+  internedAtReset = interned;
+}
 const EMPTY: ReadonlySet<string> = new Set();
 
 function union(...xs: LExpr[]): ReadonlySet<string> {

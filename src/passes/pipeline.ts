@@ -13,6 +13,7 @@ import { DEFAULT_PARAMS, matmulDims, scheduleGroup, type ScheduleParams } from '
 import { MMA_DEFAULTS, mmaApplies, tensorCoresTake } from './schedule-mma.js';
 import { stageGatherTables } from './stage.js';
 import { rulesFor, simplify } from './simplify.js';
+import { internedExprs, resetExprs } from './lexpr.js';
 
 export interface CompiledKernel {
   readonly kernel: Kernel;
@@ -171,10 +172,35 @@ function groupDefaults(group: FusedGroup, mma: boolean): Partial<ScheduleParams>
 }
 
 /**
+ * Lowering expressions are interned process-wide (equal ones are one object, which is what makes
+ * CSE and hoisting cheap) and programs compiled later reuse them. Past this many, compile() forgets
+ * them before its next program: what a long-lived process keeps stays bounded (about 0.5 KB each).
+ */
+let loweringCacheLimit = 250_000;
+let compiling = 0;
+
+/** Sets how many interned lowering expressions a process keeps between compiles (see compile()). */
+export function setLoweringCacheLimit(n: number): void {
+  if (!(Number.isInteger(n) && n >= 0)) fail('E_ARG', `setLoweringCacheLimit: expected a non-negative integer, got ${String(n)}`);
+  loweringCacheLimit = n;
+}
+
+/**
  * Compiles a program: the general build (any dims), and with `versions` (the default) faster builds
  * for a decode step and for aligned dims, chosen at dispatch by `selectVersion`.
  */
 export function compile(source: Program, opts: CompileOptions = {}): CompiledProgram {
+  // only between programs: no lowering is under way
+  if (compiling === 0 && internedExprs() > loweringCacheLimit) resetExprs();
+  compiling++;
+  try {
+    return compileVersions(source, opts);
+  } finally {
+    compiling--;
+  }
+}
+
+function compileVersions(source: Program, opts: CompileOptions): CompiledProgram {
   const front = frontEnd(source, opts);
   const general = compileBuild(source, opts, front);
   if (opts.versions === false || general.specialized || general.assumed) return general;

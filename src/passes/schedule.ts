@@ -439,14 +439,14 @@ export function storeTile4(b: Build, group: FusedGroup, epi: Epilogue, tile: Til
 }
 
 /** The lane variable of vectorizeLanes: the k of lane 0. */
-const KQ = L.variable('kq', 'i32', true);
+const kqVar = () => L.variable('kq', 'i32', true);
 
 /** Buffers of the group's f32 inputs (those a vec4 load may read). */
 function f32Reads(group: FusedGroup, names: BufferNames): Set<string> {
   return new Set(group.reads.filter((r) => r.dtype === 'f32').map((r) => names.readOf(r)));
 }
 
-/** For a load of an f32 buffer at base + KQ, base a multiple of 4: base (a vec4 load's start). */
+/** For a load of an f32 buffer at base + kq, base a multiple of 4: base (a vec4 load's start). */
 function load4Base(e: LExpr, f32Bufs: ReadonlySet<string>, Ke: LExpr): LExpr | undefined {
   if (e.k !== 'load' || e.t !== 'f32' || !f32Bufs.has(e.buf)) return undefined;
   const base = L.offsetOf(e.index, 'kq');
@@ -456,7 +456,7 @@ function load4Base(e: LExpr, f32Bufs: ReadonlySet<string>, Ke: LExpr): LExpr | u
 const isLaneOp = (e: LExpr): e is Extract<LExpr, { k: 'bin' }> & { op: 'add' | 'sub' | 'mul' | 'div' } =>
   e.k === 'bin' && e.t === 'f32' && (e.op === 'add' || e.op === 'sub' || e.op === 'mul' || e.op === 'div');
 
-/** Does `e` (written with KQ) vectorize with vec4 loads and lane-wise ops only (no per-lane values)? */
+/** Does `e` (written with the lane variable kq) vectorize with vec4 loads and lane-wise ops only (no per-lane values)? */
 function lanesVectorize(e: LExpr, f32Bufs: ReadonlySet<string>, Ke: LExpr): boolean {
   if (!e.free.has('kq')) return true;
   if (e.k === 'load') return load4Base(e, f32Bufs, Ke) !== undefined;
@@ -483,9 +483,9 @@ function quadIndex(b: Build, q: LExpr, chain: readonly Scope[]): KExpr {
 }
 
 /**
- * The vec4 of `e` (an f32 value written with the lane variable KQ) at k = k4, k4 + 1, k4 + 2, k4 + 3,
- * let-bound in `loop`: a load at base + KQ with a base that is a multiple of 4 becomes one vec4
- * load, + - * / act lane-wise, values without KQ are computed once and splat (hoisted by the
+ * The vec4 of `e` (an f32 value written with the lane variable kq) at k = k4, k4 + 1, k4 + 2, k4 + 3,
+ * let-bound in `loop`: a load at base + kq with a base that is a multiple of 4 becomes one vec4
+ * load, + - * / act lane-wise, values without kq are computed once and splat (hoisted by the
  * emitter), and anything else is evaluated per lane. A matmul prologue (x * g of a norm, a scale)
  * costs one vec4 op per row instead of four scalar ones.
  */
@@ -815,7 +815,7 @@ function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: Sch
   // read transposed: weights as [out, in], a GEMV), the vec4 path runs along K: vec4 partial sums
   // per output, their lanes added after the loop. Taken when K is a multiple of 4.
   const bufs32 = f32Reads(group, names);
-  const vecK = vec === 4 && t === 'f32' && !vecB && lanesVectorize(lo.valueAt(A, [...batch, mc[0]!, KQ]), bufs32, Ke) && lanesVectorize(lo.valueAt(B, [...batch, KQ, nc[0]!]), bufs32, Ke);
+  const vecK = vec === 4 && t === 'f32' && !vecB && lanesVectorize(lo.valueAt(A, [...batch, mc[0]!, kqVar()]), bufs32, Ke) && lanesVectorize(lo.valueAt(B, [...batch, kqVar(), nc[0]!]), bufs32, Ke);
   const k4ok = L.bin('eq', L.mod(Ke, L.i32(4)), L.i32(0));
   const fastCond = vecB ? L.and(L.bin('eq', L.mod(Ne, L.i32(4)), L.i32(0)), k4ok) : vecK ? k4ok : L.lit('bool', 0);
   const fast = fastCond.k === 'lit' ? fastCond.v !== 0 : undefined; // known at compile time, or undefined
@@ -846,8 +846,8 @@ function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: Sch
 
   if (vecK && fast !== false) {
     const memo = new Map<LExpr, KExpr>();
-    const av = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, KQ]), kv, Ke, bufs32, chain, loop, memo));
-    const bv = nc.map((n) => vectorizeLanes(b, lo.valueAt(B, [...batch, KQ, n]), kv, Ke, bufs32, chain, loop, memo));
+    const av = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, kqVar()]), kv, Ke, bufs32, chain, loop, memo));
+    const bv = nc.map((n) => vectorizeLanes(b, lo.valueAt(B, [...batch, kqVar(), n]), kv, Ke, bufs32, chain, loop, memo));
     const vaccs = vecAccs(mc.length, nc.length);
     vaccs.forEach((row, i) => row.forEach((name, j) => loop.stmts.push({ k: 'set', name, value: { k: 'fma4', t: vt, a: av[i]!, b: bv[j]!, c: vvar(name) } })));
     pushLoop();
@@ -880,7 +880,7 @@ function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: Sch
     } else {
       // A read through a prologue: its value at four consecutive k, vectorized where it can be
       const memo = new Map<LExpr, KExpr>(); // shared by the rows: a column factor is loaded once
-      const vecs = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, KQ]), kv, Ke, bufs32, chain, loop, memo));
+      const vecs = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, kqVar()]), kv, Ke, bufs32, chain, loop, memo));
       aAt = (i, kk) => ({ k: 'comp', t: 'f32', a: vecs[i]!, i: kk });
     }
     // B: for each k, tn / 4 vec4s along N, at a column clamped to N - 4 (a multiple of 4): vec4
