@@ -592,7 +592,11 @@ function groupPeriod(b: Build, o: KOperands, ks: readonly LExpr[], kk: LExpr): n
   if (o.t !== 'f32') return undefined;
   const periods = new Set<number>();
   let bare = false;
+  // each shared subexpression once (expressions are DAGs: a walk of the tree can be exponential)
+  const seen = new Set<LExpr>();
   const visit = (e: LExpr): void => {
+    if (seen.has(e)) return;
+    seen.add(e);
     if (e.k === 'bin' && e.op === 'div' && e.a === kk && e.b.k === 'lit' && e.b.v > 1) periods.add(e.b.v);
     else if (e === kk) bare = true;
     else L.children(e).forEach(visit);
