@@ -29,6 +29,24 @@ interface Variant {
 const header = (w: string) =>
   `@group(0) @binding(0) var<storage, read> x: array<f32>;\n@group(0) @binding(1) var<storage, read> w: array<${w}>;\n@group(0) @binding(2) var<storage, read_write> out: array<f32>;\n`;
 
+/** `cols` columns per invocation (a multiple of 4), read as vec4s of w viewed as [K, N / 4]. */
+function vec4Columns(K: number, N: number, cols: number, wg: number): Variant {
+  const q = cols / 4;
+  const accs = Array.from({ length: q }, (_, j) => `a${j}`);
+  const fmas = accs.map((a, j) => `${a} = fma(xv, w[k * ${N / 4}u + ${q}u * n + ${j}u], ${a});`).join(' ');
+  const stores = accs.flatMap((a, j) => ['x', 'y', 'z', 'w'].map((c, i) => `out[${cols}u * n + ${4 * j + i}u] = ${a}.${c};`)).join(' ');
+  return {
+    name: `${cols} columns vec4, wg ${wg}`,
+    groups: Math.ceil(N / cols / wg),
+    code: `${header('vec4<f32>')}@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let n = g.x; if (n >= ${N / cols}u) { return; }
+  ${accs.map((a) => `var ${a} = vec4<f32>();`).join(' ')}
+  for (var k = 0u; k < ${K}u; k++) { let xv = vec4<f32>(x[k]); ${fmas} }
+  ${stores}
+}`,
+  };
+}
+
 function variants(K: number, N: number): Variant[] {
   const vs: Variant[] = [];
   for (const wg of [8, 16, 32, 64]) {
@@ -56,32 +74,7 @@ function variants(K: number, N: number): Variant[] {
   out[n] = acc;
 }`,
       });
-    if (N % 4 === 0)
-      vs.push({
-        name: `4 columns vec4, wg ${wg}`,
-        groups: Math.ceil(N / 4 / wg),
-        code: `${header('vec4<f32>')}@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n = g.x; if (n >= ${N / 4}u) { return; }
-  var acc = vec4<f32>();
-  for (var k = 0u; k < ${K}u; k++) { acc = fma(vec4<f32>(x[k]), w[k * ${N / 4}u + n], acc); }
-  out[4u * n] = acc.x; out[4u * n + 1u] = acc.y; out[4u * n + 2u] = acc.z; out[4u * n + 3u] = acc.w;
-}`,
-      });
-    if (N % 8 === 0)
-      vs.push({
-        name: `8 columns vec4, wg ${wg}`,
-        groups: Math.ceil(N / 8 / wg),
-        code: `${header('vec4<f32>')}@compute @workgroup_size(${wg}) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n = g.x; if (n >= ${N / 8}u) { return; }
-  var a0 = vec4<f32>(); var a1 = vec4<f32>();
-  for (var k = 0u; k < ${K}u; k++) {
-    let xv = vec4<f32>(x[k]);
-    a0 = fma(xv, w[k * ${N / 4}u + 2u * n], a0); a1 = fma(xv, w[k * ${N / 4}u + 2u * n + 1u], a1);
-  }
-  out[8u * n] = a0.x; out[8u * n + 1u] = a0.y; out[8u * n + 2u] = a0.z; out[8u * n + 3u] = a0.w;
-  out[8u * n + 4u] = a1.x; out[8u * n + 5u] = a1.y; out[8u * n + 6u] = a1.z; out[8u * n + 7u] = a1.w;
-}`,
-      });
+    for (const cols of [4, 8]) if (N % cols === 0) vs.push(vec4Columns(K, N, cols, wg));
     // K split across S lanes: the workgroup is C columns x S slices, summed through workgroup memory
     for (const S of [4, 8]) {
       if (wg < S) continue;
