@@ -76,7 +76,8 @@ export function measureCompileTime(ops: readonly OpSpec[], caps: WGSLCaps, runs 
     }
     const first = total.shift()!;
     [dsl, comp, print].forEach((xs) => xs.shift());
-    return { op: op.name, kernels, wgslChars: chars, firstMs: first, medianMs: median(total), perKernelMs: median(total) / kernels, dslMs: median(dsl), compileMs: median(comp), printMs: median(print) };
+    const medianMs = median(total);
+    return { op: op.name, kernels, wgslChars: chars, firstMs: first, medianMs, perKernelMs: medianMs / kernels, dslMs: median(dsl), compileMs: median(comp), printMs: median(print) };
   });
   const medians = perOp.map((p) => p.medianMs);
   const medianMs = median(medians);

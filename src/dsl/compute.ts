@@ -103,8 +103,9 @@ export function lit(v: number, dtype: DType = 'f32'): IndexExpr {
 
 let reductionCounter = 0;
 function reduction(fn: 'sum' | 'max' | 'min', extent: Dim, body: (k: IndexExpr) => IndexExpr): IndexExpr {
-  dimArg(`reduce${fn[0]!.toUpperCase()}${fn.slice(1)}`, 'extent', extent);
-  if (typeof body !== 'function') throw dslError('E_ARG', `reduce${fn[0]!.toUpperCase()}${fn.slice(1)}: body must be a function of the reduction index, got ${describe(body)}`);
+  const op = `reduce${fn[0]!.toUpperCase()}${fn.slice(1)}`;
+  dimArg(op, 'extent', extent);
+  if (typeof body !== 'function') throw dslError('E_ARG', `${op}: body must be a function of the reduction index, got ${describe(body)}`);
   const name = `r${reductionCounter++}`;
   return new IndexExpr({ k: 'red', fn, name, extent, body: lift(body(new IndexExpr({ k: 'rvar', name })), 'f32').draft });
 }

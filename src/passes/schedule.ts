@@ -819,7 +819,8 @@ function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: Sch
   // read transposed: weights as [out, in], a GEMV), the vec4 path runs along K: vec4 partial sums
   // per output, their lanes added after the loop. Taken when K is a multiple of 4.
   const bufs32 = f32Reads(group, names);
-  const vecK = vec === 4 && t === 'f32' && !vecB && lanesVectorize(lo.valueAt(A, [...batch, mc[0]!, kqVar()]), bufs32, Ke) && lanesVectorize(lo.valueAt(B, [...batch, kqVar(), nc[0]!]), bufs32, Ke);
+  const kq = kqVar();
+  const vecK = vec === 4 && t === 'f32' && !vecB && lanesVectorize(lo.valueAt(A, [...batch, mc[0]!, kq]), bufs32, Ke) && lanesVectorize(lo.valueAt(B, [...batch, kq, nc[0]!]), bufs32, Ke);
   const k4ok = L.bin('eq', L.mod(Ke, L.i32(4)), L.i32(0));
   const fastCond = vecB ? L.and(L.bin('eq', L.mod(Ne, L.i32(4)), L.i32(0)), k4ok) : vecK ? k4ok : L.lit('bool', 0);
   const fast = fastCond.k === 'lit' ? fastCond.v !== 0 : undefined; // known at compile time, or undefined
@@ -850,8 +851,8 @@ function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: Sch
 
   if (vecK && fast !== false) {
     const memo = new Map<LExpr, KExpr>();
-    const av = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, kqVar()]), kv, Ke, bufs32, chain, loop, memo));
-    const bv = nc.map((n) => vectorizeLanes(b, lo.valueAt(B, [...batch, kqVar(), n]), kv, Ke, bufs32, chain, loop, memo));
+    const av = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, kq]), kv, Ke, bufs32, chain, loop, memo));
+    const bv = nc.map((n) => vectorizeLanes(b, lo.valueAt(B, [...batch, kq, n]), kv, Ke, bufs32, chain, loop, memo));
     const vaccs = vecAccs(mc.length, nc.length);
     vaccs.forEach((row, i) => row.forEach((name, j) => loop.stmts.push({ k: 'set', name, value: { k: 'fma4', t: vt, a: av[i]!, b: bv[j]!, c: vvar(name) } })));
     pushLoop();
@@ -884,7 +885,7 @@ function matmulTile(b: Build, group: FusedGroup, names: BufferNames, params: Sch
     } else {
       // A read through a prologue: its value at four consecutive k, vectorized where it can be
       const memo = new Map<LExpr, KExpr>(); // shared by the rows: a column factor is loaded once
-      const vecs = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, kqVar()]), kv, Ke, bufs32, chain, loop, memo));
+      const vecs = mc.map((m) => vectorizeLanes(b, lo.valueAt(A, [...batch, m, kq]), kv, Ke, bufs32, chain, loop, memo));
       aAt = (i, kk) => ({ k: 'comp', t: 'f32', a: vecs[i]!, i: kk });
     }
     // B: for each k, tn / 4 vec4s along N, at a column clamped to N - 4 (a multiple of 4): vec4
