@@ -24,6 +24,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createWebGPURuntime, webgpuUnavailableReason, type WebGPURuntime } from '../src/backends/wgsl/runtime.js';
 import { adapterSlug } from './backend.js';
+import { calibrateDevice, describeProfile, type DeviceProfile } from '../src/tune/index.js';
 import { renderChart, type ChartData } from './chart.js';
 import { handImpl, handVariants } from './hand/runner.js';
 import { selectCases, standardCases, type TesseraCase } from './peers/cases.js';
@@ -104,7 +105,8 @@ export interface SbsReport {
   readonly date: string;
   readonly command: string;
   readonly quick: boolean;
-  readonly adapter: { readonly slug: string; readonly description: string; readonly features: readonly string[] };
+  /** `profile`: the device profile the untuned Tessera columns compiled with. */
+  readonly adapter: { readonly slug: string; readonly description: string; readonly features: readonly string[]; readonly profile?: DeviceProfile };
   readonly host: {
     readonly node: string;
     readonly platform: string;
@@ -389,7 +391,12 @@ export async function runSideBySide(opts: SbsOptions): Promise<SbsReport> {
   const log = opts.log;
   const slug = adapterSlug(rt);
   const cases = selectCases(standardCases(opts.quick), opts.cases);
-  const ctx: ImplContext = { rt, log };
+  // the untuned Tessera columns run what this device gives a program nobody tuned: its profile
+  // (calibrated once per device and compiler version, cached with the tuning records)
+  const untuned = opts.impls.length === 0 || opts.impls.some((g) => g === 'tessera' || g === 'tessera-unfused');
+  const profile = untuned ? await calibrateDevice(rt) : undefined;
+  if (profile) log(`device profile: ${describeProfile(profile)}`);
+  const ctx: ImplContext = { rt, log, ...(profile ? { profile } : {}) };
   const impls = await buildImpls(ctx, opts.impls, opts.quick, opts.ort);
   const rounds = opts.rounds ?? (opts.quick ? 2 : 5);
   const load0 = loadavg()[0]!;
@@ -410,7 +417,7 @@ export async function runSideBySide(opts: SbsOptions): Promise<SbsReport> {
     date,
     command: `VK_ICD_FILENAMES=${process.env['VK_ICD_FILENAMES'] ?? ''} node --import tsx bench/side-by-side.ts ${args}`.trim(),
     quick: opts.quick,
-    adapter: { slug, description: rt.info.description, features: rt.info.features },
+    adapter: { slug, description: rt.info.description, features: rt.info.features, ...(profile ? { profile } : {}) },
     host: { node: process.version, platform: platform(), cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', loadAvg: [load0, loadavg()[0]!] },
     versions: {
       tessera: gitCommit(),

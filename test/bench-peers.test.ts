@@ -9,7 +9,8 @@ import { renderChart } from '../bench/chart.js';
 import { handImpl, handVariants } from '../bench/hand/runner.js';
 import { blockCase, compareOutputs, gemvCase, layernormCase, matmulCase, selectCases, softmaxCase, standardCases, type TesseraCase } from '../bench/peers/cases.js';
 import { onnxModel } from '../bench/peers/onnx.js';
-import { tesseraImpl, tesseraUnfusedImpl } from '../bench/peers/tessera.js';
+import { compileUntuned, tesseraImpl, tesseraUnfusedImpl } from '../bench/peers/tessera.js';
+import { COMPILER_VERSION } from '../src/tune/index.js';
 import type { Impl, ImplContext } from '../bench/peers/types.js';
 import { chartData, parseArgs, withRatios, type ImplResult } from '../bench/side-by-side.js';
 import { evalProgram, refFromHost } from '../src/ref/index.js';
@@ -79,6 +80,22 @@ describe('side-by-side implementations on WebGPU (tiny sizes, no timing)', async
     for (const fam of ['matmul', 'gemv', 'softmax', 'layernorm']) expect(ran.some((r) => r.startsWith('hand') && r.endsWith(`:${fam}`)), fam).toBe(true);
     expect(ran.filter((r) => r.startsWith('tessera:')).length).toBe(tiny().length);
     expect(ran).toContain('tessera-unfused:block');
+  });
+
+  it.skipIf(!ctx)('the untuned columns compile with the device profile in the context, and still match the reference', async () => {
+    const profile = { device: 'test', compiler: COMPILER_VERSION, matmul: { sg: 1, vec: 4, tm: 4, tn: 4, workgroupSize: 4 }, n: 64, probe: { default: 2, 'subgroup-shared 32x8': 1 }, timing: 'wall' as const };
+    const profiled: ImplContext = { ...ctx!, profile };
+    const mm = matmulCase(32, 3);
+    expect(compileUntuned(profiled, mm.def.program, mm.dims).kernels[0]!.kernel.schedule.params).toMatchObject({ sg: 1, tm: 4 });
+    expect(compileUntuned(ctx!, mm.def.program, mm.dims).kernels[0]!.kernel.schedule.params['sg']).toBeUndefined();
+    for (const [impl, c] of [[tesseraImpl(profiled), mm], [tesseraImpl(profiled), blockCase(20, 16, 24)], [tesseraUnfusedImpl(profiled), blockCase(20, 16, 24)]] as const) {
+      const p = await impl.prepare(c);
+      try {
+        expect((await p.check()).firstBad, `${impl.name} on ${c.id}`).toBeUndefined();
+      } finally {
+        p.free();
+      }
+    }
   });
 
   it.skipIf(!ctx)('hand kernels refuse sizes they cannot take', () => {

@@ -22,10 +22,13 @@ describe('tessera tune', () => {
     expect(first.code, first.err).toBe(0);
     expect(first.out).toMatch(/candidates in/);
     expect(first.out).toMatch(/tuned program: .* MATCH/);
+    // the first tune on a device calibrates its profile, later ones read it
+    expect(first.out).toMatch(/\ndevice profile: f32 matmuls .*\(probe \d+³, wall time: default /);
     expect(readdirSync(cache).some((f) => f.endsWith('.json'))).toBe(true);
     const again = await cli('tune', SAMPLE, '--backend', 'js', '--dims', 'M=5,N=7', '--repeat', '1', '--cache', cache);
     expect(again.code).toBe(0);
     expect(again.out).toMatch(/cached/);
+    expect(again.out).toMatch(/\ndevice profile \(cached\): /);
     expect(again.out).not.toMatch(/candidates in/);
   });
 

@@ -15,14 +15,11 @@ import { prepare } from '../src/runtime/execute.js';
 import { checkOnBackend } from './helpers/compare.js';
 import { inputsFor } from './helpers/inputs.js';
 import { getTestWebGPU } from './helpers/webgpu.js';
+import { ffnBlock } from './helpers/programs.js';
 
-const [M, N, K, T, Dm, H] = [D.dim('M'), D.dim('N'), D.dim('K'), D.dim('T'), D.dim('D'), D.dim('H')];
+const [M, N, K] = [D.dim('M'), D.dim('N'), D.dim('K')];
 const mm = D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]) }, ({ a, b }) => D.matmul(a, b).relu());
-const block = D.kernel(
-  'ffn',
-  { x: D.tensor('f32', [T, Dm]), g: D.tensor('f32', [Dm]), w1: D.tensor('f32', [Dm, H]), w2: D.tensor('f32', [H, Dm]) },
-  ({ x, g, w1, w2 }) => D.matmul(D.silu(D.matmul(D.rmsnorm(x, g, 1e-5), w1)), w2).add(x),
-);
+const block = ffnBlock;
 const rows = D.kernel('rows', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.softmax(x));
 
 const kernelsOf = (cp: CompiledProgram): Kernel[] => allBuilds(cp).flatMap((b) => b.kernels.map((k) => k.kernel));

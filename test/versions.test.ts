@@ -19,15 +19,12 @@ import { readRecord, tuneKey, writeRecord } from '../src/tune/cache.js';
 import { testBackends } from './helpers/backends.js';
 import { checkOnBackend } from './helpers/compare.js';
 import { inputsFor } from './helpers/inputs.js';
+import { ffnBlock } from './helpers/programs.js';
 
-const [M, N, K, T, Dm, H] = [D.dim('M'), D.dim('N'), D.dim('K'), D.dim('T'), D.dim('D'), D.dim('H')];
+const [M, N, K] = [D.dim('M'), D.dim('N'), D.dim('K')];
 const mm = D.kernel('mm', { a: D.tensor('f32', [M, K]), b: D.tensor('f32', [K, N]), c: D.tensor('f32', [N]) }, ({ a, b, c }) => D.matmul(a, b).add(c).relu());
 // the transformer block's FFN: rmsnorm, matmul, silu, matmul, residual
-const block = D.kernel(
-  'ffn',
-  { x: D.tensor('f32', [T, Dm]), g: D.tensor('f32', [Dm]), w1: D.tensor('f32', [Dm, H]), w2: D.tensor('f32', [H, Dm]) },
-  ({ x, g, w1, w2 }) => D.matmul(D.silu(D.matmul(D.rmsnorm(x, g, 1e-5), w1)), w2).add(x),
-);
+const block = ffnBlock;
 const rows = D.kernel('rows', { x: D.tensor('f32', [M, N]) }, ({ x }) => D.softmax(x));
 
 

@@ -1,10 +1,11 @@
 /**
- * Tessera as side-by-side implementations: the case's program compiled (default schedule params,
- * or whatever a tuning hook returns), and, for chains, the same ops compiled one program each and
- * run back to back through intermediate buffers ('tessera-unfused'). Timed with runtime.time()
- * (device timestamps where the adapter has them).
+ * Tessera as side-by-side implementations: the case's program compiled (untuned: the default
+ * heuristic with the device's profile; or whatever a tuning hook returns), and, for chains, the
+ * same ops compiled one program each and run back to back through intermediate buffers
+ * ('tessera-unfused'). Timed with runtime.time() (device timestamps where the adapter has them).
  */
 import { evalShape, numel } from '../../src/ir/dims.js';
+import type { Program } from '../../src/ir/graph.js';
 import { compileTuned, tuneProgram } from '../../src/tune/index.js';
 import { compile, selectVersion, type CompiledProgram, type CompileOptions } from '../../src/passes/pipeline.js';
 import type { WebGPURuntime } from '../../src/backends/wgsl/runtime.js';
@@ -64,7 +65,15 @@ class TesseraPrepared implements PreparedImpl {
   }
 }
 
-export function tesseraImpl(ctx: ImplContext, name = 'tessera', compileFor: CompileFor = (c) => compile(c.def.program)): Impl {
+/**
+ * What a device gives a program nobody tuned: the default heuristic, with the device's profile
+ * (ImplContext.profile: what its untuned matmuls take) where the context has one; no tuned entries.
+ */
+export function compileUntuned(ctx: ImplContext, program: Program, dims: Readonly<Record<string, number>>, opts: CompileOptions = {}): CompiledProgram {
+  return ctx.profile ? compileTuned(program, ctx.rt, { ...opts, dims, tuned: false, profile: ctx.profile }) : compile(program, opts);
+}
+
+export function tesseraImpl(ctx: ImplContext, name = 'tessera', compileFor: CompileFor = (c) => compileUntuned(ctx, c.def.program, c.dims)): Impl {
   return {
     name,
     kind: 'tessera',
@@ -124,7 +133,7 @@ class ChainPrepared implements PreparedImpl {
   }
 }
 
-function linkChain(rt: WebGPURuntime, c: TesseraCase, steps: readonly ChainStep[], opts: CompileOptions): ChainPrepared {
+function linkChain(rt: WebGPURuntime, c: TesseraCase, steps: readonly ChainStep[], compileStep: (program: Program) => CompiledProgram): ChainPrepared {
   const owned: DeviceBuffer[] = [];
   const alloc = (n: number) => {
     const b = rt.alloc('f32', n);
@@ -139,7 +148,7 @@ function linkChain(rt: WebGPURuntime, c: TesseraCase, steps: readonly ChainStep[
   }
   const linked: LinkedStep[] = [];
   for (const s of steps) {
-    const cp = selectVersion(compile(s.def.program, opts), c.dims);
+    const cp = selectVersion(compileStep(s.def.program), c.dims);
     const bufs = new Map<string, DeviceBuffer>();
     for (const p of cp.program.inputs) {
       const from = s.inputs[p.name];
@@ -159,7 +168,7 @@ function linkChain(rt: WebGPURuntime, c: TesseraCase, steps: readonly ChainStep[
   return new ChainPrepared(rt, c, linked, owned, out);
 }
 
-/** The chain cases' ops compiled as separate programs (default params), run one after another. */
+/** The chain cases' ops compiled as separate programs (untuned, as `compileUntuned`), run one after another. */
 export function tesseraUnfusedImpl(ctx: ImplContext, opts: CompileOptions = {}): Impl {
   return {
     name: 'tessera-unfused',
@@ -167,7 +176,7 @@ export function tesseraUnfusedImpl(ctx: ImplContext, opts: CompileOptions = {}):
     supports: (c) => ((c as TesseraCase).steps ? null : 'not a chain case'),
     async prepare(c) {
       const tc = c as TesseraCase;
-      const p = linkChain(ctx.rt, tc, tc.steps!, opts);
+      const p = linkChain(ctx.rt, tc, tc.steps!, (program) => compileUntuned(ctx, program, tc.dims, opts));
       for (const s of p.steps) for (const k of s.cp.kernels) await ctx.rt.compile(k.kernel, tc.dims);
       return p;
     },

@@ -12,6 +12,7 @@
  */
 import type { HostTensor } from '../../src/runtime/execute.js';
 import type { WebGPURuntime } from '../../src/backends/wgsl/runtime.js';
+import type { DeviceProfile } from '../../src/tune/profile.js';
 
 export type CaseFamily = 'matmul' | 'gemv' | 'softmax' | 'layernorm' | 'block';
 
@@ -93,4 +94,6 @@ export interface Impl {
 export interface ImplContext {
   readonly rt: WebGPURuntime;
   readonly log: (line: string) => void;
+  /** The adapter's calibrated profile: the untuned Tessera implementations compile with it. */
+  readonly profile?: DeviceProfile;
 }

@@ -1,13 +1,14 @@
 /**
- * `tessera devices`: which backends this machine can run: for WebGPU the adapter's features and key
- * limits, for CUDA every device the driver addon's probe reports (or the reason there is none) and
- * the nvcc that compiles the kernels.
+ * `tessera devices`: which backends this machine can run: for WebGPU the adapter's features, key
+ * limits and cached profile (what untuned matmuls take there), for CUDA every device the driver
+ * addon's probe reports (or the reason there is none) and the nvcc that compiles the kernels.
  */
 import { JSRuntime } from '../backends/js/runtime.js';
 import { cudaAddonUnavailableReason, loadCudaAddon, type CudaProbe } from '../backends/cuda/native.js';
 import { nvccPath, nvccVersion } from '../backends/cuda/nvcc.js';
 import { UsageError, type CliIO, type Command } from './args.js';
 import { tryWebGPU } from './backends.js';
+import { deviceKey, describeProfile, readProfile } from '../tune/index.js';
 
 /** The limits that decide whether a kernel fits: shown by `devices`, checked by the runtime before dispatch. */
 export const KEY_LIMITS = [
@@ -38,6 +39,8 @@ export const devicesCommand: Command = {
       io.out(`        features: ${info.features.length > 0 ? [...info.features].sort().join(', ') : 'none'}\n`);
       const limits = KEY_LIMITS.filter((k) => info.limits[k] !== undefined).map((k) => `${k} ${info.limits[k]}`);
       io.out(`        limits: ${limits.join(', ')}\n`);
+      const profile = readProfile(deviceKey(gpu.rt));
+      io.out(`        profile: ${profile ? describeProfile(profile) : 'not calibrated (tessera tune calibrates it)'}\n`);
       gpu.rt.destroy();
     } else {
       io.out(`webgpu  not available: ${gpu.reason}\n`);

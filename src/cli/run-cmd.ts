@@ -98,12 +98,12 @@ export const runCommand: Command = {
       for (const { program, sampleDims, tolerance } of programs) {
         const compiled = compileProgram(program, flags, io);
         const dims = chooseDims(program, { ...sampleDims, ...given });
-        // schedules `tessera tune` cached for this device, unless --params asks for others
+        // schedules `tessera tune` cached for this device (tuned kernels, the device's profile), unless --params asks for others
         const tuned = Object.keys(flags.params).length === 0 ? compileTuned(program, rt, { dims }) : compiled.cp;
         const params = (c: CompiledProgram) => JSON.stringify(allBuilds(c).map((b) => b.kernels.map((k) => k.kernel.schedule.params)));
         const cp = params(tuned) === params(compiled.cp) ? compiled.cp : tuned;
         const ms = compiled.ms;
-        if (cp === tuned && tuned !== compiled.cp) io.out(`${program.name}: using tuned schedules from the tuning cache\n`);
+        if (cp === tuned && tuned !== compiled.cp) io.out(`${program.name}: using this device's tuned schedules or profile from the tuning cache\n`);
         const report = await runAndCheck(cp, rt, dims, seed, repeat, tolerance);
         const dimText = Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
         // the build dispatch picks at these dims (multi-versioning)

@@ -2,8 +2,9 @@
  * `tessera tune <file>`: times every candidate schedule of every kernel on a backend at the given
  * dims, caches the winners (.tessera-cache/tune, or $TESSERA_CACHE_DIR), and checks the tuned program
  * against the reference. Later compiles on the same device pick the tuned schedules up (compileTuned).
+ * It first calibrates the device's profile (profile.ts) if it has none: what untuned matmuls take.
  */
-import { compileTuned, tuneProgram, type TuneProgress } from '../tune/index.js';
+import { calibrateDevice, compileTuned, deviceKey, describeProfile, readProfile, tuneProgram, type TuneProgress } from '../tune/index.js';
 import { flag, has, intFlag, keyValues, UsageError, type CliIO, type Command } from './args.js';
 import { pickRuntime } from './backends.js';
 import { loadPrograms } from './load.js';
@@ -31,7 +32,7 @@ export const tuneCommand: Command = {
     { name: 'backend', value: 'js|webgpu|cuda', help: 'where to tune (default: webgpu when an adapter exists, else js)' },
     { name: 'dims', value: 'M=64,..', repeat: true, help: "the shapes to tune at (default: a library op's bench dims, else its sample dims, else 64)" },
     { name: 'repeat', value: 'N', help: 'timed launches per candidate (default 7)' },
-    { name: 'force', help: 're-time kernels that are already tuned at these dims' },
+    { name: 'force', help: 're-time kernels that are already tuned at these dims, and the device profile' },
     { name: 'specialize', help: 'tune and check the program compiled for exactly these dims (dims as constants where faster)' },
     { name: 'cache', value: 'DIR', help: 'tuning cache folder (default .tessera-cache/tune)' },
   ],
@@ -39,6 +40,8 @@ export const tuneCommand: Command = {
     'Every candidate is first run once and its output compared with the default schedule\'s; a candidate that',
     'differs is rejected (and listed). The tuned program is then checked against the float64 reference.',
     'Tuning depends on the device: winners are keyed by the kernel IR, the adapter and the compiler version.',
+    'The first tune on a device also calibrates its profile: a probe matmul timed under each schedule family;',
+    'a family that beats the default by 1.2x becomes the default for matmuls without a tuned entry.',
   ].join('\n'),
   async run(args, io: CliIO) {
     if (args.positionals.length !== 1) throw new UsageError(args.positionals.length === 0 ? 'missing <file>' : `expected one file, got ${args.positionals.length}`, 'tune');
@@ -52,6 +55,10 @@ export const tuneCommand: Command = {
     let failed = 0;
     try {
       io.out(`backend: ${rt.info.kind} (${why})\n  ${rt.info.description}\n`);
+      // the device's profile (once per device): the default for matmuls no tuning covers
+      const had = !has(args, 'force') && readProfile(deviceKey(rt), undefined, cacheDir) !== undefined;
+      const profile = await calibrateDevice(rt, { force: has(args, 'force'), ...(cacheDir ? { cacheDir } : {}) });
+      io.out(`device profile${had ? ' (cached)' : ''}: ${describeProfile(profile)}\n`);
       for (const { program, sampleDims, benchDims, tolerance } of programs) {
         const dims = chooseDims(program, { ...(benchDims ?? sampleDims), ...given }, 64);
         const dimText = Object.entries(dims).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';

@@ -7,9 +7,18 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BackendRuntime } from '../runtime/backend.js';
 import type { Candidate } from './candidates.js';
 
 export const TUNER_VERSION = 1;
+
+/** Part of every tuning cache key: bumped when code generation or the way candidates are timed changes. */
+export const COMPILER_VERSION = 'tessera-0.1.9';
+
+/** A runtime's key in the cache: its kind and adapter description. */
+export function deviceKey(rt: BackendRuntime): string {
+  return `${rt.info.kind}:${rt.info.description}`;
+}
 
 export interface TunedEntry {
   readonly dims: Readonly<Record<string, number>>;

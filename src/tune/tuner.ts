@@ -2,7 +2,8 @@
  * The autotuner: for each kernel of a program, times every candidate schedule on the device at the
  * given dims (device timestamps where the backend has them), keeps the fastest whose output equals
  * the default schedule's, and caches the winner on disk (cache.ts). `compileTuned` compiles with the
- * cached winners and falls back to the default heuristic for anything untuned.
+ * cached winners and falls back to the device's profile (profile.ts), else the default heuristic,
+ * for anything untuned.
  */
 import { fail } from '../errors.js';
 import type { Program } from '../ir/graph.js';
@@ -11,11 +12,13 @@ import { allBuilds, compile, type CompiledProgram, type CompileOptions } from '.
 import type { BackendRuntime, HostArray } from '../runtime/backend.js';
 import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
+import { differs } from './agree.js';
 import { candidatesFor, deviceCaps, type Candidate } from './candidates.js';
-import { cacheDir, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
+import { cacheDir, COMPILER_VERSION, deviceKey, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
+import { profileParams, readProfile, type DeviceProfile } from './profile.js';
+import type { FusedGroup } from '../passes/fuse.js';
 
-/** Part of every tuning cache key: bumped when code generation or the way candidates are timed changes. */
-export const COMPILER_VERSION = 'tessera-0.1.9';
+export { COMPILER_VERSION } from './cache.js';
 
 export interface TuneProgress {
   readonly kernel: string;
@@ -54,25 +57,6 @@ export interface TuneOptions {
    * times every candidate again rather than take them.
    */
   readonly candidates?: (all: readonly Candidate[], kernel: { readonly name: string; readonly kind: string }) => readonly Candidate[];
-}
-
-function deviceKey(rt: BackendRuntime): string {
-  return `${rt.info.kind}:${rt.info.description}`;
-}
-
-/**
- * Where a candidate's output differs from the default schedule's beyond reassociation: 1e-4 relative
- * for f32, two ulps for f16 and bf16 (a sum in another order may round to the neighbouring value).
- */
-function close(a: HostArray, b: HostArray, dtype: string): string | undefined {
-  const [rtol, atol] = dtype === 'f16' ? [2e-3, 1e-4] : dtype === 'bf16' ? [1.6e-2, 1e-4] : [1e-4, 1e-5];
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (Number.isNaN(x) && Number.isNaN(y)) continue;
-    if (!(Math.abs(x - y) <= atol + rtol * Math.abs(y))) return `element ${i}: ${x} vs ${y}`;
-  }
-  return undefined;
 }
 
 /** The length a timing sample should reach: below it, a sample repeats its launch (see batchFor). */
@@ -146,7 +130,7 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
         opts.onProgress?.({ kernel: ck.kernel.name, kernelIndex: ki, kernels: base.kernels.length, candidate: ci + 1, candidates: cands.length + refine });
         const variant = variantOf(cand);
         rt.run(variant, bindings, prep.dims);
-        const bad = close(await rt.download(out), expected, out.dtype);
+        const bad = differs(await rt.download(out), expected, out.dtype);
         if (bad) {
           rejected.push(`${JSON.stringify(cand)}: ${bad}`);
           continue;
@@ -183,19 +167,27 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
 
 /**
  * Compiles with the tuned parameters cached for `device` (a runtime's `kind:description`), picking
- * the entry tuned at dims nearest `dims`; untuned kernels keep the default heuristic.
+ * the entry tuned at dims nearest `dims`; untuned kernels take the device's profile (profile.ts:
+ * calibrated once per device, read from the same cache; `profile: false` ignores it), else the
+ * default heuristic. `tuned: false` takes the profile alone (what a device gives a program nobody tuned).
  */
-export function compileTuned(program: Program, device: BackendRuntime | string, opts: CompileOptions & { dims?: Readonly<Record<string, number>>; cacheDir?: string } = {}): CompiledProgram {
+export function compileTuned(program: Program, device: BackendRuntime | string, opts: CompileOptions & { dims?: Readonly<Record<string, number>>; cacheDir?: string; profile?: DeviceProfile | false; tuned?: boolean } = {}): CompiledProgram {
   const dev = typeof device === 'string' ? device : deviceKey(device);
   if (typeof device !== 'string' && opts.tensorCores === undefined && deviceCaps(device.info).tensorCores) opts = { ...opts, tensorCores: true, ...(deviceCaps(device.info).bf16TensorCores ? { bf16TensorCores: true } : {}) };
-  const base = compile(program, opts);
+  const profile = opts.profile === false ? undefined : (opts.profile ?? readProfile(dev, COMPILER_VERSION, opts.cacheDir ?? cacheDir()));
+  const { profile: _p, tuned: _t, ...copts } = opts;
+  const base = compile(program, copts);
   // each build (the general one and every version) takes what was tuned for its own kernels
   const chosen = new Map(allBuilds(base).map((b) => [b.version, b.kernels.map((ck) => {
+    if (opts.tuned === false) return undefined;
     const rec = readRecord(tuneKey(printKernel(ck.kernel), dev, COMPILER_VERSION), opts.cacheDir ?? cacheDir());
     return rec ? pickEntry(rec, opts.dims)?.params : undefined;
   })]));
-  if ([...chosen.values()].every((cs) => cs.every((c) => c === undefined))) return base;
-  const tuned = compile(program, { ...opts, groupParams: (g, i, v) => ({ ...opts.groupParams?.(g, i, v), ...chosen.get(v)?.[i] }) });
+  // the profile sees each build's dims: the one-token build's matmuls have one row
+  const buildDims = new Map(allBuilds(base).map((b) => [b.version, { ...opts.dims, ...b.specialized }]));
+  const profiled = (g: FusedGroup, v: string) => profileParams(profile, g, buildDims.get(v));
+  if ([...chosen.values()].every((cs) => cs.every((c) => c === undefined)) && !allBuilds(base).some((b) => b.kernels.some((ck) => profiled(ck.group, b.version)))) return base;
+  const tuned = compile(program, { ...copts, groupParams: (g, i, v) => ({ ...opts.groupParams?.(g, i, v), ...(chosen.get(v)?.[i] ?? profiled(g, v)) }) });
   // Parameters may add or drop a version (one that prints like the general build is not kept: a
   // general build tuned to taller tiles gains an aligned version), never change a build's kernels.
   for (const b of allBuilds(tuned)) {
