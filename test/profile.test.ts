@@ -9,6 +9,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as D from '../src/dsl/index.js';
 import { JSRuntime } from '../src/backends/js/runtime.js';
 import { printKernel } from '../src/ir/kernel-print.js';
+import type { Kernel } from '../src/ir/kernel.js';
 import { allBuilds, compile } from '../src/passes/pipeline.js';
 import { calibrateDevice, compileTuned, describeProfile, COMPILER_VERSION, deviceKey, probeFamilies, PROFILE_MIN_ROWS, profileParams, readProfile, writeProfile, type DeviceProfile } from '../src/tune/index.js';
 import { tuneKey, writeRecord } from '../src/tune/cache.js';
@@ -66,6 +67,24 @@ describe('device profiles', () => {
     expect(readProfile(deviceKey(rt), 'another-version', dir)).toBeUndefined();
     for (const f of readdirSync(dir)) writeFileSync(join(dir, f), '{ not json');
     expect(readProfile(deviceKey(rt), COMPILER_VERSION, dir)).toBeUndefined();
+  });
+
+  it('leaves out a family the device cannot run, and fails only when the default cannot run', async () => {
+    const dir = tempDir();
+    // a device that lists subgroups but fails every kernel that shuffles (or, below, every kernel)
+    class NoShuffles extends JSRuntime {
+      constructor(private readonly refuse: (k: Kernel) => boolean) {
+        super();
+      }
+      override run(kernel: Kernel, bindings: Parameters<JSRuntime['run']>[1], dims: Parameters<JSRuntime['run']>[2]): void {
+        if (this.refuse(kernel)) throw new Error('this device cannot run it');
+        super.run(kernel, bindings, dims);
+      }
+    }
+    const p = await calibrateDevice(new NoShuffles((k) => k.schedule.params['sg'] === 1), { cacheDir: dir, probeN: 32 });
+    expect(Object.keys(p.probe).sort()).toEqual(['default', 'vec4 16x8']);
+    expect(p.matmul['sg']).toBeUndefined();
+    await expect(calibrateDevice(new NoShuffles(() => true), { cacheDir: tempDir(), probeN: 32 })).rejects.toThrow(/cannot run it/);
   });
 
   it('gives its schedule to f32 matmuls with enough rows, the tile no taller than the rows', () => {

@@ -18,7 +18,7 @@ import type { FusedGroup } from '../passes/fuse.js';
 import { compile } from '../passes/pipeline.js';
 import { MAX_SG } from '../passes/schedule-sg.js';
 import type { BackendRuntime } from '../runtime/backend.js';
-import { prepare } from '../runtime/execute.js';
+import { prepare, type Prepared } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
 import { differs } from './agree.js';
 import { cacheDir, COMPILER_VERSION, deviceKey } from './cache.js';
@@ -91,8 +91,8 @@ export function writeProfile(p: DeviceProfile, dir = cacheDir()): void {
 
 /**
  * Times the probe (PROBE_N³, smaller on a slow device, or `probeN`) under each family
- * (`probeFamilies`), leaving out any whose output differs from the default's, and caches the
- * profile. A cached profile is returned as is unless `force`.
+ * (`probeFamilies`), leaving out any that fails to run or whose output differs from the default's,
+ * and caches the profile. A cached profile is returned as is unless `force`.
  */
 export async function calibrateDevice(rt: BackendRuntime, opts: { cacheDir?: string; force?: boolean; probeN?: number } = {}): Promise<DeviceProfile> {
   const [device, compiler] = [deviceKey(rt), COMPILER_VERSION];
@@ -118,32 +118,48 @@ export async function calibrateDevice(rt: BackendRuntime, opts: { cacheDir?: str
     if (opts.probeN !== undefined || n >= PROBE_N || defaultMs >= PROBE_MS) break;
     n *= 2;
   }
-  // each sample repeats the launch for about SAMPLE_MS: one launch of a millisecond is at the
-  // mercy of the host's scheduler on a software adapter
-  const batch = Math.max(1, Math.min(64, Math.ceil(SAMPLE_MS / Math.max(defaultMs, 1e-3))));
+  // each sample repeats the launch for about SAMPLE_MS (a batch per family, from one timed launch):
+  // one launch of a millisecond is at the mercy of the host's scheduler on a software adapter
+  const batchFor = (ms: number) => Math.max(1, Math.min(64, Math.ceil(SAMPLE_MS / Math.max(ms, 1e-3))));
+  const batch = new Map<string, number>([['default', batchFor(defaultMs)]]);
   const inputs = inputsAt(n);
   const families = Object.entries(probeFamilies(rt));
-  const preps = families.map(([name, c]) => [name, prepare(compile(probe.program, { versions: false, groupParams: () => c }), rt, inputs)] as const);
+  const preps: (readonly [string, Prepared])[] = [];
   const ms = new Map<string, number[]>(families.map(([name]) => [name, []]));
   let timing: 'device' | 'wall' = 'device';
   try {
+    // a family the device cannot run (its kernel fails to build or launch) is left out, as is one
+    // whose output differs from the default's; the default itself must run
     let want: Float32Array | undefined;
     const usable = new Set<string>();
-    for (const [name, p] of preps) {
-      p.launch();
-      const out = (await p.read())['out']!.data as Float32Array;
+    for (const [name, c] of families) {
+      let out: Float32Array;
+      let launchMs: number;
+      try {
+        const p = prepare(compile(probe.program, { versions: false, groupParams: () => c }), rt, inputs);
+        preps.push([name, p]);
+        p.launch();
+        out = (await p.read())['out']!.data as Float32Array;
+        launchMs = (await rt.time(() => p.launch(), 1)).medianMs;
+      } catch (e) {
+        if (name === 'default') throw e;
+        continue;
+      }
       want ??= out;
-      if (!differs(out, want, 'f32')) usable.add(name);
+      if (differs(out, want, 'f32')) continue;
+      usable.add(name);
+      if (!batch.has(name)) batch.set(name, batchFor(launchMs));
     }
     for (let r = 0; r < ROUNDS; r++) {
       for (let i = 0; i < preps.length; i++) {
         const [name, p] = preps[(i + r) % preps.length]!;
         if (!usable.has(name)) continue;
+        const b = batch.get(name)!;
         const t = await rt.time(() => {
-          for (let b = 0; b < batch; b++) p.launch();
+          for (let i = 0; i < b; i++) p.launch();
         }, 3);
         if (t.source === 'wall') timing = 'wall';
-        ms.get(name)!.push(t.medianMs / batch);
+        ms.get(name)!.push(t.medianMs / b);
       }
     }
   } finally {
