@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { BackendRuntime } from '../runtime/backend.js';
 import type { Candidate } from './candidates.js';
 
@@ -46,23 +46,31 @@ export function tuneKey(kernelText: string, device: string, compiler: string): s
   return createHash('sha256').update(kernelText).update('\0').update(device).update('\0').update(compiler).update(`\0v${TUNER_VERSION}`).digest('hex').slice(0, 32);
 }
 
-export function readRecord(key: string, dir = cacheDir()): TuneRecord | undefined {
-  const file = join(dir, `${key}.json`);
+/** A cache file's JSON, or undefined where it is missing or unreadable (a miss, never an error). */
+export function readCacheFile(file: string): unknown {
   if (!existsSync(file)) return undefined;
   try {
-    const rec = JSON.parse(readFileSync(file, 'utf8')) as TuneRecord;
-    return rec.key === key && Array.isArray(rec.entries) ? rec : undefined;
+    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
   } catch {
-    return undefined; // an unreadable entry is a miss, never an error
+    return undefined;
   }
 }
 
-export function writeRecord(rec: TuneRecord, dir = cacheDir()): void {
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${rec.key}.json`);
+/** Writes a cache file through a temp file and a rename (an interrupted write leaves no broken file). */
+export function writeCacheFile(file: string, value: unknown): void {
+  mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(rec, null, 2)}\n`);
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
   renameSync(tmp, file);
+}
+
+export function readRecord(key: string, dir = cacheDir()): TuneRecord | undefined {
+  const rec = readCacheFile(join(dir, `${key}.json`)) as TuneRecord | undefined;
+  return rec?.key === key && Array.isArray(rec.entries) ? rec : undefined;
+}
+
+export function writeRecord(rec: TuneRecord, dir = cacheDir()): void {
+  writeCacheFile(join(dir, `${rec.key}.json`), rec);
 }
 
 /** The entry tuned at dims closest to `dims` (log distance), or the first when no dims are given. */

@@ -33,6 +33,12 @@ export function deviceCaps(info: { features: readonly string[]; limits: Readonly
   };
 }
 
+/** The subgroup size schedules built on one subgroup take (a power of two, 2 or more), if the device has one. */
+export function subgroupLanes(caps: DeviceCaps): number | undefined {
+  const sg = caps.subgroupSize;
+  return sg !== undefined && sg >= 2 && (sg & (sg - 1)) === 0 ? sg : undefined;
+}
+
 /**
  * Tensor-core blocks (warps wm x wn, tiles fm x fn per warp, K tiles of bk): from one warp of one
  * tile (small or ragged shapes) to 128 x 128 blocks of eight warps, the usual shapes for big f16
@@ -82,8 +88,8 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       const rowWise = group.kind === 'reduce' || group.rowAxes === 1;
       const coop = rowWise ? WG.map((workgroupSize) => ({ coop: 1, workgroupSize })) : [];
       // a workgroup of one subgroup, reductions by subgroup operations
-      const sg = caps.subgroupSize;
-      const subgroup = rowWise && sg && sg >= 2 && (sg & (sg - 1)) === 0 ? [{ coop: 2, workgroupSize: sg }] : [];
+      const sg = subgroupLanes(caps);
+      const subgroup = rowWise && sg ? [{ coop: 2, workgroupSize: sg }] : [];
       return [...perRow, ...coop, ...subgroup];
     }
     case 'matmul': {
@@ -113,13 +119,12 @@ export function candidatesFor(group: FusedGroup, caps: DeviceCaps = {}, dims?: D
       const vectorized = vecTiles.filter(fits).flatMap(([tm, tn]) => [...(narrow([tm, tn]) ? [NARROW_WORKGROUP] : []), 16, 32, 64, 128].map((workgroupSize) => ({ tiled: 0, vec: 4, tm, tn, workgroupSize })));
       // split-K: a workgroup per output tile strides over K and sums its partials (GEMV, small batches)
       const splitK: Candidate[] = [[1, 1], [1, 2], [1, 4], [2, 2], [4, 1]].flatMap(([tm, tn]) => [32, 128].map((workgroupSize) => ({ coop: 1, tm, tn, workgroupSize })));
-      const sg = caps.subgroupSize;
-      const sgPow2 = sg !== undefined && sg >= 2 && (sg & (sg - 1)) === 0;
-      if (sgPow2) splitK.push({ coop: 2, tm: 1, tn: 1, workgroupSize: sg }, { coop: 2, tm: 1, tn: 4, workgroupSize: sg });
+      const sg = subgroupLanes(caps);
+      if (sg) splitK.push({ coop: 2, tm: 1, tn: 1, workgroupSize: sg }, { coop: 2, tm: 1, tn: 4, workgroupSize: sg });
       // subgroup-shared tiles: a workgroup of one subgroup (at most a warp) shares A's values by shuffles
       // (vec4 B where N is a multiple of 4, else their scalar path); tall tiles pay on lavapipe (32x16:
       // 2.45x the default at 1024, bench/matmul-sg.ts), though its compiler takes ~45 s over one
-      const shared: Candidate[] = sgPow2
+      const shared: Candidate[] = sg
         ? ([[1, 4], [4, 4], [8, 8], [16, 8], [16, 16], [32, 8], [32, 16]] as [number, number][]).filter(fits).map(([tm, tn]) => ({ sg: 1, vec: 4, tm, tn, workgroupSize: Math.min(sg, MAX_SG) }))
         : [];
       // K unrolled by more than the default where B is decoded from packed words (a group's codes per chunk)

@@ -9,7 +9,6 @@
  * `compileTuned` gives its parameters to every matmul that has no tuned entry of its own.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dim, kernel, tensor } from '../dsl/kernel.js';
 import { matmul } from '../dsl/ops.js';
@@ -20,9 +19,9 @@ import { MAX_SG } from '../passes/schedule-sg.js';
 import type { BackendRuntime } from '../runtime/backend.js';
 import { prepare, type Prepared } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
-import { differs } from './agree.js';
-import { cacheDir, COMPILER_VERSION, deviceKey } from './cache.js';
-import { deviceCaps, type Candidate } from './candidates.js';
+import { batchFor, differs } from './measure.js';
+import { cacheDir, COMPILER_VERSION, deviceKey, readCacheFile, writeCacheFile } from './cache.js';
+import { deviceCaps, subgroupLanes, type Candidate } from './candidates.js';
 
 /** The probe: an f32 matmul PROBE_N³, big enough for a tile's steady state, quick to compile and time. */
 export const PROBE_N = 256;
@@ -36,9 +35,9 @@ const PROBE_MS = 5;
 export const PROFILE_MARGIN = 1.2;
 /** The fewest rows a profile's matmul tile takes; matmuls with fewer keep the default (its one-row bodies). */
 export const PROFILE_MIN_ROWS = 16;
-/** Interleaved rounds over the families; each sample repeats the launch for about SAMPLE_MS. */
+/** Interleaved rounds over the families; each sample repeats the launch for about PROBE_SAMPLE_MS. */
 const ROUNDS = 7;
-const SAMPLE_MS = 20;
+const PROBE_SAMPLE_MS = 20;
 
 export interface DeviceProfile {
   readonly device: string;
@@ -54,13 +53,12 @@ export interface DeviceProfile {
 
 /** The families the probe times, each by one representative candidate (absent where the device lacks what it needs). */
 export function probeFamilies(rt: BackendRuntime): Record<string, Candidate> {
-  const sg = deviceCaps(rt.info).subgroupSize;
-  const shuffles = sg !== undefined && sg >= 2 && (sg & (sg - 1)) === 0;
+  const sg = subgroupLanes(deviceCaps(rt.info));
   return {
     default: {},
     // tall vec4 register tiles in small workgroups (the tuner's pick on lavapipe before subgroups)
     'vec4 16x8': { tiled: 0, vec: 4, tm: 16, tn: 8, workgroupSize: 16 },
-    ...(shuffles ? { 'subgroup-shared 32x8': { sg: 1, vec: 4, tm: 32, tn: 8, workgroupSize: Math.min(sg, MAX_SG) } } : {}),
+    ...(sg ? { 'subgroup-shared 32x8': { sg: 1, vec: 4, tm: 32, tn: 8, workgroupSize: Math.min(sg, MAX_SG) } } : {}),
   };
 }
 
@@ -71,22 +69,12 @@ function profileFile(device: string, compiler: string, dir: string): string {
 
 /** The cached profile of `device` (a runtime's `kind:description`), if it was calibrated with this compiler. */
 export function readProfile(device: string, compiler = COMPILER_VERSION, dir = cacheDir()): DeviceProfile | undefined {
-  const file = profileFile(device, compiler, dir);
-  if (!existsSync(file)) return undefined;
-  try {
-    const p = JSON.parse(readFileSync(file, 'utf8')) as DeviceProfile;
-    return p.device === device && p.compiler === compiler && typeof p.matmul === 'object' ? p : undefined;
-  } catch {
-    return undefined; // an unreadable profile is a miss, never an error
-  }
+  const p = readCacheFile(profileFile(device, compiler, dir)) as DeviceProfile | undefined;
+  return p?.device === device && p.compiler === compiler && typeof p.matmul === 'object' ? p : undefined;
 }
 
 export function writeProfile(p: DeviceProfile, dir = cacheDir()): void {
-  mkdirSync(dir, { recursive: true });
-  const file = profileFile(p.device, p.compiler, dir);
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(p, null, 2)}\n`);
-  renameSync(tmp, file);
+  writeCacheFile(profileFile(p.device, p.compiler, dir), p);
 }
 
 /**
@@ -118,10 +106,10 @@ export async function calibrateDevice(rt: BackendRuntime, opts: { cacheDir?: str
     if (opts.probeN !== undefined || n >= PROBE_N || defaultMs >= PROBE_MS) break;
     n *= 2;
   }
-  // each sample repeats the launch for about SAMPLE_MS (a batch per family, from one timed launch):
+  // each sample repeats the launch for about PROBE_SAMPLE_MS (a batch per family, from one timed launch):
   // one launch of a millisecond is at the mercy of the host's scheduler on a software adapter
-  const batchFor = (ms: number) => Math.max(1, Math.min(64, Math.ceil(SAMPLE_MS / Math.max(ms, 1e-3))));
-  const batch = new Map<string, number>([['default', batchFor(defaultMs)]]);
+  const batchOf = (ms: number) => batchFor(ms, PROBE_SAMPLE_MS, 64);
+  const batch = new Map<string, number>([['default', batchOf(defaultMs)]]);
   const inputs = inputsAt(n);
   const families = Object.entries(probeFamilies(rt));
   const preps: (readonly [string, Prepared])[] = [];
@@ -148,7 +136,7 @@ export async function calibrateDevice(rt: BackendRuntime, opts: { cacheDir?: str
       want ??= out;
       if (differs(out, want, 'f32')) continue;
       usable.add(name);
-      if (!batch.has(name)) batch.set(name, batchFor(launchMs));
+      if (!batch.has(name)) batch.set(name, batchOf(launchMs));
     }
     for (let r = 0; r < ROUNDS; r++) {
       for (let i = 0; i < preps.length; i++) {

@@ -12,7 +12,7 @@ import { allBuilds, compile, type CompiledProgram, type CompileOptions } from '.
 import type { BackendRuntime, HostArray } from '../runtime/backend.js';
 import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
-import { differs } from './agree.js';
+import { batchFor, differs } from './measure.js';
 import { candidatesFor, deviceCaps, type Candidate } from './candidates.js';
 import { cacheDir, COMPILER_VERSION, deviceKey, pickEntry, readRecord, tuneKey, writeRecord, type TuneRecord } from './cache.js';
 import { profileParams, readProfile, type DeviceProfile } from './profile.js';
@@ -59,17 +59,8 @@ export interface TuneOptions {
   readonly candidates?: (all: readonly Candidate[], kernel: { readonly name: string; readonly kind: string }) => readonly Candidate[];
 }
 
-/** The length a timing sample should reach: below it, a sample repeats its launch (see batchFor). */
-export const SAMPLE_MS = 1;
-
 /** Interleaved rounds of the winner against the default that confirm a winner (see tuneProgram). */
 export const CONFIRM_ROUNDS = 3;
-const MAX_BATCH = 256;
-
-/** Launches per timing sample for a kernel whose single launch measured `ms`: enough for SAMPLE_MS. */
-export function batchFor(ms: number): number {
-  return ms >= SAMPLE_MS || !(ms > 0) ? 1 : Math.min(MAX_BATCH, Math.ceil(SAMPLE_MS / ms));
-}
 
 /** Tunes every kernel of `program` on `rt` at the shapes of `inputs`; returns one record per kernel. */
 export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: Readonly<Record<string, HostTensor>>, opts: TuneOptions = {}): Promise<KernelTuning[]> {
