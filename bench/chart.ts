@@ -34,7 +34,7 @@ const PALETTE = ['#4e79a7', '#a0cbe8', '#f28e2b', '#59a14f', '#e15759', '#b07aa1
 
 /** Stable colours: the well-known series get fixed ones, the rest take the palette in order. */
 function colourFor(series: readonly string[]): string[] {
-  const fixed: Record<string, string> = { tessera: '#4e79a7', 'tessera-tuned': '#1b3f73', 'tessera-unfused': '#a0cbe8', 'tessera-spec': '#76b7b2', hand: '#59a14f', tfjs: '#f28e2b', ort: '#e15759' };
+  const fixed: Record<string, string> = { tessera: '#4e79a7', 'tessera-tuned': '#1b3f73', 'tessera-unfused': '#a0cbe8', 'tessera-chained': '#9c755f', 'tessera-spec': '#76b7b2', hand: '#59a14f', tfjs: '#f28e2b', ort: '#e15759' };
   const used = new Set(series.map((s) => fixed[s]).filter((c) => c !== undefined));
   const free = PALETTE.filter((c) => !used.has(c));
   let next = 0;

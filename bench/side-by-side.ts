@@ -29,7 +29,7 @@ import { renderChart, type ChartData } from './chart.js';
 import { handImpl, handVariants } from './hand/runner.js';
 import { selectCases, standardCases, type TesseraCase } from './peers/cases.js';
 import { ortImpl } from './peers/ort.js';
-import { tesseraImpl, tesseraUnfusedImpl, tunedImpl } from './peers/tessera.js';
+import { tesseraChainedImpl, tesseraImpl, tesseraUnfusedImpl, tunedImpl } from './peers/tessera.js';
 import { tfjsImpl } from './peers/tfjs.js';
 import type { CheckResult, Impl, ImplContext, ImplKind, PreparedImpl } from './peers/types.js';
 import { median } from './stats.js';
@@ -38,7 +38,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 const RESULTS = join(HERE, 'results', 'side-by-side');
 
-export const IMPL_GROUPS = ['tessera', 'tessera-unfused', 'tessera-tuned', 'tessera-spec', 'hand', 'tfjs', 'ort'] as const;
+export const IMPL_GROUPS = ['tessera', 'tessera-unfused', 'tessera-chained', 'tessera-tuned', 'tessera-spec', 'hand', 'tfjs', 'ort'] as const;
 
 export interface SbsOptions {
   readonly quick: boolean;
@@ -375,6 +375,7 @@ export async function buildImpls(ctx: ImplContext, groups: readonly string[], qu
   const impls: Impl[] = [];
   if (want('tessera')) impls.push(tesseraImpl(ctx));
   if (want('tessera-unfused')) impls.push(tesseraUnfusedImpl(ctx));
+  if (want('tessera-chained')) impls.push(tesseraChainedImpl(ctx));
   if (want('tessera-tuned')) impls.push(tunedImpl(ctx));
   // tuned and compiled for the case's exact dims (CompileOptions.specialize), as the hand kernels are
   if (want('tessera-spec')) impls.push(tunedImpl(ctx, { specialize: true }));
@@ -393,7 +394,7 @@ export async function runSideBySide(opts: SbsOptions): Promise<SbsReport> {
   const cases = selectCases(standardCases(opts.quick), opts.cases);
   // the untuned Tessera columns run what this device gives a program nobody tuned: its profile
   // (calibrated once per device and compiler version, cached with the tuning records)
-  const untuned = opts.impls.length === 0 || opts.impls.some((g) => g === 'tessera' || g === 'tessera-unfused');
+  const untuned = opts.impls.length === 0 || opts.impls.some((g) => g === 'tessera' || g === 'tessera-unfused' || g === 'tessera-chained');
   const profile = untuned ? await calibrateDevice(rt) : undefined;
   if (profile) log(`device profile: ${describeProfile(profile)}`);
   const ctx: ImplContext = { rt, log, ...(profile ? { profile } : {}) };
@@ -442,7 +443,7 @@ export async function runSideBySide(opts: SbsOptions): Promise<SbsReport> {
   return { ...report, files };
 }
 
-const USAGE = 'usage: bench/side-by-side.ts [--quick] [--cases ID|FAMILY,...] [--impls tessera,tessera-unfused,tessera-tuned,tessera-spec,hand,tfjs,ort] [--ort|--no-ort] [--rounds N] [--out DIR|--write|--no-write]';
+const USAGE = 'usage: bench/side-by-side.ts [--quick] [--cases ID|FAMILY,...] [--impls tessera,tessera-unfused,tessera-chained,tessera-tuned,tessera-spec,hand,tfjs,ort] [--ort|--no-ort] [--rounds N] [--out DIR|--write|--no-write]';
 
 export function parseArgs(argv: readonly string[]): Omit<SbsOptions, 'log'> {
   let quick = false;

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 LVP_ICD="${TESSERA_LAVAPIPE_ICD:-/usr/share/vulkan/icd.d/lvp_icd.json}"
 SWS_ICD="${TESSERA_SWIFTSHADER_ICD:-/usr/lib/chromium/vk_swiftshader_icd.json}"
-SMOKE_FILTERS=(test/wgsl-runtime test/webgpu-smoke test/op-props test/fuzz test/errors test/tune test/quant- test/stage test/matmul-mma test/row-unroll test/bf16 test/narrow-launch test/matmul-sg)
+SMOKE_FILTERS=(test/chain test/wgsl-runtime test/webgpu-smoke test/op-props test/fuzz test/errors test/tune test/quant- test/stage test/matmul-mma test/row-unroll test/bf16 test/narrow-launch test/matmul-sg)
 IN_CI=0
 if [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; then IN_CI=1; fi
 if [ "$IN_CI" = 1 ]; then export TESSERA_BROWSER_REQUIRED=1; fi

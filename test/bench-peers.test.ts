@@ -9,7 +9,7 @@ import { renderChart } from '../bench/chart.js';
 import { handImpl, handVariants } from '../bench/hand/runner.js';
 import { blockCase, compareOutputs, gemvCase, layernormCase, matmulCase, selectCases, softmaxCase, standardCases, type TesseraCase } from '../bench/peers/cases.js';
 import { onnxModel } from '../bench/peers/onnx.js';
-import { compileUntuned, tesseraImpl, tesseraUnfusedImpl } from '../bench/peers/tessera.js';
+import { compileUntuned, tesseraChainedImpl, tesseraImpl, tesseraUnfusedImpl } from '../bench/peers/tessera.js';
 import { COMPILER_VERSION } from '../src/tune/index.js';
 import type { Impl, ImplContext } from '../bench/peers/types.js';
 import { chartData, parseArgs, withRatios, type ImplResult } from '../bench/side-by-side.js';
@@ -83,7 +83,7 @@ describe('side-by-side implementations on WebGPU (tiny sizes, no timing)', async
   });
 
   it.skipIf(!ctx)('the untuned columns compile with the device profile in the context, and still match the reference', async () => {
-    const profile = { device: 'test', compiler: COMPILER_VERSION, matmul: { sg: 1, vec: 4, tm: 4, tn: 4, workgroupSize: 4 }, n: 64, probe: { default: 2, 'subgroup-shared 32x8': 1 }, timing: 'wall' as const };
+    const profile = { device: 'test', compiler: COMPILER_VERSION, matmul: { sg: 1, vec: 4, tm: 4, tn: 4, workgroupSize: 4 }, n: 64, probe: { default: 2, 'subgroup-shared 32x8': 1 }, chain: false, chainProbe: { separate: 1, chained: 1 }, timing: 'wall' as const };
     const profiled: ImplContext = { ...ctx!, profile };
     const mm = matmulCase(32, 3);
     expect(compileUntuned(profiled, mm.def.program, mm.dims).kernels[0]!.kernel.schedule.params).toMatchObject({ sg: 1, tm: 4 });
@@ -95,6 +95,21 @@ describe('side-by-side implementations on WebGPU (tiny sizes, no timing)', async
       } finally {
         p.free();
       }
+    }
+  });
+
+  it.skipIf(!ctx)('the chained column chains a decode step whatever the profile says, and takes only cases with launches to chain', async () => {
+    const chained = tesseraChainedImpl(ctx!);
+    expect(chained.supports(matmulCase(32, 3))).toBe('not a chain case');
+    expect(chained.supports(blockCase(128, 128, 344))).toBe('no launches small enough to chain');
+    const decode = blockCase(1, 16, 24);
+    expect(chained.supports(decode)).toBeNull();
+    const p = await chained.prepare(decode);
+    try {
+      expect(p.kernels).toBe(1);
+      expect((await p.check()).firstBad).toBeUndefined();
+    } finally {
+      p.free();
     }
   });
 

@@ -219,6 +219,25 @@ describe('tessera compile', () => {
     expect((await cli('compile', SAMPLE, '--out', dir, '--params', 'tile=3')).code).toBe(2);
   });
 
+  it('chains small launches at the dims --chain gives, in compile and in run', async () => {
+    const dir = join(tmp, 'chain');
+    const block = join(ROOT, 'test/fixtures/cli-block.ts');
+    expect((await cli('compile', block, '--target', 'wgsl,cuda', '--out', dir, '--chain', 'T=1,D=32,H=88')).code).toBe(0);
+    const m = manifestOf(dir, 'ffn');
+    const decode = m.versions!.find((v) => v.when.equals?.['T'] === 1)!;
+    expect(decode.kernels.map((k) => [k.name, k.schedule.kind, k.workgroupSize, k.threads])).toEqual([['ffn_chain0__T1', 'chain', 32, '32']]);
+    expect(readFileSync(join(dir, 'ffn', 'ffn_chain0__T1.wgsl'), 'utf8')).toContain('storageBarrier();');
+    expect(readFileSync(join(dir, 'ffn', 'ffn.cu'), 'utf8')).toContain('ffn_chain0__T1');
+    // without --chain: two kernels
+    expect((await cli('compile', block, '--target', 'wgsl', '--out', join(tmp, 'nochain'))).code).toBe(0);
+    expect(manifestOf(join(tmp, 'nochain'), 'ffn').versions!.find((v) => v.when.equals?.['T'] === 1)!.kernels.length).toBe(2);
+    const r = await cli('run', block, '--backend', 'js', '--dims', 'T=1,D=32,H=88', '--chain', 'T=1,D=32,H=88', '--repeat', '1');
+    expect(r.out).toContain('ffn: 1 kernel on js, dims D=32 H=88 T=1, build T=1');
+    expect(r.out).toContain('kernel ffn_chain0__T1: chain (kernels=2 workgroupSize=32)');
+    expect(r.out).toContain('MATCH');
+    expect((await cli('compile', block, '--out', dir, '--chain', 'T=0')).code).toBe(2);
+  });
+
   it('prints the IR after the requested stages', async () => {
     const r = await cli('compile', SAMPLE, '--out', join(tmp, 'dump'), '--dump-after', 'simplify', '--dump-after', 'schedule');
     expect(r.code).toBe(0);

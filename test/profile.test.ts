@@ -10,7 +10,7 @@ import * as D from '../src/dsl/index.js';
 import { JSRuntime } from '../src/backends/js/runtime.js';
 import { printKernel } from '../src/ir/kernel-print.js';
 import type { Kernel } from '../src/ir/kernel.js';
-import { allBuilds, compile } from '../src/passes/pipeline.js';
+import { allBuilds, compile, selectVersion } from '../src/passes/pipeline.js';
 import { calibrateDevice, compileTuned, describeProfile, COMPILER_VERSION, deviceKey, probeFamilies, PROFILE_MIN_ROWS, profileParams, readProfile, writeProfile, type DeviceProfile } from '../src/tune/index.js';
 import { tuneKey, writeRecord } from '../src/tune/cache.js';
 import { testBackends, type NamedBackend } from './helpers/backends.js';
@@ -24,7 +24,7 @@ const block = ffnBlock;
 const half = D.kernel('mmh', { a: D.tensor('f16', [M, K]), b: D.tensor('f16', [K, N]) }, ({ a, b }) => D.matmul(a, b));
 
 const DEVICE = 'js:profiled test device';
-const SG: DeviceProfile = { device: DEVICE, compiler: COMPILER_VERSION, matmul: { sg: 1, vec: 4, tm: 32, tn: 8, workgroupSize: 8 }, n: 256, probe: { default: 2, 'subgroup-shared 32x8': 1 }, timing: 'wall' };
+const SG: DeviceProfile = { device: DEVICE, compiler: COMPILER_VERSION, matmul: { sg: 1, vec: 4, tm: 32, tn: 8, workgroupSize: 8 }, n: 256, probe: { default: 2, 'subgroup-shared 32x8': 1 }, chain: false, chainProbe: { separate: 1, chained: 1 }, timing: 'wall' };
 
 let dirs: string[] = [];
 const tempDir = () => {
@@ -51,7 +51,10 @@ describe('device profiles', () => {
     const p = await calibrateDevice(rt, { cacheDir: dir, probeN: 32 });
     expect(p.device).toBe(deviceKey(rt));
     expect(p.n).toBe(32);
-    expect(describeProfile(p)).toMatch(/^f32 matmuls .*\(probe 32³, wall time: default [0-9.]+ ms, vec4 16x8 [0-9.]+ ms, subgroup-shared 32x8 [0-9.]+ ms\)$/);
+    expect(describeProfile(p)).toMatch(/^f32 matmuls .*\(probe 32³, wall time: default [0-9.]+ ms, vec4 16x8 [0-9.]+ ms, subgroup-shared 32x8 [0-9.]+ ms\); small launches (chained|separate) \(decode step T1 D128 H344: separate [0-9.]+ ms, chained [0-9.]+ ms\)$/);
+    // the chain probe timed the decode step both ways; chaining is kept only where it won by the margin
+    expect(Object.keys(p.chainProbe).sort()).toEqual(['chained', 'separate']);
+    expect(p.chain).toBe(p.chainProbe['chained']! * 1.2 <= p.chainProbe['separate']!);
     expect(Object.keys(p.probe).sort()).toEqual(Object.keys(families).sort());
     expect(Object.values(p.probe).every((ms) => ms > 0)).toBe(true);
     expect(Object.values(families)).toContainEqual(p.matmul);
@@ -84,6 +87,9 @@ describe('device profiles', () => {
     const p = await calibrateDevice(new NoShuffles((k) => k.schedule.params['sg'] === 1), { cacheDir: dir, probeN: 32 });
     expect(Object.keys(p.probe).sort()).toEqual(['default', 'vec4 16x8']);
     expect(p.matmul['sg']).toBeUndefined();
+    // a device that cannot run a chained kernel keeps its launches separate
+    const q = await calibrateDevice(new NoShuffles((k) => k.schedule.kind === 'chain'), { cacheDir: tempDir(), probeN: 32 });
+    expect([q.chain, Object.keys(q.chainProbe)]).toEqual([false, ['separate']]);
     await expect(calibrateDevice(new NoShuffles(() => true), { cacheDir: tempDir(), probeN: 32 })).rejects.toThrow(/cannot run it/);
   });
 
@@ -132,14 +138,41 @@ describe('device profiles', () => {
     expect(existsSync(dir)).toBe(true);
   });
 
+  it('compileTuned chains small launches at the dims given where the profile says so, unless told otherwise', () => {
+    const dir = tempDir();
+    const decode = { T: 1, D: 32, H: 48 };
+    const kinds = (cp: ReturnType<typeof compile>) => selectVersion(cp, decode).kernels.map((k) => k.kernel.schedule.kind);
+    writeProfile(SG, dir);
+    expect(kinds(compileTuned(block.program, DEVICE, { cacheDir: dir, dims: decode }))).toEqual(['matmul', 'matmul']);
+    writeProfile({ ...SG, chain: true }, dir);
+    const chained = compileTuned(block.program, DEVICE, { cacheDir: dir, dims: decode });
+    expect(kinds(chained)).toEqual(['chain']);
+    expect(chained).toEqual(compile(block.program, { chain: { dims: decode }, groupParams: (g, _i, v) => profileParams({ ...SG, chain: true }, g, v === 'T=1' ? { ...decode, T: 1 } : decode) }));
+    // without dims only builds whose launch sizes are constants chain; `chain` given decides
+    expect(kinds(compileTuned(block.program, DEVICE, { cacheDir: dir }))).toEqual(['matmul', 'matmul']);
+    expect(kinds(compileTuned(block.program, DEVICE, { cacheDir: dir, specialize: decode }))).toEqual(['chain']);
+    expect(kinds(compileTuned(block.program, DEVICE, { cacheDir: dir, dims: decode, chain: { dims: decode, below: 2 } }))).toEqual(['matmul', 'matmul']);
+    // tuned records are found through the unchained kernels
+    const one = selectVersion(compile(block.program), decode).kernels[1]!;
+    writeRecord({ key: tuneKey(printKernel(one.kernel), DEVICE, COMPILER_VERSION), kernel: one.kernel.name, device: DEVICE, compiler: COMPILER_VERSION, entries: [{ dims: decode, params: { tiled: 0, vec: 0, tm: 1, tn: 2 }, medianMs: 1, defaultMs: 2, timing: 'wall' }] }, dir);
+    const tuned = selectVersion(compileTuned(block.program, DEVICE, { cacheDir: dir, dims: decode }), decode).kernels;
+    expect(tuned.map((k) => k.kernel.schedule.kind)).toEqual(['chain']);
+    const want = selectVersion(compile(block.program, { chain: { dims: decode }, groupParams: (_g, i, v) => (v === 'T=1' && i === 1 ? { tiled: 0, vec: 0, tm: 1, tn: 2 } : undefined) }), decode);
+    expect(printKernel(tuned[0]!.kernel)).toBe(printKernel(want.kernels[0]!.kernel));
+    expect(printKernel(tuned[0]!.kernel)).not.toBe(printKernel(selectVersion(chained, decode).kernels[0]!.kernel));
+  });
+
   it('a program compiled with a profile matches the reference on every backend, at every build', async () => {
     const dir = tempDir();
-    writeProfile({ ...SG, matmul: { sg: 1, vec: 4, tm: 16, tn: 4, workgroupSize: 4 } }, dir);
+    writeProfile({ ...SG, matmul: { sg: 1, vec: 4, tm: 16, tn: 4, workgroupSize: 4 }, chain: true }, dir);
     const cp = compileTuned(block.program, DEVICE, { cacheDir: dir });
     expect(cp.kernels.some((k) => k.kernel.schedule.params['sg'] === 1)).toBe(true);
+    // and chained for a decode step of D 8, H 12 (run at other dims too: the chain's loops stride)
+    const decode = compileTuned(block.program, DEVICE, { cacheDir: dir, dims: { T: 1, D: 8, H: 12 } });
+    expect(selectVersion(decode, { T: 1, D: 8, H: 12 }).kernels.map((k) => k.kernel.schedule.kind)).toEqual(['chain']);
     for (const { name, rt } of backends) {
-      for (const [t, d, h] of [[1, 8, 12], [17, 8, 12], [32, 12, 8], [20, 6, 10]] as const) {
-        expect(await checkOnBackend(cp, rt, inputsFor(block, { T: t, D: d, H: h }), { rtol: 2e-4, atol: 2e-5 }), `${name} T=${t} D=${d} H=${h}`).toBeNull();
+      for (const [t, d, h] of [[1, 8, 12], [17, 8, 12], [32, 12, 8], [20, 6, 10], [1, 40, 300]] as const) {
+        for (const c of [cp, decode]) expect(await checkOnBackend(c, rt, inputsFor(block, { T: t, D: d, H: h }), { rtol: 2e-4, atol: 2e-5 }), `${name} T=${t} D=${d} H=${h}`).toBeNull();
       }
     }
   });

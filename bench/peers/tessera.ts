@@ -73,6 +73,23 @@ export function compileUntuned(ctx: ImplContext, program: Program, dims: Readonl
   return ctx.profile ? compileTuned(program, ctx.rt, { ...opts, dims, tuned: false, profile: ctx.profile }) : compile(program, opts);
 }
 
+/**
+ * The untuned build with launch chaining forced on at the case's dims (CompileOptions.chain), the
+ * device profile's verdict aside: for the chain cases whose launches are small enough to chain (a
+ * decode step), so chained and separate launches sit side by side whatever the profile chose.
+ */
+export function tesseraChainedImpl(ctx: ImplContext): Impl {
+  const compileFor = (c: TesseraCase) => compileUntuned(ctx, c.def.program, c.dims, { chain: { dims: c.dims } });
+  return {
+    ...tesseraImpl(ctx, 'tessera-chained', compileFor),
+    supports: (c) => {
+      const tc = c as TesseraCase;
+      if (!tc.steps) return 'not a chain case';
+      return selectVersion(compileFor(tc), tc.dims).kernels.some((k) => k.kernel.schedule.kind === 'chain') ? null : 'no launches small enough to chain';
+    },
+  };
+}
+
 export function tesseraImpl(ctx: ImplContext, name = 'tessera', compileFor: CompileFor = (c) => compileUntuned(ctx, c.def.program, c.dims)): Impl {
   return {
     name,

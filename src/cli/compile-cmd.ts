@@ -9,6 +9,7 @@ import type { Program } from '../ir/graph.js';
 import { printProgram } from '../ir/text/print.js';
 import { allBuilds, compile, STAGES, type CompiledProgram } from '../passes/pipeline.js';
 import type { ScheduleParams } from '../passes/schedule.js';
+import { CHAIN_BELOW } from '../passes/chain.js';
 import { printJSModule } from '../backends/js/print.js';
 import { printCudaUnit } from '../backends/cuda/print.js';
 import { archNumber, compileCuda, DEFAULT_ARCHS, NVCC_FLAGS, nvccAvailable } from '../backends/cuda/nvcc.js';
@@ -28,6 +29,8 @@ export interface CompileFlags {
   readonly bf16TensorCores?: boolean;
   /** false: the general build only (what `compile` writes); else the program's versions too (CompileOptions.versions). */
   readonly versions?: boolean;
+  /** Launch chaining at these dims (CompileOptions.chain). */
+  readonly chain?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -43,6 +46,7 @@ export const PARAM_MIN: Readonly<Record<keyof ScheduleParams, number>> = {
 export const COMPILE_FLAGS: readonly FlagSpec[] = [
   { name: 'dump-after', value: 'STAGE', repeat: true, help: `print the IR after a stage: ${STAGES.join(', ')}` },
   { name: 'params', value: 'k=v,..', repeat: true, help: `schedule parameters (${Object.keys(PARAM_MIN).join(', ')})` },
+  { name: 'chain', value: 'DIM=N,..', repeat: true, help: `run kernels that launch under ${CHAIN_BELOW} invocations at these dims (a decode step's) as one kernel of one workgroup` },
 ];
 
 export function compileFlags(p: Parsed, command: string): CompileFlags {
@@ -56,7 +60,9 @@ export function compileFlags(p: Parsed, command: string): CompileFlags {
     if (min === undefined) throw new UsageError(`unknown schedule parameter '${k}'; known: ${Object.keys(PARAM_MIN).join(', ')}`, command);
     if (v < min) throw new UsageError(`schedule parameter ${k} must be >= ${min}, got ${v}`, command);
   }
-  return { params, dumpAfter };
+  const chain = keyValues(p, 'chain', command);
+  for (const [k, v] of Object.entries(chain)) if (v < 1) throw new UsageError(`--chain: dim ${k} must be >= 1, got ${v}`, command);
+  return { params, dumpAfter, ...(p.flags.has('chain') ? { chain } : {}) };
 }
 
 /** compile() with the requested dumps printed to `io.out`, timed. */
@@ -67,6 +73,7 @@ export function compileProgram(program: Program, flags: CompileFlags, io: CliIO)
     ...(flags.tensorCores ? { tensorCores: true } : {}),
     ...(flags.bf16TensorCores ? { bf16TensorCores: true } : {}),
     ...(flags.versions === false ? { versions: false } : {}),
+    ...(flags.chain ? { chain: { dims: flags.chain } } : {}),
     dumpAfter: flags.dumpAfter,
     printProgram,
     onDump: (stage, text) => io.out(`// ---- ${program.name} after ${stage} ----\n${text.trimEnd()}\n`),

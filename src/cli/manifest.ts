@@ -9,7 +9,7 @@ import { dimCdiv, dimKey, dimSymbols, dimToString, shapeSymbols, type Dim, type 
 import type { DType } from '../ir/dtype.js';
 import { NARROW_LAUNCH, NARROW_WORKGROUP, type Kernel } from '../ir/kernel.js';
 import { isBinary, isReduce, isUnary } from '../ir/ops.js';
-import type { CompiledKernel, CompiledProgram } from '../passes/pipeline.js';
+import { kernelGroups, type CompiledKernel, type CompiledProgram } from '../passes/pipeline.js';
 import { cudaBlockSize, cudaElementBytes, cudaSharedBytes, cudaStorageType } from '../backends/cuda/print.js';
 import { WGSL_CAPS, type WGSLPrinter } from './backends.js';
 
@@ -244,7 +244,7 @@ class Poly {
 /** Exact graph FLOPs of a kernel's group, or undefined when it holds an op whose cost is not counted. */
 function groupFlops(k: CompiledKernel): Poly | undefined {
   const total = new Poly();
-  for (const n of k.group.inlined) {
+  for (const n of kernelGroups(k).flatMap((g) => g.inlined)) {
     if (n.op === 'compute') return undefined;
     if (isUnary(n.op) || isBinary(n.op)) total.add(1, n.shape);
     else if (isReduce(n.op)) total.add(1, n.args[0]!.shape);
@@ -317,7 +317,7 @@ function buildOne(cp: CompiledProgram, targets: readonly Target[], wgsl: WGSLPri
     const files: Partial<Record<Target, string>> = {};
     for (const t of targets) if (PER_KERNEL_TARGETS.includes(t)) files[t] = `${k.name}.${t}`;
     const flops = groupFlops(ck);
-    const partial = ck.group.inlined.some((n) => PARTIAL_READS.has(n.op));
+    const partial = kernelGroups(ck).some((g) => g.inlined.some((n) => PARTIAL_READS.has(n.op)));
     const read = new Poly();
     const written = new Poly();
     bindings.forEach((b, i) => {

@@ -99,7 +99,7 @@ export const runCommand: Command = {
         const compiled = compileProgram(program, flags, io);
         const dims = chooseDims(program, { ...sampleDims, ...given });
         // schedules `tessera tune` cached for this device (tuned kernels, the device's profile), unless --params asks for others
-        const tuned = Object.keys(flags.params).length === 0 ? compileTuned(program, rt, { dims }) : compiled.cp;
+        const tuned = Object.keys(flags.params).length === 0 ? compileTuned(program, rt, { dims, ...(flags.chain ? { chain: { dims: flags.chain } } : {}) }) : compiled.cp;
         const params = (c: CompiledProgram) => JSON.stringify(allBuilds(c).map((b) => b.kernels.map((k) => k.kernel.schedule.params)));
         const cp = params(tuned) === params(compiled.cp) ? compiled.cp : tuned;
         const ms = compiled.ms;

@@ -36,7 +36,7 @@ function stmts(ss: readonly KStmt[], ind: string, out: string[]): void {
       case 'store4': out.push(`${ind}${s.buf}[${printKExpr(s.index)}..+4] = ${printKExpr(s.value)}`); break;
       case 'sstore': out.push(`${ind}@${s.arr}[${printKExpr(s.index)}] = ${printKExpr(s.value)}`); break;
       case 'scopy8': out.push(`${ind}@${s.arr}[${printKExpr(s.index)}..+8] = ${printKExpr(s.valid)} ? ${s.buf}[${printKExpr(s.src)}..+8] : 0`); break;
-      case 'barrier': out.push(`${ind}barrier`); break;
+      case 'barrier': out.push(`${ind}barrier${s.storage ? ' storage' : ''}`); break;
       case 'mmaFill': out.push(`${ind}${s.frag} = 0`); break;
       case 'mmaLoad': out.push(`${ind}${s.frag} = @${s.arr}[${printKExpr(s.offset)}, ld ${s.ld}]`); break;
       case 'mma': out.push(`${ind}${s.d} += mma(${s.a}, ${s.b})`); break;

@@ -72,7 +72,9 @@ export type KStmt =
   // The body may not assign variables declared outside it.
   | { readonly k: 'for'; readonly v: string; readonly from: KExpr; readonly to: KExpr; readonly step: number; readonly body: readonly KStmt[]; readonly lanes?: true }
   | { readonly k: 'if'; readonly cond: KExpr; readonly then: readonly KStmt[]; readonly else: readonly KStmt[] }
-  | { readonly k: 'barrier' }
+  // every invocation of the workgroup waits here; `storage`: and what each wrote to storage buffers
+  // before it is visible to the others after it (a chained kernel's phases, chain.ts)
+  | { readonly k: 'barrier'; readonly storage?: true }
   // Tensor-core tiles (warp kernels only; see KFragment). mmaFill: an accumulator := 0. mmaLoad: an
   // a or b fragment := the 16 x 16 block of a half shared array at offset + r * ld + c (row-major;
   // offset a multiple of 16, ld a multiple of 8). mma: d += a x b (16 x 16 x 16, f32 accumulation).

@@ -7,6 +7,7 @@ import { shapeSymbols, shapeToString } from '../ir/dims.js';
 import type { Node, Program } from '../ir/graph.js';
 import { workgroupIndependent, type Kernel } from '../ir/kernel.js';
 import { printKernel } from '../ir/kernel-print.js';
+import { chainKernels, type ChainOptions } from './chain.js';
 import { fuse, type FusedGroup } from './fuse.js';
 import { planBuffers, type BufferPlan, type PlannedBuffer } from './memory.js';
 import { DEFAULT_PARAMS, matmulDims, scheduleGroup, type ScheduleParams } from './schedule.js';
@@ -21,7 +22,12 @@ export interface CompiledKernel {
   readonly bindings: readonly string[];
   /** The graph node the kernel writes and the group it came from, for reports. */
   readonly group: FusedGroup;
+  /** A chained kernel's groups, in the order it runs them (chain.ts); absent: just `group`. */
+  readonly groups?: readonly FusedGroup[];
 }
+
+/** The groups a compiled kernel runs: its own, or every group of a chain. */
+export const kernelGroups = (ck: CompiledKernel): readonly FusedGroup[] => ck.groups ?? [ck.group];
 
 export interface CompiledProgram {
   readonly name: string;
@@ -79,6 +85,13 @@ export interface CompileOptions {
   /** Called with a text dump after each stage whose name it asks for. */
   readonly dumpAfter?: readonly string[];
   readonly onDump?: (stage: string, text: string) => void;
+  /**
+   * Launch chaining (chain.ts): runs of consecutive kernels that each launch fewer than
+   * `below` invocations at `dims` (with a build's own specialized dims over them) run as one kernel
+   * of one workgroup. Off by default: it pays where a launch costs more than a small kernel's work
+   * (the device profile measures that).
+   */
+  readonly chain?: ChainOptions;
   /** Printers for the graph text form (injected to keep passes free of the parser). */
   readonly printProgram?: (p: Program) => string;
 }
@@ -204,7 +217,7 @@ function compileVersions(source: Program, opts: CompileOptions): CompiledProgram
   const front = frontEnd(source, opts);
   const general = compileBuild(source, opts, front);
   if (opts.versions === false || general.specialized || general.assumed) return general;
-  const rows = tokenDims(general.kernels.map((k) => k.group));
+  const rows = tokenDims(general.kernels.flatMap(kernelGroups));
   if (rows.length === 0) return general;
   const text = (cp: CompiledProgram) => cp.kernels.map((k) => printKernel(k.kernel)).join('\n');
   const base = text(general);
@@ -289,7 +302,7 @@ function compileBuild(source: Program, opts: CompileOptions, { program, groups, 
   };
   const constant = specialized ? { ...generic, dims: specialized } : generic;
   const used = new Map<string, number>();
-  const kernels = groups.map((group, i) => {
+  const scheduled = groups.map((group, i) => {
     const chosen = { ...opts.params, ...opts.groupParams?.(group, i, version) };
     const mma = chosen.mma !== undefined ? chosen.mma !== 0 : tensorCoresTake(group, opts);
     const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group, mma), ...chosen };
@@ -307,6 +320,7 @@ function compileBuild(source: Program, opts: CompileOptions, { program, groups, 
     const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;
     return { kernel: { ...kernel, name: `${source.name}_${kernel.name}` }, bindings: kernel.buffers.map((b) => b.name), group };
   });
+  const kernels = opts.chain ? chainKernels(scheduled, opts.chain, specialized ?? {}, `${source.name}_`, opts.maxStorageBuffers ?? 8) : scheduled;
   dumper(opts)('schedule', () => kernels.map((k) => printKernel(k.kernel)).join('\n\n'));
 
   return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs, version, ...(specialized ? { specialized } : {}), ...(assumed ? { assumed } : {}) };

@@ -6,18 +6,23 @@
  * tell which: both report subgroups. `calibrateDevice` times a probe matmul under each family's
  * candidate, interleaved, and keeps the fastest if it beats the default by PROFILE_MARGIN; the
  * profile is cached on disk beside the tuning records (keyed by device and compiler version), and
- * `compileTuned` gives its parameters to every matmul that has no tuned entry of its own.
+ * `compileTuned` gives its parameters to every matmul that has no tuned entry of its own. The same
+ * holds for launch chaining (src/passes/chain.ts): one workgroup running a decode step's kernels
+ * in turn is 2x faster than separate launches on lavapipe, where a dispatch costs about 80 µs, and
+ * 0.6x on SwiftShader, where launches are cheap and one workgroup keeps the step on one thread; the
+ * profile times a decode step both ways and chains where it pays.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { dim, kernel, tensor } from '../dsl/kernel.js';
-import { matmul } from '../dsl/ops.js';
+import { matmul, silu } from '../dsl/ops.js';
+import { rmsnorm } from '../dsl/composites.js';
 import { knownDim, type DimBindings } from '../ir/dims.js';
 import type { FusedGroup } from '../passes/fuse.js';
-import { compile } from '../passes/pipeline.js';
+import { compile, type CompiledProgram } from '../passes/pipeline.js';
 import { MAX_SG } from '../passes/schedule-sg.js';
 import type { BackendRuntime } from '../runtime/backend.js';
-import { prepare, type Prepared } from '../runtime/execute.js';
+import { prepare, type HostTensor, type Prepared } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
 import { batchFor, differs } from './measure.js';
 import { cacheDir, COMPILER_VERSION, deviceKey, readCacheFile, writeCacheFile } from './cache.js';
@@ -39,6 +44,25 @@ export const PROFILE_MIN_ROWS = 16;
 const ROUNDS = 7;
 const PROBE_SAMPLE_MS = 20;
 
+/**
+ * The chain probe: one decode step (T = 1) of a transformer block's FFN (rmsnorm, matmul, silu,
+ * matmul, residual) at a small model's width, two kernels when fused.
+ */
+export const CHAIN_PROBE_DIMS = { T: 1, D: 128, H: 344 } as const;
+const CHAIN_PROBE_SHAPES: Readonly<Record<string, number[]>> = { x: [1, 128], g: [128], w1: [128, 344], w2: [344, 128] };
+
+/** A probe input: deterministic values in [-1, 1]. */
+const filled = (shape: number[], seed: number): HostTensor => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.37 + seed)) });
+
+function chainProbe() {
+  const [T, Dm, H] = [dim('T'), dim('D'), dim('H')];
+  return kernel(
+    'profile_chain_probe',
+    { x: tensor('f32', [T, Dm]), g: tensor('f32', [Dm]), w1: tensor('f32', [Dm, H]), w2: tensor('f32', [H, Dm]) },
+    ({ x, g, w1, w2 }) => matmul(silu(matmul(rmsnorm(x, g, 1e-5), w1)), w2).add(x),
+  );
+}
+
 export interface DeviceProfile {
   readonly device: string;
   readonly compiler: string;
@@ -48,6 +72,13 @@ export interface DeviceProfile {
   readonly n: number;
   /** What the probe measured: ms per launch of each family's candidate (median of interleaved rounds). */
   readonly probe: Readonly<Record<string, number>>;
+  /**
+   * Whether `compileTuned` chains small launches (`CompileOptions.chain`): the chain probe (a decode
+   * step's FFN block, CHAIN_PROBE_DIMS) ran at least PROFILE_MARGIN faster as one chained kernel.
+   */
+  readonly chain: boolean;
+  /** What the chain probe measured: ms per step, `separate` launches and `chained` (absent where it could not run). */
+  readonly chainProbe: Readonly<Record<string, number>>;
   readonly timing: 'device' | 'wall';
 }
 
@@ -70,7 +101,7 @@ function profileFile(device: string, compiler: string, dir: string): string {
 /** The cached profile of `device` (a runtime's `kind:description`), if it was calibrated with this compiler. */
 export function readProfile(device: string, compiler = COMPILER_VERSION, dir = cacheDir()): DeviceProfile | undefined {
   const p = readCacheFile(profileFile(device, compiler, dir)) as DeviceProfile | undefined;
-  return p?.device === device && p.compiler === compiler && typeof p.matmul === 'object' ? p : undefined;
+  return p?.device === device && p.compiler === compiler && typeof p.matmul === 'object' && typeof p.chain === 'boolean' ? p : undefined;
 }
 
 export function writeProfile(p: DeviceProfile, dir = cacheDir()): void {
@@ -80,7 +111,8 @@ export function writeProfile(p: DeviceProfile, dir = cacheDir()): void {
 /**
  * Times the probe (PROBE_N³, smaller on a slow device, or `probeN`) under each family
  * (`probeFamilies`), leaving out any that fails to run or whose output differs from the default's,
- * and caches the profile. A cached profile is returned as is unless `force`.
+ * then the chain probe's decode step as separate launches and chained, and caches the profile.
+ * A cached profile is returned as is unless `force`.
  */
 export async function calibrateDevice(rt: BackendRuntime, opts: { cacheDir?: string; force?: boolean; probeN?: number } = {}): Promise<DeviceProfile> {
   const [device, compiler] = [deviceKey(rt), COMPILER_VERSION];
@@ -89,8 +121,7 @@ export async function calibrateDevice(rt: BackendRuntime, opts: { cacheDir?: str
   if (cached) return cached;
   const [M, N, K] = [dim('M'), dim('N'), dim('K')];
   const probe = kernel('profile_probe', { a: tensor('f32', [M, K]), b: tensor('f32', [K, N]) }, ({ a, b }) => matmul(a, b));
-  const data = (n: number, seed: number) => ({ shape: [n, n], data: Float32Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37 + seed)) });
-  const inputsAt = (n: number) => ({ a: data(n, 1), b: data(n, 2) });
+  const inputsAt = (n: number) => ({ a: filled([n, n], 1), b: filled([n, n], 2) });
   // the probe's size: PROBE_N³, or smaller where the default already takes PROBE_MS there (a slow device)
   let n = opts.probeN ?? PROBE_MIN;
   let defaultMs = 0;
@@ -106,67 +137,87 @@ export async function calibrateDevice(rt: BackendRuntime, opts: { cacheDir?: str
     if (opts.probeN !== undefined || n >= PROBE_N || defaultMs >= PROBE_MS) break;
     n *= 2;
   }
-  // each sample repeats the launch for about PROBE_SAMPLE_MS (a batch per family, from one timed launch):
-  // one launch of a millisecond is at the mercy of the host's scheduler on a software adapter
-  const batchOf = (ms: number) => batchFor(ms, PROBE_SAMPLE_MS, 64);
-  const batch = new Map<string, number>([['default', batchOf(defaultMs)]]);
-  const inputs = inputsAt(n);
   const families = Object.entries(probeFamilies(rt));
-  const preps: (readonly [string, Prepared])[] = [];
-  const ms = new Map<string, number[]>(families.map(([name]) => [name, []]));
-  let timing: 'device' | 'wall' = 'device';
-  try {
-    // a family the device cannot run (its kernel fails to build or launch) is left out, as is one
-    // whose output differs from the default's; the default itself must run
-    let want: Float32Array | undefined;
-    const usable = new Set<string>();
-    for (const [name, c] of families) {
-      let out: Float32Array;
-      let launchMs: number;
-      try {
-        const p = prepare(compile(probe.program, { versions: false, groupParams: () => c }), rt, inputs);
-        preps.push([name, p]);
-        p.launch();
-        out = (await p.read())['out']!.data as Float32Array;
-        launchMs = (await rt.time(() => p.launch(), 1)).medianMs;
-      } catch (e) {
-        if (name === 'default') throw e;
-        continue;
-      }
-      want ??= out;
-      if (differs(out, want, 'f32')) continue;
-      usable.add(name);
-      if (!batch.has(name)) batch.set(name, batchOf(launchMs));
-    }
-    for (let r = 0; r < ROUNDS; r++) {
-      for (let i = 0; i < preps.length; i++) {
-        const [name, p] = preps[(i + r) % preps.length]!;
-        if (!usable.has(name)) continue;
-        const b = batch.get(name)!;
-        const t = await rt.time(() => {
-          for (let i = 0; i < b; i++) p.launch();
-        }, 3);
-        if (t.source === 'wall') timing = 'wall';
-        ms.get(name)!.push(t.medianMs / b);
-      }
-    }
-  } finally {
-    for (const [, p] of preps) p.free();
-  }
-  const probeMs = Object.fromEntries([...ms].filter(([, t]) => t.length > 0).map(([name, t]) => [name, Number(median(t).toPrecision(4))]));
+  const inputs = inputsAt(n);
+  const matmuls = await timeVariants(rt, families.map(([name, c]) => [name, () => compile(probe.program, { versions: false, groupParams: () => c })]), inputs, (name) => (name === 'default' ? defaultMs : undefined));
+  const probeMs = matmuls.ms;
   const base = probeMs['default']!;
   let best = 'default';
   for (const [name, t] of Object.entries(probeMs)) if (t * PROFILE_MARGIN <= base && t < probeMs[best]!) best = name;
-  const profile: DeviceProfile = { device, compiler, matmul: Object.fromEntries(families)[best]!, n, probe: probeMs, timing };
+  // launch chaining: a decode step's kernels as separate launches and as one chained kernel
+  const block = chainProbe();
+  const chainInputs = Object.fromEntries(Object.entries(CHAIN_PROBE_SHAPES).map(([name, shape], i) => [name, filled(shape, i)]));
+  const at = { specialize: CHAIN_PROBE_DIMS };
+  const chains = await timeVariants(rt, [['separate', () => compile(block.program, at)], ['chained', () => compile(block.program, { ...at, chain: {} })]], chainInputs);
+  const chain = chains.ms['chained'] !== undefined && chains.ms['chained'] * PROFILE_MARGIN <= chains.ms['separate']!;
+  const profile: DeviceProfile = {
+    device, compiler, matmul: Object.fromEntries(families)[best]!, n, probe: probeMs,
+    chain, chainProbe: chains.ms, timing: matmuls.timing === 'wall' || chains.timing === 'wall' ? 'wall' : 'device',
+  };
   writeProfile(profile, dir);
   return profile;
+}
+
+/**
+ * Times each variant of a program (its first variant the reference: it must build and run) in
+ * ROUNDS interleaved rounds, each sample a batch of launches of about PROBE_SAMPLE_MS (one launch
+ * of a millisecond is at the mercy of the host's scheduler on a software adapter); leaves out a
+ * variant that fails to build or launch, or whose output differs from the first's. Returns ms per
+ * launch (median) by variant name. `knownMs` may give a variant's launch time already measured.
+ */
+async function timeVariants(
+  rt: BackendRuntime,
+  variants: readonly (readonly [string, () => CompiledProgram])[],
+  inputs: Readonly<Record<string, HostTensor>>,
+  knownMs: (name: string) => number | undefined = () => undefined,
+): Promise<{ ms: Record<string, number>; timing: 'device' | 'wall' }> {
+  const preps: { name: string; p: Prepared; batch: number }[] = [];
+  const ms = new Map<string, number[]>();
+  let timing: 'device' | 'wall' = 'device';
+  try {
+    let want: Float32Array | undefined;
+    for (const [i, [name, build]] of variants.entries()) {
+      let p: Prepared | undefined;
+      try {
+        p = prepare(build(), rt, inputs);
+        p.launch();
+        const out = (await p.read())['out']!.data as Float32Array;
+        const launchMs = knownMs(name) ?? (await rt.time(() => p!.launch(), 1)).medianMs;
+        if (want && differs(out, want, 'f32')) {
+          p.free();
+          continue;
+        }
+        want ??= out;
+        preps.push({ name, p, batch: batchFor(launchMs, PROBE_SAMPLE_MS, 64) });
+        ms.set(name, []);
+      } catch (e) {
+        p?.free();
+        // the first variant is the reference and must run; another the device cannot run is left out
+        if (i === 0) throw e;
+      }
+    }
+    for (let r = 0; r < ROUNDS; r++) {
+      for (let i = 0; i < preps.length; i++) {
+        const { name, p, batch } = preps[(i + r) % preps.length]!;
+        const t = await rt.time(() => {
+          for (let j = 0; j < batch; j++) p.launch();
+        }, 3);
+        if (t.source === 'wall') timing = 'wall';
+        ms.get(name)!.push(t.medianMs / batch);
+      }
+    }
+  } finally {
+    for (const { p } of preps) p.free();
+  }
+  return { ms: Object.fromEntries([...ms].map(([name, t]) => [name, Number(median(t).toPrecision(4))])), timing };
 }
 
 /** One line: what the profile changes and what the probe measured. */
 export function describeProfile(p: DeviceProfile): string {
   const params = Object.entries(p.matmul).map(([k, v]) => `${k}=${v}`).join(' ');
   const probe = Object.entries(p.probe).map(([name, ms]) => `${name} ${ms.toFixed(3)} ms`).join(', ');
-  return `f32 matmuls ${params ? `of ${PROFILE_MIN_ROWS} rows or more: ${params}` : 'keep the default'} (probe ${p.n}³, ${p.timing} time: ${probe})`;
+  const chain = Object.entries(p.chainProbe).map(([name, ms]) => `${name} ${ms.toFixed(3)} ms`).join(', ');
+  return `f32 matmuls ${params ? `of ${PROFILE_MIN_ROWS} rows or more: ${params}` : 'keep the default'} (probe ${p.n}³, ${p.timing} time: ${probe}); small launches ${p.chain ? 'chained' : 'separate'} (decode step T${CHAIN_PROBE_DIMS.T} D${CHAIN_PROBE_DIMS.D} H${CHAIN_PROBE_DIMS.H}: ${chain})`;
 }
 
 /**

@@ -8,7 +8,7 @@
 import { fail } from '../errors.js';
 import type { Program } from '../ir/graph.js';
 import { printKernel } from '../ir/kernel-print.js';
-import { allBuilds, compile, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
+import { allBuilds, compile, kernelGroups, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
 import type { BackendRuntime, HostArray } from '../runtime/backend.js';
 import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
@@ -161,13 +161,18 @@ export async function tuneProgram(program: Program, rt: BackendRuntime, inputs: 
  * the entry tuned at dims nearest `dims`; untuned kernels take the device's profile (profile.ts:
  * calibrated once per device, read from the same cache; `profile: false` ignores it), else the
  * default heuristic. `tuned: false` takes the profile alone (what a device gives a program nobody tuned).
+ * Where the profile says launch chaining pays, kernels small at `dims` are chained (`opts.chain`,
+ * when given, decides instead).
  */
 export function compileTuned(program: Program, device: BackendRuntime | string, opts: CompileOptions & { dims?: Readonly<Record<string, number>>; cacheDir?: string; profile?: DeviceProfile | false; tuned?: boolean } = {}): CompiledProgram {
   const dev = typeof device === 'string' ? device : deviceKey(device);
   if (typeof device !== 'string' && opts.tensorCores === undefined && deviceCaps(device.info).tensorCores) opts = { ...opts, tensorCores: true, ...(deviceCaps(device.info).bf16TensorCores ? { bf16TensorCores: true } : {}) };
   const profile = opts.profile === false ? undefined : (opts.profile ?? readProfile(dev, COMPILER_VERSION, opts.cacheDir ?? cacheDir()));
-  const { profile: _p, tuned: _t, ...copts } = opts;
+  const { profile: _p, tuned: _t, chain: asked, ...copts } = opts;
+  // tuned records are keyed by the unchained kernels; chaining (asked for, or the profile's) comes last
   const base = compile(program, copts);
+  const chain = asked ?? (profile?.chain ? { ...(opts.dims ? { dims: opts.dims } : {}) } : undefined);
+  const chained = chain ? { chain } : {};
   // each build (the general one and every version) takes what was tuned for its own kernels
   const chosen = new Map(allBuilds(base).map((b) => [b.version, b.kernels.map((ck) => {
     if (opts.tuned === false) return undefined;
@@ -177,13 +182,13 @@ export function compileTuned(program: Program, device: BackendRuntime | string, 
   // the profile sees each build's dims: the one-token build's matmuls have one row
   const buildDims = new Map(allBuilds(base).map((b) => [b.version, { ...opts.dims, ...b.specialized }]));
   const profiled = (g: FusedGroup, v: string) => profileParams(profile, g, buildDims.get(v));
-  if ([...chosen.values()].every((cs) => cs.every((c) => c === undefined)) && !allBuilds(base).some((b) => b.kernels.some((ck) => profiled(ck.group, b.version)))) return base;
-  const tuned = compile(program, { ...copts, groupParams: (g, i, v) => ({ ...opts.groupParams?.(g, i, v), ...(chosen.get(v)?.[i] ?? profiled(g, v)) }) });
+  if ([...chosen.values()].every((cs) => cs.every((c) => c === undefined)) && !allBuilds(base).some((b) => b.kernels.some((ck) => profiled(ck.group, b.version)))) return chain ? compile(program, { ...copts, ...chained }) : base;
+  const tuned = compile(program, { ...copts, ...chained, groupParams: (g, i, v) => ({ ...opts.groupParams?.(g, i, v), ...(chosen.get(v)?.[i] ?? profiled(g, v)) }) });
   // Parameters may add or drop a version (one that prints like the general build is not kept: a
-  // general build tuned to taller tiles gains an aligned version), never change a build's kernels.
+  // general build tuned to taller tiles gains an aligned version), never change a build's groups.
   for (const b of allBuilds(tuned)) {
     const was = allBuilds(base).find((x) => x.version === b.version);
-    if (was && was.kernels.length !== b.kernels.length) fail('E_INTERNAL', `tuned parameters changed the kernel count of build ${b.version}`);
+    if (was && was.kernels.length !== b.kernels.flatMap(kernelGroups).length) fail('E_INTERNAL', `tuned parameters changed the kernel count of build ${b.version}`);
   }
   return tuned;
 }

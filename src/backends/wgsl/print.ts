@@ -683,7 +683,8 @@ class Printer {
         this.line(depth, '}');
         return;
       case 'barrier':
-        this.line(depth, 'workgroupBarrier();');
+        // storageBarrier is a control barrier too, over storage memory
+        this.line(depth, s.storage ? 'storageBarrier();' : 'workgroupBarrier();');
         return;
     }
   }
