@@ -1,9 +1,9 @@
 /**
  * Launch chaining: a run of consecutive small kernels becomes one kernel of one workgroup. A decode
  * step's kernels launch a few dozen invocations each; on a driver where a launch costs more than
- * the work (lavapipe: about 80 µs a dispatch, against a one-token GEMV's few µs of arithmetic) the
- * launches are the time, and fusion cannot merge them: each matmul needs all of its input before
- * it starts. One workgroup can wait for itself, though. The chained kernel runs each kernel's body
+ * the work (lavapipe: tens of µs a dispatch, against a one-token GEMV's few µs of arithmetic; a
+ * GPU: a few µs against less) the launches are the time, and fusion cannot merge them: each matmul
+ * needs all of its input before it starts. One workgroup can wait for itself, though. The chained kernel runs each kernel's body
  * in a loop over that kernel's invocations (invocation `lid`, `lid + wg`, ...) and separates the
  * kernels by a storage barrier, so a kernel reads what the one before it wrote, as separate launches
  * would. Correct at any dims (the loops stride); fast where every kernel fits the workgroup or
