@@ -47,11 +47,11 @@ describe('device profiles', () => {
     const rt = new JSRuntime();
     const dir = tempDir();
     const families = probeFamilies(rt);
-    expect(Object.keys(families)).toEqual(['default', 'vec4 16x8', 'subgroup-shared 32x8']); // the JS runtime has subgroups
+    expect(Object.keys(families)).toEqual(['default', 'scalar 4x4', 'vec4 16x8', 'subgroup-shared 32x8']); // the JS runtime has subgroups
     const p = await calibrateDevice(rt, { cacheDir: dir, probeN: 32 });
     expect(p.device).toBe(deviceKey(rt));
     expect(p.n).toBe(32);
-    expect(describeProfile(p)).toMatch(/^f32 matmuls .*\(probe 32³, wall time: default [0-9.]+ ms, vec4 16x8 [0-9.]+ ms, subgroup-shared 32x8 [0-9.]+ ms\); small launches (chained|separate) \(decode step T1 D128 H344: separate [0-9.]+ ms, chained [0-9.]+ ms\)$/);
+    expect(describeProfile(p)).toMatch(/^f32 matmuls .*\(probe 32³, wall time: default [0-9.]+ ms, scalar 4x4 [0-9.]+ ms, vec4 16x8 [0-9.]+ ms, subgroup-shared 32x8 [0-9.]+ ms\); small launches (chained|separate) \(decode step T1 D128 H344: separate [0-9.]+ ms, chained [0-9.]+ ms\)$/);
     // the chain probe timed the decode step both ways; chaining is kept only where it won by the margin
     expect(Object.keys(p.chainProbe).sort()).toEqual(['chained', 'separate']);
     expect(p.chain).toBe(p.chainProbe['chained']! * 1.2 <= p.chainProbe['separate']!);
@@ -85,7 +85,7 @@ describe('device profiles', () => {
       }
     }
     const p = await calibrateDevice(new NoShuffles((k) => k.schedule.params['sg'] === 1), { cacheDir: dir, probeN: 32 });
-    expect(Object.keys(p.probe).sort()).toEqual(['default', 'vec4 16x8']);
+    expect(Object.keys(p.probe).sort()).toEqual(['default', 'scalar 4x4', 'vec4 16x8']);
     expect(p.matmul['sg']).toBeUndefined();
     // a device that cannot run a chained kernel keeps its launches separate
     const q = await calibrateDevice(new NoShuffles((k) => k.schedule.kind === 'chain'), { cacheDir: tempDir(), probeN: 32 });

@@ -88,6 +88,9 @@ export function probeFamilies(rt: BackendRuntime): Record<string, Candidate> {
   const sg = subgroupLanes(deviceCaps(rt.info));
   return {
     default: {},
+    // scalar register tiles: where vec4 values cost four scalars and more (the JS runtime runs the
+    // default's vec4 loop lane by lane)
+    'scalar 4x4': { tiled: 0, vec: 0, tm: 4, tn: 4 },
     // tall vec4 register tiles in small workgroups (the tuner's pick on lavapipe before subgroups)
     'vec4 16x8': { tiled: 0, vec: 4, tm: 16, tn: 8, workgroupSize: 16 },
     ...(sg ? { 'subgroup-shared 32x8': { sg: 1, vec: 4, tm: 32, tn: 8, workgroupSize: Math.min(sg, MAX_SG) } } : {}),
