@@ -44,6 +44,8 @@ describe('launch chaining', () => {
     expect(text.match(/barrier storage/g)?.length).toBe(1);
     expect(printWGSL(k.kernel, { f16: false })).toContain('storageBarrier();');
     expect(printCudaKernel(k.kernel)).toContain('__syncthreads();');
+    // only the build dispatch picks at those dims chains: the others run at other dims
+    expect(allBuilds(cp).map((b) => [b.version, b.kernels.some((x) => x.kernel.schedule.kind === 'chain')])).toEqual(allBuilds(cp).map((b) => [b.version, b === one]));
     // a prefill's kernels launch too many invocations (128 / 8 x 344 / 8)
     const prefill = compile(ffnBlock.program, { chain: { dims: { T: 128, D: 128, H: 344 } } });
     expect(prefill.kernels.map((x) => x.kernel.schedule.kind)).not.toContain('chain');

@@ -90,6 +90,18 @@ def cases(torch, quick: bool):
             'flops': lambda t, d, h: 4 * t * d * h,
         }
 
+    def small_decode_case(name, module, what):
+        # bytes1M's FFN width at one token: launches cost about what the arithmetic does
+        return {
+            'name': name, 'module': module, 'what': what,
+            'check_dims': (1, 96, 200), 'dims': (1, 128, 344),
+            'inputs': block_inputs(torch.float32),
+            'torch': block_torch,
+            'tol': (2e-4, 2e-4),
+            'bytes': lambda t, d, h: 4 * (2 * d * h + 2 * t * d + d),
+            'flops': lambda t, d, h: 4 * t * d * h,
+        }
+
     return [
         {
             'name': 'silu_chain', 'what': 'silu(x * a + b), f32, one fused kernel vs eager torch',
@@ -115,6 +127,8 @@ def cases(torch, quick: bool):
         block_case('block_decode', 'block', 'the same block at T 1 (one decode token), f32, vs eager torch', torch.float32, 1, (2e-4, 2e-4)),
         block_case('block_f16', 'block_f16', 'the block in f16 (matmuls on tensor cores), T 2048, vs eager torch', torch.float16, 2048, (3e-2, 3e-2)),
         block_case('block_f16_decode', 'block_f16', 'the f16 block at T 1, vs eager torch', torch.float16, 1, (3e-2, 3e-2)),
+        small_decode_case('block_small_decode', 'block', 'the f32 block at T 1 D 128 H 344 (a small model), two kernels, vs eager torch'),
+        small_decode_case('block_small_decode_chained', 'block_chain', 'the same step chained (--chain T=1,D=128,H=344): one kernel of one workgroup, vs eager torch'),
     ]
 
 

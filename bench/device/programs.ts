@@ -20,7 +20,7 @@ export const matmulBf16 = kernel('matmul_bf16', { a: tensor('bf16', [M, K]), b: 
  * each matmul with its epilogue); bench_torch.py times it at a prefill and a decode T against the
  * same ops in eager PyTorch. In f16 the matmuls run on tensor cores.
  */
-function block(name: string, t: 'f32' | 'f16') {
+export function block(name: string, t: 'f32' | 'f16') {
   const [T, Dm, H] = [dim('T'), dim('D'), dim('H')];
   return kernel(name, { x: tensor(t, [T, Dm]), g: tensor(t, [Dm]), w1: tensor(t, [Dm, H]), w2: tensor(t, [H, Dm]) }, ({ x, g, w1, w2 }) =>
     x.add(matmul(silu(matmul(rmsnorm(x, g, 1e-5), w1)), w2)),

@@ -86,10 +86,11 @@ export interface CompileOptions {
   readonly dumpAfter?: readonly string[];
   readonly onDump?: (stage: string, text: string) => void;
   /**
-   * Launch chaining (chain.ts): runs of consecutive kernels that each launch fewer than
-   * `below` invocations at `dims` (with a build's own specialized dims over them) run as one kernel
-   * of one workgroup. Off by default: it pays where a launch costs more than a small kernel's work
-   * (the device profile measures that).
+   * Launch chaining (chain.ts): in the build dispatch picks at `dims` (every build without dims),
+   * runs of consecutive kernels that each launch fewer than `below` invocations there (with the
+   * build's own specialized dims over them) run as one kernel of one workgroup. Off by default: it
+   * pays where a launch costs more than a small kernel's work (the device profile measures that).
+   * Applied after scheduling: `--dump-after schedule` shows the kernels before it.
    */
   readonly chain?: ChainOptions;
   /** Printers for the graph text form (injected to keep passes free of the parser). */
@@ -213,12 +214,36 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
   }
 }
 
+/**
+ * `cp` with launch chaining applied (CompileOptions.chain) where it is asked for, to the build
+ * dispatch picks at the chain's dims: a build that runs at other dims (the general one, when a
+ * version takes these) keeps its launches. Without dims, to every build (only launches whose sizes
+ * are constants there chain).
+ */
+function withChains(general: CompiledProgram, versions: readonly CompiledProgram[], opts: CompileOptions): { general: CompiledProgram; versions: CompiledProgram[] } {
+  const chain = opts.chain;
+  if (!chain) return { general, versions: [...versions] };
+  const dims = chain.dims;
+  const picked = dims ? (versions.find((v) => meetsVersion(v, dims)) ?? general) : undefined;
+  const chained = (cp: CompiledProgram): CompiledProgram =>
+    picked && cp !== picked ? cp : { ...cp, kernels: chainKernels(cp.kernels, chain, cp.specialized ?? {}, `${cp.name}_`, opts.maxStorageBuffers ?? 8) };
+  return { general: chained(general), versions: versions.map(chained) };
+}
+
 function compileVersions(source: Program, opts: CompileOptions): CompiledProgram {
   const front = frontEnd(source, opts);
+  const built = compileBuildsOf(source, opts, front);
+  const { general, versions } = withChains(built.general, built.versions.map((v) => v.cp), opts);
+  const tagged = versions.map((v, i) => tagKernels(v, built.versions[i]!.tag));
+  return tagged.length ? { ...general, versions: tagged } : general;
+}
+
+/** The general build and the versions kept (see `compile`), before chaining and tagging. */
+function compileBuildsOf(source: Program, opts: CompileOptions, front: FrontEnd): { general: CompiledProgram; versions: { cp: CompiledProgram; tag: string }[] } {
   const general = compileBuild(source, opts, front);
-  if (opts.versions === false || general.specialized || general.assumed) return general;
+  if (opts.versions === false || general.specialized || general.assumed) return { general, versions: [] };
   const rows = tokenDims(general.kernels.flatMap(kernelGroups));
-  if (rows.length === 0) return general;
+  if (rows.length === 0) return { general, versions: [] };
   const text = (cp: CompiledProgram) => cp.kernels.map((k) => printKernel(k.kernel)).join('\n');
   const base = text(general);
   // the other symbolic dims (columns, K, heads...): the version for aligned dims assumes them
@@ -247,8 +272,7 @@ function compileVersions(source: Program, opts: CompileOptions): CompiledProgram
   // a version is kept where its kernels differ from the general build's and from those of every
   // later (broader) version's
   const texts = built.map((v) => text(v.cp));
-  const versions = built.filter((_, i) => texts[i] !== base && !texts.slice(i + 1).includes(texts[i]!)).map((v) => tagKernels(v.cp, v.tag));
-  return versions.length ? { ...general, versions } : general;
+  return { general, versions: built.filter((_, i) => texts[i] !== base && !texts.slice(i + 1).includes(texts[i]!)) };
 }
 
 /**
@@ -320,7 +344,7 @@ function compileBuild(source: Program, opts: CompileOptions, { program, groups, 
     const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;
     return { kernel: { ...kernel, name: `${source.name}_${kernel.name}` }, bindings: kernel.buffers.map((b) => b.name), group };
   });
-  const kernels = opts.chain ? chainKernels(scheduled, opts.chain, specialized ?? {}, `${source.name}_`, opts.maxStorageBuffers ?? 8) : scheduled;
+  const kernels = scheduled;
   dumper(opts)('schedule', () => kernels.map((k) => printKernel(k.kernel)).join('\n\n'));
 
   return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs, version, ...(specialized ? { specialized } : {}), ...(assumed ? { assumed } : {}) };
