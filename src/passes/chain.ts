@@ -3,13 +3,14 @@
  * step's kernels launch a few dozen invocations each; on a driver where a launch costs more than
  * the work (lavapipe: tens of µs a dispatch, against a one-token GEMV's few µs of arithmetic; a
  * GPU: a few µs against less) the launches are the time, and fusion cannot merge them: each matmul
- * needs all of its input before it starts. One workgroup can wait for itself, though. The chained kernel runs each kernel's body
- * in a loop over that kernel's invocations (invocation `lid`, `lid + wg`, ...) and separates the
- * kernels by a storage barrier, so a kernel reads what the one before it wrote, as separate launches
- * would. Correct at any dims (the loops stride); fast where every kernel fits the workgroup or
- * nearly: chaining is asked for with the dims the program runs at, and applies only to kernels
- * launching fewer than `below` invocations there. Whether it pays is the device's business: the
- * device profile (src/tune/profile.ts) measures it.
+ * needs all of its input before it starts. One workgroup can wait for itself, though. The chained
+ * kernel runs each kernel's body in a loop over that kernel's invocations (invocation `lid`,
+ * `lid + wg`, ...) and separates the kernels by a storage barrier, so a kernel reads what the one
+ * before it wrote, as separate launches would. Correct at any dims (the loops stride); fast where
+ * every kernel fits the workgroup or nearly: chaining is asked for with the dims the program runs
+ * at, and applies only to kernels launching fewer than `below` invocations there (pipeline.ts
+ * applies it to the build dispatch picks at those dims). Whether it pays is the device's business:
+ * the device profile (src/tune/profile.ts) measures it.
  */
 import { fail } from '../errors.js';
 import { knownDim, type Dim, type DimBindings } from '../ir/dims.js';
