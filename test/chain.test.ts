@@ -51,6 +51,18 @@ describe('launch chaining', () => {
     expect(prefill.kernels.map((x) => x.kernel.schedule.kind)).not.toContain('chain');
   });
 
+  it('dumps the chained kernels of every build after the chain stage', () => {
+    const dumps: string[] = [];
+    compile(ffnBlock.program, { chain: { dims: DECODE }, dumpAfter: ['chain'], onDump: (s, t) => dumps.push(`${s}:${t}`) });
+    expect(dumps).toHaveLength(1);
+    expect(dumps[0]).toMatch(/^chain:\/\/ build T=1\nkernel ffn_chain0__T1 \[chain kernels=2 workgroupSize=32\]/);
+    expect(dumps[0]).toContain('barrier storage');
+    const none: string[] = [];
+    compile(ffnBlock.program, { chain: { dims: { T: 128, D: 128, H: 344 } }, dumpAfter: ['chain'], onDump: (_s, t) => none.push(t) });
+    compile(ffnBlock.program, { dumpAfter: ['chain'], onDump: (_s, t) => none.push(t) });
+    expect(none).toEqual(['// no kernels chained: no run of two or more launches small enough at these dims', '// launch chaining off (CompileOptions.chain, --chain)']);
+  });
+
   it('leaves kernels whose launch size the dims do not fix, big launches and workgroup-dependent kernels alone', () => {
     // no dims: the one-token build's launch sizes depend on D and H
     expect(allBuilds(compile(ffnBlock.program, { chain: {} })).flatMap((b) => b.kernels.map((k) => k.kernel.schedule.kind))).not.toContain('chain');

@@ -538,7 +538,7 @@ describe('bad input', () => {
     expect(b.err).toContain("error: unknown option '--bogus'\n  see 'tessera compile --help'");
     expect((await cli('run', SAMPLE, '--dims', 'M=x')).code).toBe(2);
     expect((await cli('run', SAMPLE, '--backend', 'tpu')).code).toBe(2);
-    expect((await cli('compile', SAMPLE, '--dump-after', 'nope')).err).toContain('stages are simplify, fuse, memory, schedule');
+    expect((await cli('compile', SAMPLE, '--dump-after', 'nope')).err).toContain('stages are simplify, fuse, memory, schedule, chain');
     expect((await cli('compile', SAMPLE, '--target', 'spirv')).code).toBe(2);
     expect((await cli('compile')).err).toContain('missing <file>');
   });

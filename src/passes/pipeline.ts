@@ -97,7 +97,7 @@ export interface CompileOptions {
   readonly printProgram?: (p: Program) => string;
 }
 
-export const STAGES = ['simplify', 'fuse', 'memory', 'schedule'] as const;
+export const STAGES = ['simplify', 'fuse', 'memory', 'schedule', 'chain'] as const;
 export type Stage = (typeof STAGES)[number];
 
 function printGroups(groups: readonly FusedGroup[]): string {
@@ -235,6 +235,12 @@ function compileVersions(source: Program, opts: CompileOptions): CompiledProgram
   const built = compileBuildsOf(source, opts, front);
   const { general, versions } = withChains(built.general, built.versions.map((v) => v.cp), opts);
   const tagged = versions.map((v, i) => tagKernels(v, built.versions[i]!.tag));
+  // the chained kernels of every build (the stages before print the general build alone)
+  dumper(opts)('chain', () => {
+    if (!opts.chain) return '// launch chaining off (CompileOptions.chain, --chain)';
+    const chains = [general, ...tagged].flatMap((b) => b.kernels.filter((k) => k.groups).map((k) => `// build ${b.version}\n${printKernel(k.kernel)}`));
+    return chains.length ? chains.join('\n\n') : '// no kernels chained: no run of two or more launches small enough at these dims';
+  });
   return tagged.length ? { ...general, versions: tagged } : general;
 }
 
