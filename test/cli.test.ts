@@ -473,7 +473,7 @@ describe('tessera devices, demo and help', () => {
   it('lists the JS backend, the WebGPU adapter or why there is none, and CUDA', async () => {
     const r = await cli('devices');
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^js {6}available: JavaScript on the CPU/m);
+    expect(r.out).toMatch(/^js {6}available: JavaScript on the CPU.*\n {8}profile: (not calibrated \(tessera tune --backend js calibrates it\)|f32 matmuls .+)$/m);
     expect(r.out).toMatch(/^webgpu {2}(available: .+\n {8}features: .+\n {8}limits: maxComputeInvocationsPerWorkgroup \d+.*\n {8}profile: (not calibrated \(tessera tune calibrates it\)|f32 matmuls .+)|not available: .+)$/m);
     // Without a GPU: the addon's reason; with one, every device. Either way the nvcc that compiles for it.
     expect(r.out).toMatch(/^cuda {4}(not available: .+|available: \d+ devices?, driver [\d.]+.*\n {8}device 0: .+)\n {8}(nvcc \d+\.\d+\S* at \S+|nvcc not found .+)$/m);

@@ -4,6 +4,7 @@
  * addon's probe reports (or the reason there is none) and the nvcc that compiles the kernels.
  */
 import { JSRuntime } from '../backends/js/runtime.js';
+import type { BackendRuntime } from '../runtime/backend.js';
 import { cudaAddonUnavailableReason, loadCudaAddon, type CudaProbe } from '../backends/cuda/native.js';
 import { nvccPath, nvccVersion } from '../backends/cuda/nvcc.js';
 import { UsageError, type CliIO, type Command } from './args.js';
@@ -29,8 +30,13 @@ export const devicesCommand: Command = {
   flags: [],
   async run(args, io) {
     if (args.positionals.length > 0) throw new UsageError(`unexpected argument '${args.positionals[0]}'`, 'devices');
+    const profileLine = (rt: BackendRuntime) => {
+      const profile = readProfile(deviceKey(rt));
+      io.out(`        profile: ${profile ? describeProfile(profile) : `not calibrated (tessera tune${rt.info.kind === 'js' ? ' --backend js' : ''} calibrates it)`}\n`);
+    };
     const js = new JSRuntime();
     io.out(`js      available: ${js.info.description}\n`);
+    profileLine(js);
     js.destroy();
     const gpu = await tryWebGPU();
     if ('rt' in gpu) {
@@ -39,8 +45,7 @@ export const devicesCommand: Command = {
       io.out(`        features: ${info.features.length > 0 ? [...info.features].sort().join(', ') : 'none'}\n`);
       const limits = KEY_LIMITS.filter((k) => info.limits[k] !== undefined).map((k) => `${k} ${info.limits[k]}`);
       io.out(`        limits: ${limits.join(', ')}\n`);
-      const profile = readProfile(deviceKey(gpu.rt));
-      io.out(`        profile: ${profile ? describeProfile(profile) : 'not calibrated (tessera tune calibrates it)'}\n`);
+      profileLine(gpu.rt);
       gpu.rt.destroy();
     } else {
       io.out(`webgpu  not available: ${gpu.reason}\n`);
