@@ -102,7 +102,7 @@ gpu_plan() {
   6. python3 examples/torch/run_example.py --module .device/gen/rmsnorm_silu/rmsnorm_silu_torch.py --json \$OUT/example.json
   7. python3 bench/device/bench_torch.py --gen .device/gen --out \$OUT/device-results.json ${QUICK[*]}
      (silu_chain vs eager torch, softmax vs torch.softmax, matmul f32, f16 (tensor cores and SIMT) and bf16 vs torch.matmul,
-      the transformer block f32 and f16 at T 2048 and T 1 vs eager torch)
+      the transformer block f32 and f16 at T 2048 and T 1 vs eager torch, and at T 1 D 128 H 344 in two kernels and chained)
   8. node --import tsx $QUANT_SCRIPT --out \$OUT/quant-gemv.json${QUANT_ARGS:+ $QUANT_ARGS}   (timeout ${QUANT_TIMEOUT}s)
      (copy bandwidth, launch floor; GEMV f32, f16, int8, int4, nf4, fp8, mxfp4, ternary, VPTQ 2-bit fused, int4 dequant+matmul;
       M=1 and 16, each under the script's VARIANTS schedules; merged into device-results.json as quant_gemv)
