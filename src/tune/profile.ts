@@ -9,7 +9,7 @@
  * `compileTuned` gives its parameters to every matmul that has no tuned entry of its own. The same
  * holds for launch chaining (src/passes/chain.ts): one workgroup running a decode step's kernels
  * in turn ran 1.1-2x as fast as separate launches on lavapipe, where a dispatch costs tens of µs
- * (the ratio moves between processes), and 0.6x on SwiftShader, where launches are cheap and one
+ * (the ratio moves between processes), and 0.54-0.74x on SwiftShader, where launches are cheap and one
  * workgroup keeps the step on one thread; the profile times a decode step both ways and chains
  * where it pays.
  */
