@@ -332,7 +332,7 @@ function compileBuild(source: Program, opts: CompileOptions, { program, groups, 
   };
   const constant = specialized ? { ...generic, dims: specialized } : generic;
   const used = new Map<string, number>();
-  const scheduled = groups.map((group, i) => {
+  const kernels = groups.map((group, i) => {
     const chosen = { ...opts.params, ...opts.groupParams?.(group, i, version) };
     const mma = chosen.mma !== undefined ? chosen.mma !== 0 : tensorCoresTake(group, opts);
     const gp: ScheduleParams = { ...DEFAULT_PARAMS, ...groupDefaults(group, mma), ...chosen };
@@ -350,7 +350,6 @@ function compileBuild(source: Program, opts: CompileOptions, { program, groups, 
     const kernel = count ? { ...k, name: `${k.name}_${count}` } : k;
     return { kernel: { ...kernel, name: `${source.name}_${kernel.name}` }, bindings: kernel.buffers.map((b) => b.name), group };
   });
-  const kernels = scheduled;
   dumper(opts)('schedule', () => kernels.map((k) => printKernel(k.kernel)).join('\n\n'));
 
   return { name: source.name, program, source, buffers: plan.buffers, kernels, outputs: plan.outputs, version, ...(specialized ? { specialized } : {}), ...(assumed ? { assumed } : {}) };

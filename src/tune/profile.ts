@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { dim, kernel, tensor } from '../dsl/kernel.js';
 import { matmul, silu } from '../dsl/ops.js';
 import { rmsnorm } from '../dsl/composites.js';
-import { knownDim, type DimBindings } from '../ir/dims.js';
+import { evalShape, knownDim, type DimBindings } from '../ir/dims.js';
 import type { FusedGroup } from '../passes/fuse.js';
 import { compile, type CompiledProgram } from '../passes/pipeline.js';
 import { MAX_SG } from '../passes/schedule-sg.js';
@@ -50,7 +50,6 @@ const PROBE_SAMPLE_MS = 20;
  * matmul, residual) at a small model's width, two kernels when fused.
  */
 export const CHAIN_PROBE_DIMS = { T: 1, D: 128, H: 344 } as const;
-const CHAIN_PROBE_SHAPES: Readonly<Record<string, number[]>> = { x: [1, 128], g: [128], w1: [128, 344], w2: [344, 128] };
 
 /** A probe input: deterministic values in [-1, 1]. */
 const filled = (shape: number[], seed: number): HostTensor => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i * 0.37 + seed)) });
@@ -150,7 +149,7 @@ export async function calibrateDevice(rt: BackendRuntime, opts: { cacheDir?: str
   for (const [name, t] of Object.entries(probeMs)) if (t * PROFILE_MARGIN <= base && t < probeMs[best]!) best = name;
   // launch chaining: a decode step's kernels as separate launches and as one chained kernel
   const block = chainProbe();
-  const chainInputs = Object.fromEntries(Object.entries(CHAIN_PROBE_SHAPES).map(([name, shape], i) => [name, filled(shape, i)]));
+  const chainInputs = Object.fromEntries(block.program.inputs.map((inp, i) => [inp.name, filled(evalShape(inp.shape, CHAIN_PROBE_DIMS), i)]));
   const at = { specialize: CHAIN_PROBE_DIMS };
   const chains = await timeVariants(rt, [['separate', () => compile(block.program, at)], ['chained', () => compile(block.program, { ...at, chain: {} })]], chainInputs);
   const chain = chains.ms['chained'] !== undefined && chains.ms['chained'] * PROFILE_MARGIN <= chains.ms['separate']!;

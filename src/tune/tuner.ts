@@ -9,7 +9,7 @@ import { fail } from '../errors.js';
 import type { Program } from '../ir/graph.js';
 import { printKernel } from '../ir/kernel-print.js';
 import { allBuilds, compile, kernelGroups, type CompiledProgram, type CompileOptions } from '../passes/pipeline.js';
-import type { BackendRuntime, HostArray } from '../runtime/backend.js';
+import type { BackendRuntime } from '../runtime/backend.js';
 import { bindDims, prepare, type HostTensor } from '../runtime/execute.js';
 import { median } from '../runtime/median.js';
 import { batchFor, differs } from './measure.js';
@@ -172,7 +172,7 @@ export function compileTuned(program: Program, device: BackendRuntime | string, 
   // tuned records are keyed by the unchained kernels; chaining (asked for, or the profile's) comes last
   const base = compile(program, copts);
   const chain = asked ?? (profile?.chain ? { ...(opts.dims ? { dims: opts.dims } : {}) } : undefined);
-  const chained = chain ? { chain } : {};
+  const final: CompileOptions = chain ? { ...copts, chain } : copts;
   // each build (the general one and every version) takes what was tuned for its own kernels
   const chosen = new Map(allBuilds(base).map((b) => [b.version, b.kernels.map((ck) => {
     if (opts.tuned === false) return undefined;
@@ -182,8 +182,8 @@ export function compileTuned(program: Program, device: BackendRuntime | string, 
   // the profile sees each build's dims: the one-token build's matmuls have one row
   const buildDims = new Map(allBuilds(base).map((b) => [b.version, { ...opts.dims, ...b.specialized }]));
   const profiled = (g: FusedGroup, v: string) => profileParams(profile, g, buildDims.get(v));
-  if ([...chosen.values()].every((cs) => cs.every((c) => c === undefined)) && !allBuilds(base).some((b) => b.kernels.some((ck) => profiled(ck.group, b.version)))) return chain ? compile(program, { ...copts, ...chained }) : base;
-  const tuned = compile(program, { ...copts, ...chained, groupParams: (g, i, v) => ({ ...opts.groupParams?.(g, i, v), ...(chosen.get(v)?.[i] ?? profiled(g, v)) }) });
+  if ([...chosen.values()].every((cs) => cs.every((c) => c === undefined)) && !allBuilds(base).some((b) => b.kernels.some((ck) => profiled(ck.group, b.version)))) return chain ? compile(program, final) : base;
+  const tuned = compile(program, { ...final, groupParams: (g, i, v) => ({ ...opts.groupParams?.(g, i, v), ...(chosen.get(v)?.[i] ?? profiled(g, v)) }) });
   // Parameters may add or drop a version (one that prints like the general build is not kept: a
   // general build tuned to taller tiles gains an aligned version), never change a build's groups.
   for (const b of allBuilds(tuned)) {
