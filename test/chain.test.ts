@@ -76,6 +76,12 @@ describe('launch chaining', () => {
     expect(coop.kernels.map((k) => k.kernel.schedule.kind)).not.toContain('chain');
   });
 
+  it("refuses chain dims the program does not have and a bound below two invocations", () => {
+    expect(() => compile(ffnBlock.program, { chain: { dims: { T: 1, t: 1 } } })).toThrow("E_ARG: chain: program 'ffn' has no dim 't' (dims: T, D, H)");
+    expect(() => compile(ffnBlock.program, { chain: { dims: DECODE, below: 0 } })).toThrow('chain: below must be an integer >= 2 (invocations per launch), got 0');
+    expect(() => compile(ffnBlock.program, { chain: { dims: { T: 0 } } })).toThrow('chain: dim T must be a positive integer, got 0');
+  });
+
   it('stops a chain before it binds more buffers than the target allows', () => {
     const [N] = [D.dim('N')];
     const ins = Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => [n, D.tensor('f32', [N, N])]));

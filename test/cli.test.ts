@@ -235,6 +235,10 @@ describe('tessera compile', () => {
     expect(r.out).toContain('kernel ffn_chain0__T1: chain (kernels=2 workgroupSize=32)');
     expect(r.out).toContain('MATCH');
     expect((await cli('compile', block, '--out', dir, '--chain', 'T=0')).code).toBe(2);
+    // a dim the program does not have is a typo, not ignored
+    const typo = await cli('compile', block, '--out', dir, '--chain', 't=1');
+    expect(typo.code).toBe(2);
+    expect(typo.err).toContain('error: --chain: dim t not in program ffn; its dims are D, H, T');
   });
 
   it('prints the IR after the requested stages', async () => {
@@ -537,6 +541,10 @@ describe('bad input', () => {
     expect(b.code).toBe(2);
     expect(b.err).toContain("error: unknown option '--bogus'\n  see 'tessera compile --help'");
     expect((await cli('run', SAMPLE, '--dims', 'M=x')).code).toBe(2);
+    // dims no program in the file has (a typo would otherwise run at the default and say nothing)
+    const typo = await cli('run', SAMPLE, '--backend', 'js', '--dims', 'M=4,n=8,Q=2');
+    expect(typo.code).toBe(2);
+    expect(typo.err).toContain('error: --dims: dims n, Q not in any of the 3 programs; their dims are M, N');
     expect((await cli('run', SAMPLE, '--backend', 'tpu')).code).toBe(2);
     expect((await cli('compile', SAMPLE, '--dump-after', 'nope')).err).toContain('stages are simplify, fuse, memory, schedule, chain');
     expect((await cli('compile', SAMPLE, '--target', 'spirv')).code).toBe(2);

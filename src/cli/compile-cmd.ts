@@ -18,6 +18,7 @@ import { loadWGSLPrinter } from './backends.js';
 import { loadPrograms } from './load.js';
 import { ALL_TARGETS, buildManifest, manifestText, TARGETS, type Target } from './manifest.js';
 import { generateTorchModule } from './torch-emit.js';
+import { checkDimNames } from './verify.js';
 import { generateWrapper } from './wrapper.js';
 
 export interface CompileFlags {
@@ -202,6 +203,7 @@ export const compileCommand: Command = {
     const flags = { ...compileFlags(args, 'compile'), tensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 70), bf16TensorCores: cudaOnly && archs.every((a) => archNumber(a) >= 80) };
     const out = flag(args, 'out') ?? 'gen';
     const programs = await loadPrograms(file);
+    if (flags.chain) checkDimNames('chain', flags.chain, programs.map((p) => p.program), 'compile');
     for (const { program } of programs) {
       const { cp, ms } = compileProgram(program, flags, io);
       const notes: string[] = [];

@@ -13,7 +13,7 @@ import { demoPrograms } from './demo-programs.js';
 import { loadPrograms, type LoadedProgram } from './load.js';
 import { TARGETS } from './manifest.js';
 import { backendFlag, runAndCheck } from './run-cmd.js';
-import { chooseDims, fmtErr } from './verify.js';
+import { checkDimNames, chooseDims, fmtErr } from './verify.js';
 
 const OPS_INDEX = fileURLToPath(new URL('../../ops/index.ts', import.meta.url));
 
@@ -44,6 +44,7 @@ export const demoCommand: Command = {
     const seed = intFlag(args, 'seed', 1, 0, 'demo');
     const repeat = intFlag(args, 'repeat', 5, 1, 'demo');
     const { programs, from } = await demoSet();
+    checkDimNames('dims', given, programs.map((p) => p.program), 'demo');
     io.out(`tessera demo: ${programs.length} programs from ${from}\n`);
 
     const t0 = performance.now();

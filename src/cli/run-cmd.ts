@@ -11,7 +11,7 @@ import { flag, intFlag, keyValues, UsageError, type CliIO, type Command, type Pa
 import { BACKEND_CHOICES, pickRuntime, type BackendChoice } from './backends.js';
 import { COMPILE_FLAGS, compileFlags, compileProgram } from './compile-cmd.js';
 import { loadPrograms } from './load.js';
-import { checkOutputs, chooseDims, fmtErr, randomInputs, type OutputCheck, type Tolerance } from './verify.js';
+import { checkDimNames, checkOutputs, chooseDims, fmtErr, randomInputs, type OutputCheck, type Tolerance } from './verify.js';
 
 export interface RunReport {
   readonly checks: readonly OutputCheck[];
@@ -90,6 +90,8 @@ export const runCommand: Command = {
     const repeat = intFlag(args, 'repeat', 10, 1, 'run');
     const parsed = compileFlags(args, 'run');
     const programs = await loadPrograms(args.positionals[0]!);
+    checkDimNames('dims', given, programs.map((p) => p.program), 'run');
+    if (parsed.chain) checkDimNames('chain', parsed.chain, programs.map((p) => p.program), 'run');
     const { rt, why } = await pickRuntime(choice);
     const flags = { ...parsed, tensorCores: rt.info.features.includes('tensor-cores'), bf16TensorCores: rt.info.features.includes('tensor-cores-bf16') };
     let failed = 0;

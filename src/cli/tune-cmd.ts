@@ -9,7 +9,7 @@ import { flag, has, intFlag, keyValues, UsageError, type CliIO, type Command } f
 import { pickRuntime } from './backends.js';
 import { loadPrograms } from './load.js';
 import { backendFlag, describeCheck, runAndCheck } from './run-cmd.js';
-import { chooseDims, randomInputs } from './verify.js';
+import { checkDimNames, chooseDims, randomInputs } from './verify.js';
 
 /** A one-line progress bar on a terminal; a line per kernel otherwise (CI logs). */
 function progressBar(io: CliIO, tty: boolean): (p: TuneProgress) => void {
@@ -50,6 +50,7 @@ export const tuneCommand: Command = {
     const repeats = intFlag(args, 'repeat', 7, 1, 'tune');
     const cacheDir = flag(args, 'cache');
     const programs = await loadPrograms(args.positionals[0]!);
+    checkDimNames('dims', given, programs.map((p) => p.program), 'tune');
     const { rt, why } = await pickRuntime(choice);
     const tty = Boolean(process.stdout.isTTY);
     let failed = 0;

@@ -9,15 +9,35 @@ import { hostArrayFor, type HostArray } from '../runtime/backend.js';
 import type { HostTensor } from '../runtime/execute.js';
 import { evalProgram, refFromHost, refMismatch, type RefTensor } from '../ref/index.js';
 import { mulberry32 } from '../fuzz/rng.js';
+import { UsageError } from './args.js';
 
-/** The dims a program needs: every symbol in its inputs and outputs, `given` first, else `dflt`. */
-export function chooseDims(p: Program, given: Readonly<Record<string, number>>, dflt = 16): Record<string, number> {
+/** The symbolic dims of a program's inputs and outputs, sorted. */
+export function programDims(p: Program): string[] {
   const syms = new Set<string>();
   for (const i of p.inputs) shapeSymbols(i.shape, syms);
   for (const o of p.outputs) shapeSymbols(o.node.shape, syms);
+  return [...syms].sort();
+}
+
+/** The dims a program needs: every symbol in its inputs and outputs, `given` first, else `dflt`. */
+export function chooseDims(p: Program, given: Readonly<Record<string, number>>, dflt = 16): Record<string, number> {
   const dims: Record<string, number> = {};
-  for (const s of [...syms].sort()) dims[s] = given[s] ?? dflt;
+  for (const s of programDims(p)) dims[s] = given[s] ?? dflt;
   return dims;
+}
+
+/**
+ * A dim that `--<flag>` names but none of `programs` has is an error, not ignored: `--dims t=1` for a
+ * program of `T` would otherwise run at the default T and say nothing.
+ */
+export function checkDimNames(flagName: string, given: Readonly<Record<string, number>>, programs: readonly Program[], command: string): void {
+  const known = new Set(programs.flatMap(programDims));
+  const unknown = Object.keys(given).filter((k) => !known.has(k));
+  if (unknown.length === 0) return;
+  const one = programs.length === 1;
+  const which = one ? `program ${programs[0]!.name}` : `any of the ${programs.length} programs`;
+  const dims = known.size > 0 ? `${one ? 'its' : 'their'} dims are ${[...known].sort().join(', ')}` : `${one ? 'it has' : 'they have'} no symbolic dims`;
+  throw new UsageError(`--${flagName}: ${unknown.length === 1 ? 'dim' : 'dims'} ${unknown.join(', ')} not in ${which}; ${dims}`, command);
 }
 
 /** mulberry32 (src/fuzz/rng.ts), so `--seed` reproduces a run exactly. */

@@ -106,8 +106,8 @@ function printGroups(groups: readonly FusedGroup[]): string {
     .join('\n');
 }
 
-/** The specialization's (or assumption's) dims, checked: each names a dim of the program and is a positive integer. */
-function checkDims(p: Program, dims: Readonly<Record<string, number>>, what: 'specialize' | 'assume'): Readonly<Record<string, number>> {
+/** The specialization's (assumption's, chain's) dims, checked: each names a dim of the program and is a positive integer. */
+function checkDims(p: Program, dims: Readonly<Record<string, number>>, what: 'specialize' | 'assume' | 'chain'): Readonly<Record<string, number>> {
   const known = new Set<string>();
   for (const i of p.inputs) shapeSymbols(i.shape, known);
   for (const [k, v] of Object.entries(dims)) {
@@ -220,10 +220,11 @@ export function compile(source: Program, opts: CompileOptions = {}): CompiledPro
  * version takes these) keeps its launches. Without dims, to every build (only launches whose sizes
  * are constants there chain).
  */
-function withChains(general: CompiledProgram, versions: readonly CompiledProgram[], opts: CompileOptions): { general: CompiledProgram; versions: CompiledProgram[] } {
+function withChains(source: Program, general: CompiledProgram, versions: readonly CompiledProgram[], opts: CompileOptions): { general: CompiledProgram; versions: CompiledProgram[] } {
   const chain = opts.chain;
   if (!chain) return { general, versions: [...versions] };
-  const dims = chain.dims;
+  const dims = chain.dims && checkDims(source, chain.dims, 'chain');
+  if (chain.below !== undefined && !(Number.isInteger(chain.below) && chain.below >= 2)) fail('E_ARG', `chain: below must be an integer >= 2 (invocations per launch), got ${chain.below}`);
   const picked = dims ? (versions.find((v) => meetsVersion(v, dims)) ?? general) : undefined;
   const chained = (cp: CompiledProgram): CompiledProgram =>
     picked && cp !== picked ? cp : { ...cp, kernels: chainKernels(cp.kernels, chain, cp.specialized ?? {}, `${cp.name}_`, opts.maxStorageBuffers ?? 8) };
@@ -233,7 +234,7 @@ function withChains(general: CompiledProgram, versions: readonly CompiledProgram
 function compileVersions(source: Program, opts: CompileOptions): CompiledProgram {
   const front = frontEnd(source, opts);
   const built = compileBuildsOf(source, opts, front);
-  const { general, versions } = withChains(built.general, built.versions.map((v) => v.cp), opts);
+  const { general, versions } = withChains(source, built.general, built.versions.map((v) => v.cp), opts);
   const tagged = versions.map((v, i) => tagKernels(v, built.versions[i]!.tag));
   // the chained kernels of every build (the stages before print the general build alone)
   dumper(opts)('chain', () => {
