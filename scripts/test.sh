@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm test`: type-check, then the whole vitest suite on lavapipe (shader-f16, subgroups), then the
-# WebGPU smoke suite on SwiftShader (no shader-f16: the f16-as-f32 storage path).
+# WebGPU smoke suite on SwiftShader (no shader-f16: the f16-as-f32 storage path), then the CUDA
+# suites on the CPU emulator, then every kernel launched, printed as CUDA and compiled by nvcc.
 #
 # WebGPU tests fail instead of skipping (TESSERA_WEBGPU_REQUIRED=1) when CI=true or the driver's ICD
 # file exists. The smoke pass runs test files whose path contains one of SMOKE_FILTERS with
@@ -56,6 +57,17 @@ if [ -f "$SWS_ICD" ]; then
 else
   missing_icd SwiftShader "$SWS_ICD" "apt-get install -y chromium-common libvulkan1"
   if [ "$IN_CI" = 1 ]; then exit 1; fi
+fi
+
+# The CUDA emulator (src/backends/cuda/emulator.ts) runs the CUDA kernels of the suites in EMU_FILTERS
+# on the CPU (g++ and the CUDA toolkit's headers), against the reference, beside the JS backend.
+EMU_FILTERS=(test/cuda-emulator test/ops test/op-props test/row-unroll test/matmul- test/quant- test/chain test/bf16 test/dot4i8 test/specialize test/versions test/memory-inplace test/model test/narrow-launch test/fuzz)
+if command -v nvcc >/dev/null 2>&1 || [ "$IN_CI" = 1 ]; then
+  echo "+ vitest run ${EMU_FILTERS[*]} (TESSERA_TEST_CUDA_EMU=1: the CUDA kernels on the CPU emulator; TESSERA_SMOKE=1)"
+  TESSERA_TEST_CUDA_EMU=1 TESSERA_CUDA_EMU_REQUIRED=1 TESSERA_TEST_WEBGPU=0 TESSERA_SMOKE=1 TESSERA_EMIT_DIR= \
+    npx vitest run "${EMU_FILTERS[@]}" || status=$?
+else
+  echo "## nvcc not found: the CUDA emulator pass did not run (it needs the CUDA toolkit's headers and g++)" >&2
 fi
 
 if command -v nvcc >/dev/null 2>&1; then

@@ -481,6 +481,19 @@ describe('tessera devices, demo and help', () => {
     expect(r.out).toMatch(/^webgpu {2}(available: .+\n {8}features: .+\n {8}limits: maxComputeInvocationsPerWorkgroup \d+.*\n {8}profile: (not calibrated \(tessera tune calibrates it\)|f32 matmuls .+)|not available: .+)$/m);
     // Without a GPU: the addon's reason; with one, every device. Either way the nvcc that compiles for it.
     expect(r.out).toMatch(/^cuda {4}(not available: .+|available: \d+ devices?, driver [\d.]+.*\n {8}device 0: .+)\n {8}(nvcc \d+\.\d+\S* at \S+|nvcc not found .+)$/m);
+    expect(r.out).toMatch(/^cuda-emu available: CUDA kernels compiled by g\+\+ [\d.]+ as host code, one block at a time \(checks results, not speed\)$/m);
+  });
+
+  it('runs the CUDA kernels on the CPU emulator with --backend cuda-emu, and will not tune there', async () => {
+    const r = await cli('run', SAMPLE, '--backend', 'cuda-emu', '--dims', 'M=5,N=33', '--repeat', '1');
+    expect(r.err).toBe('');
+    expect(r.out).toContain('backend: cuda (requested with --backend cuda-emu: the CUDA kernels run on the CPU emulator)\n  Tessera CUDA emulator (CPU): sm_90 kernels compiled by g++');
+    expect(r.out.match(/^ {2}MATCH$/gm)?.length).toBe(3);
+    expect(r.out).not.toContain("MISMATCH");
+    expect(r.out).toContain('(wall time)');
+    const t = await cli('tune', SAMPLE, '--backend', 'cuda-emu');
+    expect(t.code).toBe(2);
+    expect(t.err).toContain('the CUDA emulator checks kernels, it does not time them like a GPU');
   });
 
   it('lists CUDA devices from the driver probe (through a fake libcuda), and run --backend cuda uses that device', async () => {

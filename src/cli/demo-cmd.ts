@@ -28,10 +28,10 @@ async function demoSet(): Promise<{ programs: LoadedProgram[]; from: string }> {
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'compile the op library to gen/ and run every program against the reference',
-  usage: ['demo [--out DIR] [--backend js|webgpu|cuda] [--dims M=16,..] [--seed N] [--repeat N]'],
+  usage: ['demo [--out DIR] [--backend js|webgpu|cuda|cuda-emu] [--dims M=16,..] [--seed N] [--repeat N]'],
   flags: [
     { name: 'out', value: 'DIR', help: 'where to write the compiled programs (default: gen)' },
-    { name: 'backend', value: 'js|webgpu|cuda', help: 'where to run (default: webgpu when an adapter exists, else js; cuda only when named)' },
+    { name: 'backend', value: 'js|webgpu|cuda|cuda-emu', help: 'where to run (default: webgpu when an adapter exists, else js; cuda only when named; cuda-emu: the CUDA kernels on the CPU, compiled by g++, to check them without a GPU)' },
     { name: 'dims', value: 'M=16,..', repeat: true, help: "override the dims (default: each op's sample dims, else 16)" },
     { name: 'seed', value: 'N', help: 'seed of the random inputs (default 1)' },
     { name: 'repeat', value: 'N', help: 'launches to time per program (default 5)' },

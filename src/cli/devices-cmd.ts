@@ -7,6 +7,7 @@ import { JSRuntime } from '../backends/js/runtime.js';
 import type { BackendRuntime } from '../runtime/backend.js';
 import { cudaAddonUnavailableReason, loadCudaAddon, type CudaProbe } from '../backends/cuda/native.js';
 import { nvccPath, nvccVersion } from '../backends/cuda/nvcc.js';
+import { cudaEmulatorUnavailableReason, CudaEmulatorAddon } from '../backends/cuda/emulator.js';
 import { UsageError, type CliIO, type Command } from './args.js';
 import { tryWebGPU } from './backends.js';
 import { deviceKey, describeProfile, readProfile } from '../tune/index.js';
@@ -51,6 +52,7 @@ export const devicesCommand: Command = {
       io.out(`webgpu  not available: ${gpu.reason}\n`);
     }
     describeCuda(io);
+    describeCudaEmulator(io);
     return 0;
   },
 };
@@ -87,4 +89,11 @@ function describeCuda(io: CliIO): void {
     io.out(`        device ${d.index}: ${d.name} (sm_${major}${minor}, ${d.smCount} SMs, ${(d.totalMem / 2 ** 30).toFixed(1)} GiB, ${d.maxThreadsPerBlock} threads per block, ${d.maxSharedMemPerBlock / 1024} KiB shared per block)\n`);
   }
   io.out(`        ${nvccLine}\n`);
+}
+
+/** The CUDA emulator: Tessera's CUDA kernels as host code, to check them without a GPU. */
+function describeCudaEmulator(io: CliIO): void {
+  const why = cudaEmulatorUnavailableReason();
+  if (why) io.out(`cuda-emu not available: ${why}\n`);
+  else io.out(`cuda-emu available: CUDA kernels compiled by ${new CudaEmulatorAddon().builtWith} (checks results, not speed)\n`);
 }

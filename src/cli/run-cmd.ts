@@ -68,9 +68,9 @@ export function backendFlag(p: Parsed, command: string): BackendChoice | undefin
 export const runCommand: Command = {
   name: 'run',
   summary: 'run the programs a file defines on a backend and check them against the reference',
-  usage: ['run <file.ts|file.tsr> [--backend js|webgpu|cuda] [--dims M=64,N=128] [--seed N] [--repeat N] [--dump-after STAGE]...'],
+  usage: ['run <file.ts|file.tsr> [--backend js|webgpu|cuda|cuda-emu] [--dims M=64,N=128] [--seed N] [--repeat N] [--dump-after STAGE]...'],
   flags: [
-    { name: 'backend', value: 'js|webgpu|cuda', help: 'where to run (default: webgpu when an adapter exists, else js; cuda only when named)' },
+    { name: 'backend', value: 'js|webgpu|cuda|cuda-emu', help: 'where to run (default: webgpu when an adapter exists, else js; cuda only when named; cuda-emu: the CUDA kernels on the CPU, compiled by g++, to check them without a GPU)' },
     { name: 'dims', value: 'M=64,..', repeat: true, help: "values of symbolic dims (default: a library op's sample dims, else 16)" },
     { name: 'seed', value: 'N', help: 'seed of the random inputs (default 1)' },
     { name: 'repeat', value: 'N', help: 'launches to time; the median is printed (default 10)' },

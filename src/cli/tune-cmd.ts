@@ -46,6 +46,8 @@ export const tuneCommand: Command = {
   async run(args, io: CliIO) {
     if (args.positionals.length !== 1) throw new UsageError(args.positionals.length === 0 ? 'missing <file>' : `expected one file, got ${args.positionals.length}`, 'tune');
     const choice = backendFlag(args, 'tune');
+    // its times are the host's, not a GPU's: tuning there would cache winners for nothing
+    if (choice === 'cuda-emu') throw new UsageError('the CUDA emulator checks kernels, it does not time them like a GPU: tune with --backend cuda on a device', 'tune');
     const given = keyValues(args, 'dims', 'tune');
     const repeats = intFlag(args, 'repeat', 7, 1, 'tune');
     const cacheDir = flag(args, 'cache');

@@ -2,7 +2,8 @@
  * One WebGPU runtime per test worker (adapters are slow to create and software drivers are shared).
  *
  * When TESSERA_WEBGPU_REQUIRED=1 (CI, or scripts/test.sh with a Vulkan driver present) a missing
- * adapter throws with the reason instead of letting WebGPU suites skip silently.
+ * adapter throws with the reason instead of letting WebGPU suites skip silently; TESSERA_TEST_WEBGPU=0
+ * leaves WebGPU out (the CUDA emulator's pass).
  */
 import { recording } from './emitted.js';
 import { createWebGPURuntime, webgpuUnavailableReason, type WebGPURuntime } from '../../src/backends/wgsl/runtime.js';
@@ -23,6 +24,8 @@ export function smokeRun(): boolean {
  * `f16: false` gives a second runtime that stores f16 as f32 even where the adapter has shader-f16.
  */
 export async function getTestWebGPU(opts: { f16?: boolean } = {}): Promise<WebGPURuntime | undefined> {
+  // the CUDA emulator's pass (scripts/test.sh) leaves WebGPU to the other passes
+  if (process.env['TESSERA_TEST_WEBGPU'] === '0') return undefined;
   const key = opts.f16 === false ? 'nof16' : 'default';
   let p = cache.get(key);
   if (!p) {

@@ -37,6 +37,11 @@ export interface CudaRuntimeOptions {
   readonly device?: number;
   /** Extra compiler flags, cache folder and compiler (default 'auto') for this runtime's kernels. */
   readonly nvcc?: Pick<CompileCudaOptions, 'extraFlags' | 'cacheDir' | 'cache' | 'compiler'>;
+  /**
+   * Hand the driver each kernel's CUDA source instead of a cubin: for a driver that compiles source
+   * itself (the CPU emulator, emulator.ts). No nvcc or NVRTC is involved.
+   */
+  readonly loadSource?: boolean;
 }
 
 /** Most bytes of freed buffers a runtime keeps for reuse. */
@@ -104,11 +109,13 @@ export class CudaRuntime implements BackendRuntime {
     currentCtx = this.ctx;
     const drv = probe.driverVersion;
     const driver = drv ? `${Math.floor(drv / 1000)}.${Math.floor((drv % 1000) / 10)}` : 'unknown';
-    const cc = chooseCudaCompiler(opts.nvcc?.compiler ?? 'auto', 'cubin');
-    const compilerText = cc.ok ? `${cc.compiler === 'nvrtc' ? 'NVRTC' : 'nvcc'} ${cc.version}` : 'no compiler';
+    const cc = opts.loadSource ? undefined : chooseCudaCompiler(opts.nvcc?.compiler ?? 'auto', 'cubin');
+    const compilerText = cc?.ok ? `${cc.compiler === 'nvrtc' ? 'NVRTC' : 'nvcc'} ${cc.version}` : 'no compiler';
     this.info = {
       kind: 'cuda',
-      description: `${device.name} (${this.arch}, ${device.smCount} SMs, ${(device.totalMem / 2 ** 30).toFixed(1)} GiB, CUDA driver ${driver}, ${compilerText})`,
+      description: opts.loadSource
+        ? `${device.name}: ${this.arch} kernels compiled by ${addon.builtWith}`
+        : `${device.name} (${this.arch}, ${device.smCount} SMs, ${(device.totalMem / 2 ** 30).toFixed(1)} GiB, CUDA driver ${driver}, ${compilerText})`,
       // tensor cores (WMMA f16, sm_70+): f16 matmuls default to the mma schedule (deviceCaps, the tuner, `tessera run`)
       features: ['shader-f16', 'subgroups', ...(major >= 7 ? ['tensor-cores'] : []), ...(major >= 8 ? ['tensor-cores-bf16'] : [])],
       limits: {
@@ -331,7 +338,7 @@ export class CudaRuntime implements BackendRuntime {
     const key = createHash('sha256').update(kernel.name).update('\0').update(source).digest('hex');
     let entry = this.modules.get(key);
     if (!entry) {
-      const { bytes } = compileCuda(source, { ...this.opts.nvcc, compiler: this.opts.nvcc?.compiler ?? 'auto', archs: [this.arch], output: 'cubin' });
+      const bytes = this.opts.loadSource ? Buffer.from(source) : compileCuda(source, { ...this.opts.nvcc, compiler: this.opts.nvcc?.compiler ?? 'auto', archs: [this.arch], output: 'cubin' }).bytes;
       const module = this.cu(`loading the module of kernel '${kernel.name}'`, () => this.addon.moduleLoadData(bytes));
       let fn: CuHandle;
       try {

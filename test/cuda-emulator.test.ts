@@ -1,0 +1,143 @@
+/**
+ * The CUDA emulator (src/backends/cuda/emulator.ts): its driver calls, the device built-ins of its
+ * header (barriers, shuffles, WMMA tiles) on hand-written kernels, and what it reports for kernels
+ * that deadlock or crash. The property suites run Tessera's own kernels on it as the 'cuda-emu'
+ * backend (test/helpers/backends.ts).
+ */
+import { describe, expect, it } from 'vitest';
+import { CudaEmulatorAddon, createCudaEmulatorRuntime, cudaEmulatorUnavailableReason, entryParams } from '../src/backends/cuda/emulator.js';
+import { compile } from '../src/passes/pipeline.js';
+import * as D from '../src/dsl/index.js';
+import { checkOnBackend } from './helpers/compare.js';
+import { inputsFor } from './helpers/inputs.js';
+
+const HEADER = '#include <cuda_fp16.h>\n';
+
+/** Runs `name` of `source` on the emulator with f32 buffers `bufs` and int params `ints`; returns the buffers after. */
+function launch(source: string, name: string, bufs: Float32Array[], ints: number[], grid: number, block: number): Float32Array[] {
+  const a = new CudaEmulatorAddon();
+  const ptrs = bufs.map((b) => {
+    const p = a.memAlloc(b.byteLength);
+    a.memcpyHtoD(p, b);
+    return p;
+  });
+  const fn = a.moduleGetFunction(a.moduleLoadData(Buffer.from(HEADER + source)), name);
+  a.launchKernel(fn, [grid, 1, 1], [block, 1, 1], 0, [...ptrs, ...ints]);
+  return ptrs.map((p, i) => {
+    const out = new Float32Array(bufs[i]!.length);
+    a.memcpyDtoH(out, p);
+    return out;
+  });
+}
+
+// Needs g++ and CUDA's headers (the toolkit): required where scripts/test.sh finds nvcc, and in CI.
+const why = cudaEmulatorUnavailableReason();
+if (why && process.env['TESSERA_CUDA_EMU_REQUIRED'] === '1') throw new Error(`TESSERA_CUDA_EMU_REQUIRED=1 but the CUDA emulator cannot run: ${why}`);
+
+describe.skipIf(why !== undefined)('CUDA emulator', () => {
+  it("reads a kernel's parameters from its signature", () => {
+    const src = 'extern "C" __global__ void __launch_bounds__(64) k(const float* __restrict__ b_x, __half* __restrict__ b_y, unsigned char* __restrict__ b_m, int d_N) {}';
+    expect(entryParams(src, 'k')).toEqual([
+      { pointer: true, type: 'const float*' },
+      { pointer: true, type: '__half*' },
+      { pointer: true, type: 'unsigned char*' },
+      { pointer: false, type: 'int' },
+    ]);
+    expect(entryParams('extern "C" __global__ void k() {}', 'k')).toEqual([]);
+    expect(entryParams(src, 'other')).toBeUndefined();
+  });
+
+  it('runs every block, each thread once, with shared memory and __syncthreads between phases', () => {
+    // each block reverses its 64 values through shared memory: wrong without the barrier
+    const src = `extern "C" __global__ void rev(const float* __restrict__ x, float* __restrict__ y, int n) {
+      __shared__ float s[64];
+      const int i = blockIdx.x * 64 + threadIdx.x;
+      s[threadIdx.x] = i < n ? x[i] : 0.0f;
+      __syncthreads();
+      if (i < n) y[i] = s[63 - threadIdx.x] + 1000.0f * blockIdx.x;
+    }`;
+    const x = Float32Array.from({ length: 192 }, (_, i) => i);
+    const [, y] = launch(src, 'rev', [x, new Float32Array(192)], [192], 3, 64);
+    expect(Array.from(y!)).toEqual(Array.from({ length: 192 }, (_, i) => Math.floor(i / 64) * 64 + 63 - (i % 64) + 1000 * Math.floor(i / 64)));
+  });
+
+  it('shuffles within warps and groups of a width, as CUDA does', () => {
+    const src = `extern "C" __global__ void sh(float* __restrict__ a, float* __restrict__ b, float* __restrict__ c) {
+      const int t = threadIdx.x;
+      float v = (float)t;
+      // a butterfly sum over groups of 8 lanes
+      float s = v;
+      for (int o = 4; o > 0; o >>= 1) s += __shfl_xor_sync(__activemask(), s, o, 8);
+      a[t] = s;
+      b[t] = __shfl_sync(0xffffffffu, v, 3, 16);
+      c[t] = __shfl_xor_sync(0xffffffffu, v, 16, 16);
+    }`;
+    const [a, b, c] = launch(src, 'sh', [new Float32Array(64), new Float32Array(64), new Float32Array(64)], [], 1, 64);
+    const group = (t: number) => Math.floor(t / 8) * 8;
+    expect(Array.from(a!)).toEqual(Array.from({ length: 64 }, (_, t) => 8 * group(t) + 28));
+    expect(Array.from(b!)).toEqual(Array.from({ length: 64 }, (_, t) => Math.floor(t / 16) * 16 + 3));
+    // lane ^ 16 lies in a later group of 16 for lanes 0-15 of each warp: those read their own value;
+    // lanes 16-31 read the earlier group's
+    expect(Array.from(c!)).toEqual(Array.from({ length: 64 }, (_, t) => (t % 32 < 16 ? t : t - 16)));
+  });
+
+  it('multiplies 16x16 f16 tiles with WMMA into f32', () => {
+    const src = `#include <mma.h>
+    extern "C" __global__ void mm(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ c) {
+      __shared__ __half sa[256], sb[256];
+      __shared__ float sc[256];
+      for (int i = threadIdx.x; i < 256; i += 32) { sa[i] = __float2half(a[i]); sb[i] = __float2half(b[i]); }
+      __syncthreads();
+      nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, __half, nvcuda::wmma::row_major> fa;
+      nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, __half, nvcuda::wmma::row_major> fb;
+      nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> fc;
+      nvcuda::wmma::fill_fragment(fc, 0.0f);
+      nvcuda::wmma::load_matrix_sync(fa, sa, 16);
+      nvcuda::wmma::load_matrix_sync(fb, sb, 16);
+      nvcuda::wmma::mma_sync(fc, fa, fb, fc);
+      nvcuda::wmma::store_matrix_sync(sc, fc, 16, nvcuda::wmma::mem_row_major);
+      __syncthreads();
+      for (int i = threadIdx.x; i < 256; i += 32) c[i] = sc[i];
+    }`;
+    const a = Float32Array.from({ length: 256 }, (_, i) => ((i * 7) % 11) - 5);
+    const b = Float32Array.from({ length: 256 }, (_, i) => ((i * 5) % 13) - 6);
+    const [, , c] = launch(src, 'mm', [a, b, new Float32Array(256)], [], 1, 32);
+    const want = Array.from({ length: 256 }, (_, e) => {
+      let s = 0;
+      for (let k = 0; k < 16; k++) s += a[Math.floor(e / 16) * 16 + k]! * b[k * 16 + (e % 16)]!;
+      return s;
+    });
+    expect(Array.from(c!)).toEqual(want);
+  });
+
+  it('reports a deadlock instead of hanging, and a crash as an illegal address', () => {
+    const stuck = `extern "C" __global__ void stuck(float* __restrict__ y) {
+      if (threadIdx.x == 0) __syncthreads(); else __syncwarp();
+      y[threadIdx.x] = 1.0f;
+    }`;
+    expect(() => launch(stuck, 'stuck', [new Float32Array(32)], [], 1, 32)).toThrow(
+      "CUDA_ERROR_LAUNCH_FAILED: kernel 'stuck' in the emulator: deadlock in block (0, 0, 0): 1 threads wait at __syncthreads, 31 at a warp shuffle or __syncwarp, 0 returned",
+    );
+    const wild = `extern "C" __global__ void wild(float* __restrict__ y) { y[threadIdx.x - (1 << 30)] = 1.0f; }`;
+    expect(() => launch(wild, 'wild', [new Float32Array(32)], [], 1, 32)).toThrow(/CUDA_ERROR_ILLEGAL_ADDRESS: kernel 'wild' crashed in the emulator \(SIGSEGV\)/);
+    expect(() => launch(wild, 'nope', [new Float32Array(32)], [], 1, 32)).toThrow("CUDA_ERROR_NOT_FOUND: the module has no kernel named 'nope'");
+    expect(() => launch('extern "C" __global__ void bad(float* y) { y[0] = undeclared; }', 'bad', [new Float32Array(1)], [], 1, 1)).toThrow(/CUDA_ERROR_INVALID_PTX: the emulator's g\+\+ [\d.]+ rejected kernel 'bad':[^]*undeclared/);
+  });
+
+  it("runs Tessera's kernels under the CUDA runtime, like the reference (f16 storage, an f16 matmul on tensor cores)", async () => {
+    const rt = createCudaEmulatorRuntime()!;
+    try {
+      expect(rt.info).toMatchObject({ kind: 'cuda', features: expect.arrayContaining(['tensor-cores', 'tensor-cores-bf16']) });
+      expect(rt.info.description).toContain('Tessera CUDA emulator (CPU)');
+      const [M, N, K] = [D.dim('M'), D.dim('N'), D.dim('K')];
+      const mm = D.kernel('mm_f16', { a: D.tensor('f16', [M, K]), b: D.tensor('f16', [K, N]) }, ({ a, b }) => D.matmul(a, b).relu());
+      const cp = compile(mm.program, { tensorCores: true });
+      expect(cp.kernels.map((k) => k.kernel.schedule.kind)).toEqual(['matmul_mma']);
+      expect(cp.kernels[0]!.kernel.fragments?.length).toBeGreaterThan(0);
+      const dims = { M: 20, N: 24, K: 40 };
+      expect(await checkOnBackend(cp, rt, inputsFor(mm, dims), { rtol: 1e-2, atol: 1e-2 }, dims)).toBeNull();
+    } finally {
+      rt.destroy();
+    }
+  });
+});
