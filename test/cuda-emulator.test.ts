@@ -38,10 +38,10 @@ describe.skipIf(why !== undefined)('CUDA emulator', () => {
   it("reads a kernel's parameters from its signature", () => {
     const src = 'extern "C" __global__ void __launch_bounds__(64) k(const float* __restrict__ b_x, __half* __restrict__ b_y, unsigned char* __restrict__ b_m, int d_N) {}';
     expect(entryParams(src, 'k')).toEqual([
-      { pointer: true, type: 'const float*' },
-      { pointer: true, type: '__half*' },
-      { pointer: true, type: 'unsigned char*' },
-      { pointer: false, type: 'int' },
+      { name: 'b_x', pointer: true, type: 'const float*' },
+      { name: 'b_y', pointer: true, type: '__half*' },
+      { name: 'b_m', pointer: true, type: 'unsigned char*' },
+      { name: 'd_N', pointer: false, type: 'int' },
     ]);
     expect(entryParams('extern "C" __global__ void k() {}', 'k')).toEqual([]);
     expect(entryParams(src, 'other')).toBeUndefined();
@@ -110,7 +110,20 @@ describe.skipIf(why !== undefined)('CUDA emulator', () => {
     expect(Array.from(c!)).toEqual(want);
   });
 
-  it('reports a deadlock instead of hanging, and a crash as an illegal address', () => {
+  it('gives every block shared memory that reads as NaN until written', () => {
+    // block 0 writes s[0..3]; block 1 writes nothing and must not see block 0's values
+    const src = `extern "C" __global__ void stale(float* __restrict__ y) {
+      __shared__ float s[4];
+      if (blockIdx.x == 0) s[threadIdx.x] = 7.0f;
+      __syncthreads();
+      y[blockIdx.x * 4 + threadIdx.x] = s[threadIdx.x];
+    }`;
+    const [y] = launch(src, 'stale', [new Float32Array(8)], [], 2, 4);
+    expect(Array.from(y!.subarray(0, 4))).toEqual([7, 7, 7, 7]);
+    expect(Array.from(y!.subarray(4)).every(Number.isNaN)).toBe(true);
+  });
+
+  it('reports a deadlock instead of hanging, an access past a buffer and a crash as illegal addresses', () => {
     const stuck = `extern "C" __global__ void stuck(float* __restrict__ y) {
       if (threadIdx.x == 0) __syncthreads(); else __syncwarp();
       y[threadIdx.x] = 1.0f;
@@ -118,8 +131,14 @@ describe.skipIf(why !== undefined)('CUDA emulator', () => {
     expect(() => launch(stuck, 'stuck', [new Float32Array(32)], [], 1, 32)).toThrow(
       "CUDA_ERROR_LAUNCH_FAILED: kernel 'stuck' in the emulator: deadlock in block (0, 0, 0): 1 threads wait at __syncthreads, 31 at a warp shuffle or __syncwarp, 0 returned",
     );
+    // one float past the end of a buffer of 16 floats
+    const over = `extern "C" __global__ void over(const float* __restrict__ x, float* __restrict__ y, int n) { y[threadIdx.x] = x[threadIdx.x + n]; }`;
+    expect(() => launch(over, 'over', [new Float32Array(16), new Float32Array(16)], [1], 1, 16)).toThrow(
+      "CUDA_ERROR_ILLEGAL_ADDRESS: kernel 'over' in the emulator: an access past the end of 'x' (a buffer of 64 bytes), at byte offset 64",
+    );
+    expect(launch(over, 'over', [Float32Array.from({ length: 17 }, (_, i) => i), new Float32Array(16)], [1], 1, 16)[1]).toEqual(Float32Array.from({ length: 16 }, (_, i) => i + 1));
     const wild = `extern "C" __global__ void wild(float* __restrict__ y) { y[threadIdx.x - (1 << 30)] = 1.0f; }`;
-    expect(() => launch(wild, 'wild', [new Float32Array(32)], [], 1, 32)).toThrow(/CUDA_ERROR_ILLEGAL_ADDRESS: kernel 'wild' crashed in the emulator \(SIGSEGV\)/);
+    expect(() => launch(wild, 'wild', [new Float32Array(32)], [], 1, 32)).toThrow(/CUDA_ERROR_ILLEGAL_ADDRESS: kernel 'wild' in the emulator: a segmentation fault at address 0x[0-9a-f]+, outside every buffer/);
     expect(() => launch(wild, 'nope', [new Float32Array(32)], [], 1, 32)).toThrow("CUDA_ERROR_NOT_FOUND: the module has no kernel named 'nope'");
     expect(() => launch('extern "C" __global__ void bad(float* y) { y[0] = undeclared; }', 'bad', [new Float32Array(1)], [], 1, 1)).toThrow(/CUDA_ERROR_INVALID_PTX: the emulator's g\+\+ [\d.]+ rejected kernel 'bad':[^]*undeclared/);
   });

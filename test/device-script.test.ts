@@ -10,6 +10,7 @@
  * test/cuda-stub (the CUDA path: parallel precompile, event timing, JSON; kernels do not run there).
  */
 import { spawnSync } from 'node:child_process';
+import { cudaEmulatorUnavailableReason } from '../src/backends/cuda/emulator.js';
 import { nvccAvailable } from '../src/backends/cuda/nvcc.js';
 import { cudaUnavailableReason } from '../src/backends/cuda/runtime.js';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -151,6 +152,24 @@ describe('bench/device/quant-gemv-cuda.ts', () => {
         expect(v.timing!.source).toBe('cuda-events');
         expect(v.timing!.busyLaunches).toBeGreaterThan(0);
         expect(v.ms).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it.skipIf(cudaEmulatorUnavailableReason() !== undefined)('runs the CUDA path on the CPU emulator: the CUDA kernels, checked against the float64 reference, timed by events', { timeout: 180_000 }, () => {
+    const out = join(tmp, 'quant-emu.json');
+    const r = run(['--backend', 'cuda-emu', '--sizes', '32', '--m', '1,2', '--formats', 'f16,int4,vptq v6', '--variants', 'default,splitk-warp', '--rounds', '1', '--inner', '2', '--copy-mib', '1', '--flush-mib', '0', '--out', out]);
+    const text = `${r.stdout}${r.stderr}`;
+    expect(r.status, text).toBe(0);
+    expect(text).toContain('cuda-emu: Tessera CUDA emulator (CPU): sm_90 kernels compiled by g++');
+    const j = JSON.parse(readFileSync(out, 'utf8')) as Report;
+    expect(j.mode).toBe('cuda-emu');
+    expect(j.failed).toEqual([]);
+    expect(j.results.map((x) => `${x.name} M=${x.M}`)).toEqual(['f16 M=1', 'f16 M=2', 'int4 g128 M=1', 'int4 g128 M=2', 'int4 g128 dequant+matmul M=1', 'int4 g128 dequant+matmul M=2', 'vptq v6 k4096 M=1', 'vptq v6 k4096 M=2']);
+    for (const x of j.results) {
+      for (const v of x.variants) {
+        expect(v.ok, `${x.name} M=${x.M} ${v.id}: ${v.error}`).toBe(true);
+        expect(v.timing!.source).toBe('cuda-events');
       }
     }
   });

@@ -38,6 +38,8 @@
  *                    (much faster with nvcc); nothing touches a device.
  *  --backend js      the whole measurement on the JS runtime (wall-clock timing), to test the harness
  *                    at small sizes (`--sizes 32 --copy-mib 1 --flush-mib 0`).
+ *  --backend cuda-emu  the CUDA path (the CUDA runtime, its kernels, event timing) on the CPU emulator
+ *                    (src/backends/cuda/emulator.ts), at small sizes likewise: results, not speed.
  *
  * Options: --out FILE (JSON), --sizes 4096[,8192] | --big, --m 1,16, --formats LABEL,... (substrings
  * of implementation names), --variants ID,..., --rounds N (default 5), --inner N (launches per
@@ -62,6 +64,7 @@ import { bindDims, prepare, type HostTensor, type Prepared } from '../../src/run
 import { f16Round } from '../../src/runtime/f16.js';
 import { JSRuntime } from '../../src/backends/js/runtime.js';
 import { createCudaRuntime, cudaUnavailableReason, type CudaRuntime } from '../../src/backends/cuda/runtime.js';
+import { createCudaEmulatorRuntime, CudaEmulatorAddon, cudaEmulatorUnavailableReason } from '../../src/backends/cuda/emulator.js';
 import { loadCudaAddon, type CudaAddon, type CuHandle } from '../../src/backends/cuda/native.js';
 import { compileCuda } from '../../src/backends/cuda/nvcc.js';
 import { printCudaUnit } from '../../src/backends/cuda/print.js';
@@ -106,7 +109,7 @@ const TOLERANCE = 1e-3;
 
 interface Options {
   readonly checkOnly: boolean;
-  readonly backend: 'cuda' | 'js';
+  readonly backend: 'cuda' | 'cuda-emu' | 'js';
   readonly out?: string;
   readonly sizes: readonly number[];
   readonly ms: readonly number[];
@@ -124,7 +127,7 @@ interface Options {
 }
 
 function usage(msg: string): never {
-  console.error(`quant-gemv-cuda: ${msg}\nusage: node --import tsx bench/device/quant-gemv-cuda.ts [--check-only [--arch sm_90]] [--backend cuda|js] [--out FILE] [--sizes 4096,8192 | --big] [--m 1,16] [--formats LABEL,...] [--variants ID,...] [--rounds N] [--inner N] [--copy-mib N] [--flush-mib N] [--jobs N] [--units N] [--no-precompile]`);
+  console.error(`quant-gemv-cuda: ${msg}\nusage: node --import tsx bench/device/quant-gemv-cuda.ts [--check-only [--arch sm_90]] [--backend cuda|cuda-emu|js] [--out FILE] [--sizes 4096,8192 | --big] [--m 1,16] [--formats LABEL,...] [--variants ID,...] [--rounds N] [--inner N] [--copy-mib N] [--flush-mib N] [--jobs N] [--units N] [--no-precompile]`);
   process.exit(2);
 }
 
@@ -148,7 +151,7 @@ function parseArgs(argv: readonly string[]): Options {
   });
   const int = (name: string, fallback: number, min: number) => (got.has(name) ? ints(name, got.get(name)!, min)[0] ?? usage(`${name} is empty`) : fallback);
   const backend = got.get('--backend') ?? 'cuda';
-  if (backend !== 'cuda' && backend !== 'js') usage(`--backend must be cuda or js, got '${backend}'`);
+  if (backend !== 'cuda' && backend !== 'cuda-emu' && backend !== 'js') usage(`--backend must be cuda, cuda-emu or js, got '${backend}'`);
   let sizes = got.has('--sizes') ? ints('--sizes', got.get('--sizes')!, 1) : [4096];
   if (got.has('--big') && !sizes.includes(8192)) sizes = [...sizes, 8192];
   const variantIds = got.has('--variants') ? list(got.get('--variants')!) : undefined;
@@ -743,6 +746,15 @@ async function main(): Promise<number> {
   if (!opts.checkOnly) {
     if (opts.backend === 'js') {
       ctx = { rt: new JSRuntime() };
+    } else if (opts.backend === 'cuda-emu') {
+      const addon = new CudaEmulatorAddon();
+      const rt = createCudaEmulatorRuntime({ addon });
+      if (!rt) {
+        console.error(`quant-gemv-cuda: the CUDA emulator cannot run here: ${cudaEmulatorUnavailableReason()}`);
+        return 1;
+      }
+      ctx = { rt, cuda: { rt, addon } };
+      arch = rt.arch;
     } else {
       const rt = createCudaRuntime();
       const addon = loadCudaAddon();

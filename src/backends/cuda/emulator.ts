@@ -10,8 +10,9 @@
  *   shuffles as fiber barriers, WMMA on whole tiles; see the header) and CUDA's own headers for
  *   half, bf16 and fp8, into an executable cached by content under `.tessera-cache/cuda-emu`.
  * - A launch writes the buffers its parameters point into to a file, runs the executable, and reads
- *   them back: launches are synchronous. A deadlock (threads waiting at different barriers) or a
- *   crash throws CUDA's launch errors with the emulator's explanation.
+ *   them back: launches are synchronous. A deadlock (threads waiting at different barriers), an
+ *   access past the end of a buffer (each ends at an inaccessible page) or a crash throws CUDA's
+ *   launch errors with the emulator's explanation. Shared memory reads as NaN until written.
  *
  * What it checks: the printed CUDA's syntax and types under a C++ compiler, and its semantics
  * (indexing, integer and float conversions, half/bf16/fp8 rounding, shared memory, barriers,
@@ -128,6 +129,7 @@ function precompiledHeader(t: { cxx: string; include: string; version: string })
 // Kernels
 
 interface EntryParam {
+  readonly name: string;
   readonly pointer: boolean;
   /** The C++ type of the parameter, e.g. `const float*` or `int`. */
   readonly type: string;
@@ -142,8 +144,9 @@ export function entryParams(source: string, name: string): EntryParam[] | undefi
   return list.split(',').map((p) => {
     const text = p.trim();
     const pointer = text.includes('*');
-    const type = pointer ? text.slice(0, text.lastIndexOf('*') + 1).trim() : text.replace(/\s+\w+$/, '').trim();
-    return { pointer, type };
+    const name = /(\w+)$/.exec(text)?.[1] ?? '';
+    const type = pointer ? text.slice(0, text.lastIndexOf('*') + 1).trim() : text.slice(0, text.length - name.length).trim();
+    return { name, pointer, type };
   });
 }
 
@@ -323,6 +326,8 @@ export class CudaEmulatorAddon implements CudaAddon {
       const r = spawnSync(f.exe, [`${io}.in`, `${io}.out`], { encoding: 'utf8', timeout: LAUNCH_TIMEOUT_MS });
       if (r.error && /ETIMEDOUT/.test(r.error.message)) throw new DriverError('CUDA_ERROR_LAUNCH_TIMEOUT', `kernel '${f.name}' ran for more than ${LAUNCH_TIMEOUT_MS / 1000} s in the emulator`);
       if (r.signal) throw new DriverError('CUDA_ERROR_ILLEGAL_ADDRESS', `kernel '${f.name}' crashed in the emulator (${r.signal}): an access outside its buffers?`);
+      // (4: the emulator's fault handler, which says where)
+      if (r.status === 4) throw new DriverError('CUDA_ERROR_ILLEGAL_ADDRESS', `kernel '${f.name}' in the emulator: ${r.stderr.trim().replace(/parameter (\d+)/, (_, i: string) => `'${f.params[Number(i)]?.name ?? i}'`)}`);
       if (r.status !== 0) throw new DriverError('CUDA_ERROR_LAUNCH_FAILED', `kernel '${f.name}' in the emulator: ${(r.stderr || r.error?.message || `exit ${r.status}`).trim()}`);
       const out = readFileSync(`${io}.out`);
       let at = 0;
@@ -370,12 +375,13 @@ class CudaEmulatorRuntime extends CudaRuntime {
 
 /**
  * A CudaRuntime whose driver is the emulator (kind 'cuda', an sm_90 device), or undefined when the
- * host cannot build its kernels (cudaEmulatorUnavailableReason() says why).
+ * host cannot build its kernels (cudaEmulatorUnavailableReason() says why). `addon`: the driver to
+ * use, for a caller that makes driver calls itself (events).
  */
-export function createCudaEmulatorRuntime(opts: Omit<CudaRuntimeOptions, 'loadSource' | 'device'> = {}): CudaRuntime | undefined {
-  const addon = new CudaEmulatorAddon();
+export function createCudaEmulatorRuntime(opts: Omit<CudaRuntimeOptions, 'loadSource' | 'device'> & { readonly addon?: CudaEmulatorAddon } = {}): CudaRuntime | undefined {
+  const { addon = new CudaEmulatorAddon(), ...rest } = opts;
   const probe = addon.probe();
   if (!probe.available) return undefined;
-  return new CudaEmulatorRuntime(addon, probe, EMULATED_DEVICE, { ...opts, loadSource: true });
+  return new CudaEmulatorRuntime(addon, probe, EMULATED_DEVICE, { ...rest, loadSource: true });
 }
 

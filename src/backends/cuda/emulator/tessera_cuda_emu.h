@@ -5,7 +5,12 @@
 // finishes or waits: __syncthreads releases when every live thread of the block waits there, a warp
 // shuffle when every live lane of its mask has written its value. A wait that can never be released
 // (threads waiting at different barriers) is reported as a deadlock, never a hang.
-//   __shared__      a static array: one block runs at a time, so its threads share it
+//   __shared__      a static array in its own section: one block runs at a time, so its threads
+//                   share it; it is filled with 0xff bytes (NaN as floats) before every block, as
+//                   uninitialized shared memory would be anything
+//   buffers         16-byte aligned and ending just before an inaccessible page: a read or write past
+//                   the end (by more than the alignment's slack) faults, and is reported with the
+//                   buffer's parameter index and the offset
 //   warps           32 consecutive threads of the block (threadIdx.x / 32)
 //   __activemask()  the warp's lanes that have not returned
 //   wmma            fragments hold whole 16x16 tiles; every lane computes the whole product (the
@@ -21,11 +26,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 #include <vector>
 
 #undef __shared__
-#define __shared__ static
+#define __shared__ static __attribute__((section("tsr_shared")))
+// the section's bounds, from the linker (weak: a unit without shared arrays has no such section)
+extern "C" char __start_tsr_shared[] __attribute__((weak));
+extern "C" char __stop_tsr_shared[] __attribute__((weak));
 #ifndef __launch_bounds__
 #define __launch_bounds__(...)
 #endif
@@ -260,6 +271,42 @@ static int tsr_emu_run_block(std::vector<TsrEmuThread>& threads, char* stacks) {
 
 static bool tsr_emu_read(FILE* f, void* p, size_t n) { return fread(p, 1, n, f) == n; }
 
+// Buffers and their guard pages, for the fault report.
+struct TsrEmuBuffer {
+  char* base;
+  uint64_t bytes;
+  char* guard;
+  long param;
+};
+static std::vector<TsrEmuBuffer> tsr_emu_buffers;
+
+static void tsr_emu_fault(int sig, siginfo_t* info, void*) {
+  char msg[256];
+  int n = 0;
+  const char* a = (const char*)info->si_addr;
+  for (const TsrEmuBuffer& b : tsr_emu_buffers) {
+    if (a >= b.guard && a < b.guard + 4096) {
+      n = snprintf(msg, sizeof msg, "an access past the end of parameter %ld (a buffer of %llu bytes), at byte offset %lld\n", b.param,
+                   (unsigned long long)b.bytes, (long long)(a - b.base));
+      break;
+    }
+  }
+  if (n == 0) n = snprintf(msg, sizeof msg, "%s at address %p, outside every buffer\n", sig == SIGBUS ? "a bus error" : "a segmentation fault", info->si_addr);
+  if (write(2, msg, (size_t)n) < 0) _exit(4);
+  _exit(4);
+}
+
+// A buffer of `bytes` ending (16-byte aligned) just before an inaccessible page.
+static char* tsr_emu_guarded(uint64_t bytes, char** guard) {
+  const size_t page = 4096;
+  const size_t pages = (size_t)((bytes + 15 + page - 1) / page) + 1;
+  char* m = (char*)mmap(nullptr, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return nullptr;
+  *guard = m + (pages - 1) * page;
+  if (mprotect(*guard, page, PROT_NONE) != 0) return nullptr;
+  return (char*)((uintptr_t)(*guard - bytes) & ~(uintptr_t)15);
+}
+
 // The launch file: u32 grid x, y, z, block x, y, z, buffers, params; each buffer a u64 byte count
 // and its bytes; each param a u32 kind (0: pointer, 1: int), u32 buffer or value, u64 byte offset.
 // The buffers' bytes are written back to the output file after the launch, in the same order.
@@ -269,15 +316,14 @@ static int tsr_emu_main(int argc, char** argv, TsrEmuEntry entry) {
   if (!in) { fprintf(stderr, "cannot open %s\n", argv[1]); return 2; }
   uint32_t head[8];
   if (!tsr_emu_read(in, head, sizeof head)) { fprintf(stderr, "short launch file\n"); return 2; }
-  std::vector<std::vector<char>> bufs(head[6]);
-  std::vector<void*> base(head[6]);
+  tsr_emu_buffers.resize(head[6]);
   for (uint32_t b = 0; b < head[6]; b++) {
-    uint64_t bytes;
-    if (!tsr_emu_read(in, &bytes, 8)) { fprintf(stderr, "short launch file\n"); return 2; }
-    // 256-byte aligned, as cuMemAlloc's
-    bufs[b].resize(bytes + 256);
-    base[b] = (void*)(((uintptr_t)bufs[b].data() + 255) & ~(uintptr_t)255);
-    if (!tsr_emu_read(in, base[b], bytes)) { fprintf(stderr, "short launch file\n"); return 2; }
+    TsrEmuBuffer& buf = tsr_emu_buffers[b];
+    if (!tsr_emu_read(in, &buf.bytes, 8)) { fprintf(stderr, "short launch file\n"); return 2; }
+    buf.base = tsr_emu_guarded(buf.bytes, &buf.guard);
+    buf.param = -1;
+    if (!buf.base) { fprintf(stderr, "no memory for a buffer of %llu bytes\n", (unsigned long long)buf.bytes); return 2; }
+    if (!tsr_emu_read(in, buf.base, buf.bytes)) { fprintf(stderr, "short launch file\n"); return 2; }
   }
   std::vector<void*> ptrs;
   std::vector<int> ints;
@@ -285,8 +331,13 @@ static int tsr_emu_main(int argc, char** argv, TsrEmuEntry entry) {
     uint32_t kv[2];
     uint64_t off;
     if (!tsr_emu_read(in, kv, 8) || !tsr_emu_read(in, &off, 8)) { fprintf(stderr, "short launch file\n"); return 2; }
-    if (kv[0] == 0) ptrs.push_back((char*)base[kv[1]] + off);
-    else ints.push_back((int)kv[1]);
+    if (kv[0] == 0) {
+      if (kv[1] >= head[6]) { fprintf(stderr, "parameter %u names buffer %u of %u\n", i, kv[1], head[6]); return 2; }
+      ptrs.push_back(tsr_emu_buffers[kv[1]].base + off);
+      if (tsr_emu_buffers[kv[1]].param < 0) tsr_emu_buffers[kv[1]].param = (long)i;
+    } else {
+      ints.push_back((int)kv[1]);
+    }
   }
   fclose(in);
   tsr_emu_entry_fn = entry;
@@ -295,6 +346,16 @@ static int tsr_emu_main(int argc, char** argv, TsrEmuEntry entry) {
   tsr_emu_grid_dim = dim3(head[0], head[1], head[2]);
   tsr_emu_block_dim = dim3(head[3], head[4], head[5]);
   if (head[4] != 1 || head[5] != 1) { fprintf(stderr, "the emulator runs 1-D blocks\n"); return 2; }
+  static char altstack[64 * 1024];
+  stack_t ss = {};
+  ss.ss_sp = altstack;
+  ss.ss_size = sizeof altstack;
+  sigaltstack(&ss, nullptr);
+  struct sigaction sa = {};
+  sa.sa_sigaction = tsr_emu_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigaction(SIGSEGV, &sa, nullptr);
+  sigaction(SIGBUS, &sa, nullptr);
   std::vector<TsrEmuThread> threads(head[3]);
   // (malloc: the pages a fiber never touches are never committed)
   char* stacks = (char*)malloc((size_t)head[3] * TSR_EMU_STACK);
@@ -304,12 +365,13 @@ static int tsr_emu_main(int argc, char** argv, TsrEmuEntry entry) {
     for (uint32_t y = 0; y < head[1]; y++)
       for (uint32_t x = 0; x < head[0]; x++) {
         tsr_emu_block_idx = make_uint3(x, y, z);
+        if (__start_tsr_shared) memset(__start_tsr_shared, 0xff, (size_t)(__stop_tsr_shared - __start_tsr_shared));
         const int rc = tsr_emu_run_block(threads, stacks);
         if (rc != 0) return rc;
       }
   FILE* out = fopen(argv[2], "wb");
   if (!out) { fprintf(stderr, "cannot write %s\n", argv[2]); return 2; }
-  for (uint32_t b = 0; b < head[6]; b++) fwrite(base[b], 1, bufs[b].size() - 256, out);
+  for (const TsrEmuBuffer& b : tsr_emu_buffers) fwrite(b.base, 1, b.bytes, out);
   fclose(out);
   return 0;
 }
