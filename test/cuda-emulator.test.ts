@@ -123,6 +123,19 @@ describe.skipIf(why !== undefined)('CUDA emulator', () => {
     expect(Array.from(y!.subarray(4)).every(Number.isNaN)).toBe(true);
   });
 
+  it("runs a block's threads forwards in even blocks and backwards in odd ones, so a race shows", () => {
+    // each thread reads its neighbour's shared value without a barrier: a race
+    const src = `extern "C" __global__ void race(float* __restrict__ y) {
+      __shared__ float s[5];
+      s[threadIdx.x] = 1.0f;
+      y[blockIdx.x * 4 + threadIdx.x] = threadIdx.x < 3 ? s[threadIdx.x + 1] : 0.0f;
+    }`;
+    const [y] = launch(src, 'race', [new Float32Array(8)], [], 2, 4);
+    // forwards, the neighbour has not written yet (NaN); backwards, it has
+    expect(Array.from(y!.subarray(0, 3)).every(Number.isNaN)).toBe(true);
+    expect(Array.from(y!.subarray(4, 7))).toEqual([1, 1, 1]);
+  });
+
   it('reports a deadlock instead of hanging, an access past a buffer and a crash as illegal addresses', () => {
     const stuck = `extern "C" __global__ void stuck(float* __restrict__ y) {
       if (threadIdx.x == 0) __syncthreads(); else __syncwarp();

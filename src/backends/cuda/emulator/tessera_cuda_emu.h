@@ -1,8 +1,8 @@
 // Tessera's CUDA emulator: the device-side CUDA that Tessera's kernels use, on the CPU, so that the
 // CUDA C++ they print runs (compiled by the host's g++) without a GPU. See emulator.ts.
 //
-// Blocks run one after another; the threads of a block are fibers (ucontext) run in turn until each
-// finishes or waits: __syncthreads releases when every live thread of the block waits there, a warp
+// Blocks run one after another; the threads of a block are fibers (ucontext) run in turn (in reverse
+// in odd blocks) until each finishes or waits: __syncthreads releases when every live thread of the block waits there, a warp
 // shuffle when every live lane of its mask has written its value. A wait that can never be released
 // (threads waiting at different barriers) is reported as a deadlock, never a hang.
 //   __shared__      a static array in its own section: one block runs at a time, so its threads
@@ -227,10 +227,14 @@ static int tsr_emu_run_block(std::vector<TsrEmuThread>& threads, char* stacks) {
     makecontext(&th.ctx, tsr_emu_thread_main, 0);
   }
   for (;;) {
-    for (unsigned t = 0; t < n; t++) {
-      while (threads[t].state == TSR_RUNNABLE) {
-        tsr_emu_cur = &threads[t];
-        swapcontext(&tsr_emu_sched, &threads[t].ctx);
+    // threads in order in even blocks and in reverse in odd ones, so that a kernel whose threads
+    // race (communicate without a barrier) sees both orders
+    const bool reverse = ((tsr_emu_block_idx.x + tsr_emu_block_idx.y) & 1u) != 0u;
+    for (unsigned i = 0; i < n; i++) {
+      TsrEmuThread& th = threads[reverse ? n - 1 - i : i];
+      while (th.state == TSR_RUNNABLE) {
+        tsr_emu_cur = &th;
+        swapcontext(&tsr_emu_sched, &th.ctx);
       }
     }
     bool live = false, allBlock = true;
