@@ -4,7 +4,8 @@
  * with `loadSource`), so launches take the runtime's own path (validation, grid folding, f16/bf16
  * conversion, the allocation pool) and only the driver is replaced.
  *
- * - Memory is host memory: an allocation is an ArrayBuffer behind a fake 256-byte-aligned address.
+ * - Memory is host memory: an allocation is an ArrayBuffer behind a fake 256-byte-aligned address
+ *   (in the kernel's process, each buffer is 16-byte aligned and ends at an inaccessible page).
  * - A module is the kernel's CUDA source; cuModuleGetFunction compiles it with the host's g++ against
  *   emulator/tessera_cuda_emu.h (CUDA's device built-ins: threads as fibers, __syncthreads and warp
  *   shuffles as fiber barriers, WMMA on whole tiles; see the header) and CUDA's own headers for
