@@ -44,7 +44,7 @@ export function subgroupLanes(caps: DeviceCaps): number | undefined {
  * tile (small or ragged shapes) to 128 x 128 blocks of eight warps, the usual shapes for big f16
  * GEMMs, two of them double-buffered.
  */
-const MMA_CANDIDATES: Candidate[] = [
+export const MMA_CANDIDATES: readonly Candidate[] = [
   { wm: 1, wn: 1, fm: 1, fn: 1, bk: 32 },
   { wm: 2, wn: 2, fm: 1, fn: 1, bk: 32 },
   { wm: 2, wn: 2, fm: 2, fn: 2, bk: 32 },
