@@ -4,6 +4,8 @@
  * that deadlock or crash. The property suites run Tessera's own kernels on it as the 'cuda-emu'
  * backend (test/helpers/backends.ts).
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CudaEmulatorAddon, createCudaEmulatorRuntime, cudaEmulatorUnavailableReason, entryParams } from '../src/backends/cuda/emulator.js';
 import { compile } from '../src/passes/pipeline.js';
@@ -12,6 +14,7 @@ import { checkOnBackend } from './helpers/compare.js';
 import { inputsFor } from './helpers/inputs.js';
 
 const HEADER = '#include <cuda_fp16.h>\n';
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Runs `name` of `source` on the emulator with f32 buffers `bufs` and int params `ints`; returns the buffers after. */
 function launch(source: string, name: string, bufs: Float32Array[], ints: number[], grid: number, block: number): Float32Array[] {
@@ -154,6 +157,20 @@ describe.skipIf(why !== undefined)('CUDA emulator', () => {
     expect(() => launch(wild, 'wild', [new Float32Array(32)], [], 1, 32)).toThrow(/CUDA_ERROR_ILLEGAL_ADDRESS: kernel 'wild' in the emulator: a segmentation fault at address 0x[0-9a-f]+, outside every buffer/);
     expect(() => launch(wild, 'nope', [new Float32Array(32)], [], 1, 32)).toThrow("CUDA_ERROR_NOT_FOUND: the module has no kernel named 'nope'");
     expect(() => launch('extern "C" __global__ void bad(float* y) { y[0] = undeclared; }', 'bad', [new Float32Array(1)], [], 1, 1)).toThrow(/CUDA_ERROR_INVALID_PTX: the emulator's g\+\+ [\d.]+ rejected kernel 'bad':[^]*undeclared/);
+  });
+
+  it('builds kernels with the extra g++ flags $TESSERA_CUDA_EMU_CXXFLAGS names: UBSan reports a signed overflow', () => {
+    const code = [
+      "import { CudaEmulatorAddon } from './src/backends/cuda/emulator.ts';",
+      'const a = new CudaEmulatorAddon();',
+      'const p = a.memAlloc(16);',
+      `const fn = a.moduleGetFunction(a.moduleLoadData(Buffer.from('extern "C" __global__ void ub(int* __restrict__ y, int d) { y[threadIdx.x] = 2147483647 + d; }')), 'ub');`,
+      'try { a.launchKernel(fn, [1, 1, 1], [4, 1, 1], 0, [p, 5]); console.log("no error"); } catch (e) { console.log(String(e)); }',
+    ].join('\n');
+    const run = (flags: string) =>
+      spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, TESSERA_CUDA_EMU_CXXFLAGS: flags } }).stdout;
+    expect(run('-fsanitize=undefined -fno-sanitize-recover=undefined')).toMatch(/CUDA_ERROR_LAUNCH_FAILED: kernel 'ub' in the emulator: .*runtime error: signed integer overflow: 5 \+ 2147483647 cannot be represented in type 'int'/);
+    expect(run('')).toBe('no error\n');
   });
 
   it("runs Tessera's kernels under the CUDA runtime, like the reference (f16 storage, an f16 matmul on tensor cores)", async () => {

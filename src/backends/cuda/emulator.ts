@@ -33,7 +33,8 @@ import { CudaRuntime, type CudaRuntimeOptions } from './runtime.js';
 
 const HEADER_DIR = fileURLToPath(new URL('./emulator/', import.meta.url));
 const HEADER = 'tessera_cuda_emu.h';
-const CXX_FLAGS = ['-std=c++17', '-O1', '-w'];
+/** g++ flags for the header and every kernel; $TESSERA_CUDA_EMU_CXXFLAGS adds more (e.g. `-fsanitize=undefined`). */
+const CXX_FLAGS = ['-std=c++17', '-O1', '-w', ...(process.env['TESSERA_CUDA_EMU_CXXFLAGS'] ?? '').split(/\s+/).filter(Boolean)];
 /** Longest a launch may run before it is reported as hung. */
 const LAUNCH_TIMEOUT_MS = 300_000;
 
