@@ -55,7 +55,7 @@ describe('bench/device/run.sh', () => {
     // seven one-kernel modules and the transformer block in f32 and f16 (three kernels each), and 12
     // kernels of the one-token and aligned versions of the matmul and block programs; the block again
     // with --chain (three kernels, its one-token build chained into one, and six in its aligned builds)
-    expect(out).toContain('nvcc -c -arch=sm_90: 42 launchers and their kernels from 10 modules compiled');
+    expect(out).toContain('nvcc -c -arch=sm_90: 43 launchers and their kernels from 10 modules compiled');
     expect(out).toContain('   block_chain: 3 kernels (row, matmul, matmul) and versions T=1 (1 kernel), T%16 D%4 H%4 (3 kernels), T%16 (3 kernels)');
     for (const p of ['silu_chain', 'softmax', 'matmul', 'matmul_f16', 'matmul_bf16', 'matmul_f16_simt', 'rmsnorm_silu']) expect(out).toContain(`   ${p} on a fake torch: launch_${p}_`);
     expect(out).toContain('   block on a fake torch: launch_block_row_t0, launch_block_matmul_t1, launch_block_matmul_out -> out torch.float32');
