@@ -235,6 +235,12 @@ describe('tessera compile', () => {
     expect(r.out).toContain('kernel ffn_chain0__T1: chain (kernels=2 workgroupSize=32)');
     expect(r.out).toContain('MATCH');
     expect((await cli('compile', block, '--out', dir, '--chain', 'T=0')).code).toBe(2);
+    // in a file of several programs, each takes the chain dims it has
+    const two = await cli('run', join(ROOT, 'test/fixtures/cli-two.ts'), '--backend', 'js', '--dims', 'T=1,D=32,H=88', '--chain', 'T=1,D=32,H=88', '--repeat', '1');
+    expect(two.err).toBe('');
+    expect(two.out).toContain('kernel ffn_chain0__T1: chain (kernels=2 workgroupSize=32)');
+    expect(two.out.match(/^ {2}MATCH$/gm)?.length).toBe(2);
+    expect((await cli('compile', join(ROOT, 'test/fixtures/cli-two.ts'), '--target', 'js', '--out', join(tmp, 'two'), '--chain', 'T=1,D=32,H=88')).code).toBe(0);
     // a dim the program does not have is a typo, not ignored
     const typo = await cli('compile', block, '--out', dir, '--chain', 't=1');
     expect(typo.code).toBe(2);

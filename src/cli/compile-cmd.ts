@@ -18,7 +18,7 @@ import { loadWGSLPrinter } from './backends.js';
 import { loadPrograms } from './load.js';
 import { ALL_TARGETS, buildManifest, manifestText, TARGETS, type Target } from './manifest.js';
 import { generateTorchModule } from './torch-emit.js';
-import { checkDimNames } from './verify.js';
+import { checkDimNames, ownDims } from './verify.js';
 import { generateWrapper } from './wrapper.js';
 
 export interface CompileFlags {
@@ -74,7 +74,7 @@ export function compileProgram(program: Program, flags: CompileFlags, io: CliIO)
     ...(flags.tensorCores ? { tensorCores: true } : {}),
     ...(flags.bf16TensorCores ? { bf16TensorCores: true } : {}),
     ...(flags.versions === false ? { versions: false } : {}),
-    ...(flags.chain ? { chain: { dims: flags.chain } } : {}),
+    ...(flags.chain ? { chain: { dims: ownDims(program, flags.chain) } } : {}),
     dumpAfter: flags.dumpAfter,
     printProgram,
     onDump: (stage, text) => io.out(`// ---- ${program.name} after ${stage} ----\n${text.trimEnd()}\n`),

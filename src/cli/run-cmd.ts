@@ -11,7 +11,7 @@ import { flag, intFlag, keyValues, UsageError, type CliIO, type Command, type Pa
 import { BACKEND_CHOICES, pickRuntime, type BackendChoice } from './backends.js';
 import { COMPILE_FLAGS, compileFlags, compileProgram } from './compile-cmd.js';
 import { loadPrograms } from './load.js';
-import { checkDimNames, checkOutputs, chooseDims, fmtErr, randomInputs, type OutputCheck, type Tolerance } from './verify.js';
+import { checkDimNames, checkOutputs, chooseDims, ownDims, fmtErr, randomInputs, type OutputCheck, type Tolerance } from './verify.js';
 
 export interface RunReport {
   readonly checks: readonly OutputCheck[];
@@ -101,7 +101,7 @@ export const runCommand: Command = {
         const compiled = compileProgram(program, flags, io);
         const dims = chooseDims(program, { ...sampleDims, ...given });
         // schedules `tessera tune` cached for this device (tuned kernels, the device's profile), unless --params asks for others
-        const tuned = Object.keys(flags.params).length === 0 ? compileTuned(program, rt, { dims, ...(flags.chain ? { chain: { dims: flags.chain } } : {}) }) : compiled.cp;
+        const tuned = Object.keys(flags.params).length === 0 ? compileTuned(program, rt, { dims, ...(flags.chain ? { chain: { dims: ownDims(program, flags.chain) } } : {}) }) : compiled.cp;
         const params = (c: CompiledProgram) => JSON.stringify(allBuilds(c).map((b) => b.kernels.map((k) => k.kernel.schedule.params)));
         const cp = params(tuned) === params(compiled.cp) ? compiled.cp : tuned;
         const ms = compiled.ms;

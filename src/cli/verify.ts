@@ -26,6 +26,12 @@ export function chooseDims(p: Program, given: Readonly<Record<string, number>>, 
   return dims;
 }
 
+/** The entries of `dims` that name dims of `p` (a flag's dims apply to every program of a file that has them). */
+export function ownDims(p: Program, dims: Readonly<Record<string, number>>): Record<string, number> {
+  const own = new Set(programDims(p));
+  return Object.fromEntries(Object.entries(dims).filter(([k]) => own.has(k)));
+}
+
 /**
  * A dim that `--<flag>` names but none of `programs` has is an error, not ignored: `--dims t=1` for a
  * program of `T` would otherwise run at the default T and say nothing.
