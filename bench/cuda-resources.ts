@@ -1,7 +1,7 @@
 /**
  * What the device script's CUDA kernels ask of an SM, without a GPU: every kernel of the programs
  * bench/device/run.sh compiles (as `--target torch` compiles them: f16 and bf16 matmuls on tensor
- * cores; the SIMT f16 matmul; the chained decode step), and the f16 matmul under each tensor-core
+ * cores; the f16 matmul with the 128x128 block and with the SIMT schedule; the chained decode step), and the f16 matmul under each tensor-core
  * shape the tuner tries, through ptxas for sm_80 and sm_90: registers, spills, shared memory,
  * barriers, and the theoretical occupancy those allow (src/backends/cuda/resources.ts).
  *
@@ -17,6 +17,7 @@ import type { Program } from '../src/ir/graph.js';
 import { MMA_CANDIDATES } from '../src/tune/candidates.js';
 import { benchPrograms, matmulF16 } from './device/programs.js';
 import { matmulF16Simt } from './device/programs-simt.js';
+import { matmulF16Big } from './device/programs-mma128.js';
 import { blockChain } from './device/programs-chain.js';
 
 export const ARCHS = ['sm_80', 'sm_90'] as const;
@@ -34,6 +35,7 @@ export function resourceCases(): ResourceCase[] {
   return [
     ...benchPrograms.map((d) => ({ name: d.name, program: d.program, opts: tc })),
     { name: `${matmulF16Simt.name} (mma=0)`, program: matmulF16Simt.program, opts: { ...tc, params: { mma: 0 } } },
+    { name: `${matmulF16Big.name} (mma=1 wm=2 wn=4 fm=4 fn=2 bk=32 db=1)`, program: matmulF16Big.program, opts: { ...tc, params: { mma: 1, wm: 2, wn: 4, fm: 4, fn: 2, bk: 32, db: 1 } } },
     { name: `${blockChain.name} (chain T=1,D=128,H=344)`, program: blockChain.program, opts: { ...tc, chain: { dims: { T: 1, D: 128, H: 344 } } } },
     ...MMA_CANDIDATES.map((c) => ({
       name: `${matmulF16.name} ${Object.entries(c).filter(([k]) => k !== 'mma').map(([k, v]) => `${k}=${v}`).join(' ')}`,

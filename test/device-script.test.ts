@@ -52,12 +52,13 @@ describe('bench/device/run.sh', () => {
     }
     expect(out).toMatch(/node v20\.\d+\.\d+ from node\.tar\.xz/);
     expect(out).toMatch(/Tests {2}1 passed \| \d+ skipped/);
-    // seven one-kernel modules and the transformer block in f32 and f16 (three kernels each), and 12
-    // kernels of the one-token and aligned versions of the matmul and block programs; the block again
-    // with --chain (three kernels, its one-token build chained into one, and six in its aligned builds)
-    expect(out).toContain('nvcc -c -arch=sm_90: 43 launchers and their kernels from 10 modules compiled');
+    // eight one-kernel modules (the f16 matmul under the default and the 128x128 tensor-core blocks
+    // among them) and the transformer block in f32 and f16 (three kernels each), and the kernels of the
+    // one-token and aligned versions of the matmul and block programs; the block again with --chain
+    // (three kernels, its one-token build chained into one, and six in its aligned builds)
+    expect(out).toContain('nvcc -c -arch=sm_90: 45 launchers and their kernels from 11 modules compiled');
     expect(out).toContain('   block_chain: 3 kernels (row, matmul, matmul) and versions T=1 (1 kernel), T%16 D%4 H%4 (3 kernels), T%16 (3 kernels)');
-    for (const p of ['silu_chain', 'softmax', 'matmul', 'matmul_f16', 'matmul_bf16', 'matmul_f16_simt', 'rmsnorm_silu']) expect(out).toContain(`   ${p} on a fake torch: launch_${p}_`);
+    for (const p of ['silu_chain', 'softmax', 'matmul', 'matmul_f16', 'matmul_bf16', 'matmul_f16_simt', 'matmul_f16_128', 'rmsnorm_silu']) expect(out).toContain(`   ${p} on a fake torch: launch_${p}_`);
     expect(out).toContain('   block on a fake torch: launch_block_row_t0, launch_block_matmul_t1, launch_block_matmul_out -> out torch.float32');
     expect(out).toContain('   block_f16 on a fake torch: launch_block_f16_row_t0, launch_block_f16_matmul_mma_t1, launch_block_f16_matmul_mma_out -> out torch.float16');
     expect(out).toContain('TESSERA_CUDA_REQUIRED=1 TESSERA_SMOKE=1 TESSERA_FUZZ_COUNT=40 node node_modules/vitest/vitest.mjs run test/cuda.test.ts test/op-props.test.ts test/fuzz.test.ts');

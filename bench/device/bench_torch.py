@@ -122,6 +122,7 @@ def cases(torch, quick: bool):
         mm_case('matmul', 'a @ b, f32 (no TF32), vs torch.matmul', torch.float32, (1e-4, 1e-3)),
         mm_case('matmul_f16', 'a @ b, f16 in and out (f32 accumulation), tensor cores (WMMA), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
         mm_case('matmul_bf16', 'a @ b, bf16 in and out (f32 accumulation), tensor cores (WMMA, sm_80+), vs torch.matmul', torch.bfloat16, (3e-2, 3e-2)),
+        mm_case('matmul_f16_128', 'a @ b, f16, tensor cores with the 128x128 block (eight warps, double-buffered; --params mma=1,wm=2,wn=4,fm=4,fn=2,bk=32,db=1), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
         mm_case('matmul_f16_simt', 'a @ b, f16, the SIMT schedule (--params mma=0), vs torch.matmul', torch.float16, (1e-2, 1e-2)),
         block_case('block', 'block', 'x + silu(rmsnorm(x, g) @ w1) @ w2, f32, T 2048: three fused kernels vs eager torch', torch.float32, 2048, (2e-4, 2e-4)),
         block_case('block_decode', 'block', 'the same block at T 1 (one decode token), f32, vs eager torch', torch.float32, 1, (2e-4, 2e-4)),

@@ -83,19 +83,23 @@ step_failed() { FAILED+=("$1"); log "FAILED: $1"; }
 BENCH_PROGRAMS=bench/device/programs.ts
 # the f16 matmul under the SIMT schedule (compiled with --params mma=0), beside the tensor-core one
 SIMT_PROGRAM=bench/device/programs-simt.ts
+# the f16 matmul under the tuner's 128x128 tensor-core block, beside the default 64x64 one
+BIG_PROGRAM=bench/device/programs-mma128.ts
+BIG_PARAMS=mma=1,wm=2,wn=4,fm=4,fn=2,bk=32,db=1
 # the f32 block again, compiled with launch chaining for a small decode step (one kernel of one workgroup)
 CHAIN_PROGRAM=bench/device/programs-chain.ts
 CHAIN_DIMS=T=1,D=128,H=344
 EXAMPLE_PROGRAM=examples/torch/rmsnorm_silu.ts
 gen_flags() {
   if [ "$1" = "$SIMT_PROGRAM" ]; then echo "--params mma=0"; fi
+  if [ "$1" = "$BIG_PROGRAM" ]; then echo "--params $BIG_PARAMS"; fi
   if [ "$1" = "$CHAIN_PROGRAM" ]; then echo "--chain $CHAIN_DIMS"; fi
 }
 VITEST_FILES=(test/cuda.test.ts test/op-props.test.ts test/fuzz.test.ts)
 gpu_plan() {
   cat <<EOF
   1. tar -xJf .device/node.tar.xz -C /tmp/tessera-node; tar -xJf .device/node_modules.tar.xz  (PATH=/tmp/tessera-node/bin:\$PATH)
-  2. node bin/tessera.mjs compile $BENCH_PROGRAMS --target torch --out .device/gen   (and $EXAMPLE_PROGRAM; $SIMT_PROGRAM with --params mma=0; $CHAIN_PROGRAM with --chain $CHAIN_DIMS)
+  2. node bin/tessera.mjs compile $BENCH_PROGRAMS --target torch --out .device/gen   (and $EXAMPLE_PROGRAM; $SIMT_PROGRAM with --params mma=0; $BIG_PROGRAM with --params $BIG_PARAMS; $CHAIN_PROGRAM with --chain $CHAIN_DIMS)
   3. in the background: python3 bench/device/bench_torch.py --build <each module>   (load_inline, TORCH_EXTENSIONS_DIR=/tmp/tessera-torch-ext)
   4. TESSERA_CUDA_REQUIRED=1 TESSERA_SMOKE=1 TESSERA_FUZZ_COUNT=$FUZZ node node_modules/vitest/vitest.mjs run ${VITEST_FILES[*]}
   5. node bin/tessera.mjs devices; node bin/tessera.mjs run test/fixtures/cli-sample.ts --backend cuda
@@ -148,7 +152,7 @@ if [ "$DRY" = 1 ]; then
 
   log "4. generate the modules with the unpacked node: --target cuda,torch --archs sm_90 (nvcc builds the .fatbin and .ptx)"
   GEN="$SIM/gen"
-  for prog in "$BENCH_PROGRAMS" "$SIMT_PROGRAM" "$CHAIN_PROGRAM" "$EXAMPLE_PROGRAM"; do
+  for prog in "$BENCH_PROGRAMS" "$SIMT_PROGRAM" "$BIG_PROGRAM" "$CHAIN_PROGRAM" "$EXAMPLE_PROGRAM"; do
     # shellcheck disable=SC2046
     (cd "$SIM/repo" && TESSERA_CACHE_DIR="$ROOT/.tessera-cache" node bin/tessera.mjs compile "$prog" --target cuda,torch --archs sm_90 $(gen_flags "$prog") --out "$GEN") > "$SIM/gen.log" 2>&1 \
       || { cat "$SIM/gen.log"; echo "run.sh: tessera compile $prog failed" >&2; exit 1; }
@@ -233,7 +237,7 @@ MODULES=()
 if [ "$SKIP_GEN" = 0 ]; then
   log "2. generate the PyTorch modules"
   rm -rf "$GEN"
-  for prog in "$BENCH_PROGRAMS" "$SIMT_PROGRAM" "$CHAIN_PROGRAM" "$EXAMPLE_PROGRAM"; do
+  for prog in "$BENCH_PROGRAMS" "$SIMT_PROGRAM" "$BIG_PROGRAM" "$CHAIN_PROGRAM" "$EXAMPLE_PROGRAM"; do
     # shellcheck disable=SC2046
     if node bin/tessera.mjs compile "$prog" --target torch $(gen_flags "$prog") --out "$GEN" > /tmp/tessera-gen.log 2>&1; then
       grep -v '^  wrote' /tmp/tessera-gen.log
