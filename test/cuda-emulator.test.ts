@@ -5,9 +5,12 @@
  * backend (test/helpers/backends.ts).
  */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { CudaEmulatorAddon, createCudaEmulatorRuntime, cudaEmulatorUnavailableReason, entryParams } from '../src/backends/cuda/emulator.js';
+import { CudaEmulatorAddon, createCudaEmulatorRuntime, cudaEmulatorUnavailableReason, entryParams, pruneEmulatorCache } from '../src/backends/cuda/emulator.js';
 import { compile } from '../src/passes/pipeline.js';
 import * as D from '../src/dsl/index.js';
 import { checkOnBackend } from './helpers/compare.js';
@@ -38,6 +41,43 @@ const why = cudaEmulatorUnavailableReason();
 if (why && process.env['TESSERA_CUDA_EMU_REQUIRED'] === '1') throw new Error(`TESSERA_CUDA_EMU_REQUIRED=1 but the CUDA emulator cannot run: ${why}`);
 
 describe.skipIf(why !== undefined)('CUDA emulator', () => {
+  it('prunes the least recently used executables when the cache outgrows its bound', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-emu-cache-'));
+    try {
+      mkdirSync(join(dir, 'pch-x'));
+      for (let i = 0; i < 10; i++) {
+        writeFileSync(join(dir, `k${i}`), Buffer.alloc(1000));
+        utimesSync(join(dir, `k${i}`), 1000 + i, 1000 + i);
+      }
+      expect(pruneEmulatorCache(dir, 20_000)).toBe(0);
+      // over 8000 bytes: down to 4000, oldest first
+      expect(pruneEmulatorCache(dir, 8000)).toBe(6);
+      expect(readdirSync(dir).sort()).toEqual(['k6', 'k7', 'k8', 'k9', 'pch-x']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('builds a kernel again when its executable was pruned between launches', () => {
+    const saved = process.env['TESSERA_CACHE_DIR'];
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-emu-cache-'));
+    process.env['TESSERA_CACHE_DIR'] = dir;
+    try {
+      const a = new CudaEmulatorAddon();
+      const p = a.memAlloc(16);
+      const fn = a.moduleGetFunction(a.moduleLoadData(Buffer.from('extern "C" __global__ void three(float* __restrict__ y) { y[threadIdx.x] = 3.0f; }')), 'three');
+      expect(pruneEmulatorCache(join(dir, 'cuda-emu'), 0)).toBe(1);
+      a.launchKernel(fn, [1, 1, 1], [4, 1, 1], 0, [p]);
+      const out = new Float32Array(4);
+      a.memcpyDtoH(out, p);
+      expect(Array.from(out)).toEqual([3, 3, 3, 3]);
+    } finally {
+      if (saved === undefined) delete process.env['TESSERA_CACHE_DIR'];
+      else process.env['TESSERA_CACHE_DIR'] = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("reads a kernel's parameters from its signature", () => {
     const src = 'extern "C" __global__ void __launch_bounds__(64) k(const float* __restrict__ b_x, __half* __restrict__ b_y, unsigned char* __restrict__ b_m, int d_N) {}';
     expect(entryParams(src, 'k')).toEqual([

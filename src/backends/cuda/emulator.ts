@@ -9,7 +9,8 @@
  * - A module is the kernel's CUDA source; cuModuleGetFunction compiles it with the host's g++ against
  *   emulator/tessera_cuda_emu.h (CUDA's device built-ins: threads as fibers, __syncthreads and warp
  *   shuffles as fiber barriers, WMMA on whole tiles; see the header) and CUDA's own headers for
- *   half, bf16 and fp8, into an executable cached by content under `.tessera-cache/cuda-emu`.
+ *   half, bf16 and fp8, into an executable cached by content under `.tessera-cache/cuda-emu` (least recently used
+ *   executables pruned past 512 MiB).
  * - A launch writes the buffers its parameters point into to a file, runs the executable, and reads
  *   them back: launches are synchronous. A deadlock (threads waiting at different barriers), an
  *   access past the end of a buffer (each ends at an inaccessible page) or a crash throws CUDA's
@@ -23,7 +24,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -127,6 +128,48 @@ function precompiledHeader(t: { cxx: string; include: string; version: string })
   return dir;
 }
 
+/** Bytes of kernel executables the cache keeps (pruneEmulatorCache), about 8000 kernels. */
+const CACHE_MAX_BYTES = 512 * 2 ** 20;
+let pruned = false;
+
+function touch(file: string): void {
+  try {
+    const now = new Date();
+    utimesSync(file, now, now);
+  } catch {
+    // another process pruned it: it is rebuilt on its next use
+  }
+}
+
+/**
+ * Keeps the cache's kernel executables under `maxBytes` (half of it after a prune), removing the
+ * least recently used first: a cache hit refreshes an executable's time. Runs once per process,
+ * before its first compile; the precompiled headers stay. Returns how many files it removed.
+ */
+export function pruneEmulatorCache(dir: string, maxBytes: number): number {
+  let files: { path: string; bytes: number; time: number }[];
+  try {
+    files = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isFile() && !e.name.startsWith('pch-'))
+      .map((e) => {
+        const st = statSync(join(dir, e.name));
+        return { path: join(dir, e.name), bytes: st.size, time: st.mtimeMs };
+      });
+  } catch {
+    return 0;
+  }
+  let total = files.reduce((n, f) => n + f.bytes, 0);
+  if (total <= maxBytes) return 0;
+  let removed = 0;
+  for (const f of files.sort((a, b) => a.time - b.time)) {
+    if (total <= maxBytes / 2) break;
+    rmSync(f.path, { force: true });
+    total -= f.bytes;
+    removed++;
+  }
+  return removed;
+}
+
 // -------------------------------------------------------------------------------------------------
 // Kernels
 
@@ -177,7 +220,15 @@ function compileKernel(source: string, name: string): { exe: string; params: Ent
   const key = createHash('sha256').update(pch).update('\0').update(unit).digest('hex').slice(0, 24);
   const dir = cudaEmulatorCacheDir();
   const exe = join(dir, `${name}-${key}`);
-  if (existsSync(exe)) return { exe, params };
+  if (existsSync(exe)) {
+    // (its time is its last use, for pruneEmulatorCache)
+    touch(exe);
+    return { exe, params };
+  }
+  if (!pruned) {
+    pruned = true;
+    pruneEmulatorCache(dir, CACHE_MAX_BYTES);
+  }
   const src = join(dir, `${name}-${key}.${process.pid}.cpp`);
   const tmp = `${exe}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
@@ -211,7 +262,7 @@ export class CudaEmulatorAddon implements CudaAddon {
   private next = 0x7f0000000000n;
   private readonly allocations = new Map<bigint, Allocation>();
   private readonly modules = new Map<bigint, string>();
-  private readonly functions = new Map<bigint, { name: string; exe: string; params: EntryParam[] }>();
+  private readonly functions = new Map<bigint, { name: string; source: string; exe: string; params: EntryParam[] }>();
   private readonly events = new Map<bigint, number>();
   private handles = 1n;
   /** Launches run so far (tests read it). */
@@ -284,7 +335,7 @@ export class CudaEmulatorAddon implements CudaAddon {
     const source = this.modules.get(mod);
     if (source === undefined) throw new DriverError('CUDA_ERROR_INVALID_HANDLE', 'not a loaded module');
     const h = this.handles++;
-    this.functions.set(h, { name, ...compileKernel(source, name) });
+    this.functions.set(h, { name, source, ...compileKernel(source, name) });
     return h;
   }
 
@@ -325,7 +376,13 @@ export class CudaEmulatorAddon implements CudaAddon {
     const io = join(tmpdir(), `tessera-cuda-emu-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
       writeFileSync(`${io}.in`, Buffer.concat(parts));
-      const r = spawnSync(f.exe, [`${io}.in`, `${io}.out`], { encoding: 'utf8', timeout: LAUNCH_TIMEOUT_MS });
+      const run = () => spawnSync(f.exe, [`${io}.in`, `${io}.out`], { encoding: 'utf8', timeout: LAUNCH_TIMEOUT_MS });
+      let r = run();
+      // another process pruned the executable from the cache: build it again
+      if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') {
+        compileKernel(f.source, f.name);
+        r = run();
+      }
       if (r.error && /ETIMEDOUT/.test(r.error.message)) throw new DriverError('CUDA_ERROR_LAUNCH_TIMEOUT', `kernel '${f.name}' ran for more than ${LAUNCH_TIMEOUT_MS / 1000} s in the emulator`);
       if (r.signal) throw new DriverError('CUDA_ERROR_ILLEGAL_ADDRESS', `kernel '${f.name}' crashed in the emulator (${r.signal}): an access outside its buffers?`);
       // (4: the emulator's fault handler, which says where)
