@@ -71,7 +71,8 @@ export function measureResources(cases: readonly ResourceCase[], archs: readonly
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const out = args[args.indexOf('--out') + 1] && args.includes('--out') ? args[args.indexOf('--out') + 1]! : undefined;
+  const at = args.indexOf('--out');
+  const out = at >= 0 ? args[at + 1] : undefined;
   const t0 = performance.now();
   const rows = measureResources(resourceCases());
   const pad = (s: string | number, n: number) => String(s).padEnd(n);

@@ -24,12 +24,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CudaAddon, CudaDeviceInfo, CudaProbe, CuHandle, CuParam } from './native.js';
-import { nvccPath } from './nvcc.js';
+import { cacheWrite, nvccPath } from './nvcc.js';
 import { CudaRuntime, type CudaRuntimeOptions } from './runtime.js';
 
 const HEADER_DIR = fileURLToPath(new URL('./emulator/', import.meta.url));
@@ -105,21 +105,18 @@ export function cudaEmulatorCacheDir(): string {
   return env ? join(env, 'cuda-emu') : fileURLToPath(new URL('../../../.tessera-cache/cuda-emu/', import.meta.url));
 }
 
-/** Write by temporary file + rename, so a concurrent reader sees all of it or nothing. */
-function atomicWrite(file: string, bytes: string | Buffer): void {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, file);
-}
-
 /** The header and its precompiled form, in a folder keyed by the header, the compiler and its flags. */
+let headerKey: { header: Buffer; key: string } | undefined;
+
 function precompiledHeader(t: { cxx: string; include: string; version: string }): string {
-  const header = readFileSync(join(HEADER_DIR, HEADER));
-  const key = createHash('sha256').update(header).update(t.version).update(t.include).update(CXX_FLAGS.join(' ')).digest('hex').slice(0, 16);
+  if (!headerKey) {
+    const header = readFileSync(join(HEADER_DIR, HEADER));
+    headerKey = { header, key: createHash('sha256').update(header).update(t.version).update(t.include).update(CXX_FLAGS.join(' ')).digest('hex').slice(0, 16) };
+  }
+  const { header, key } = headerKey;
   const dir = join(cudaEmulatorCacheDir(), `pch-${key}`);
   if (existsSync(join(dir, `${HEADER}.gch`))) return dir;
-  mkdirSync(dir, { recursive: true });
-  atomicWrite(join(dir, HEADER), header);
+  cacheWrite(dir, join(dir, HEADER), header);
   const tmp = join(dir, `${HEADER}.${process.pid}.${randomBytes(6).toString('hex')}.gch`);
   const r = spawnSync(t.cxx, [...CXX_FLAGS, `-I${t.include}`, '-x', 'c++-header', join(dir, HEADER), '-o', tmp], { encoding: 'utf8' });
   // without a precompiled header each kernel compiles the header itself: slower, same result

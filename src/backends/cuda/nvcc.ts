@@ -247,7 +247,7 @@ function cacheRead(file: string): Buffer | undefined {
 }
 
 /** Write by temporary file + rename: readers see the whole entry or none. Failures are ignored. */
-function cacheWrite(dir: string, file: string, bytes: Buffer): void {
+export function cacheWrite(dir: string, file: string, bytes: Buffer): void {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
     mkdirSync(dir, { recursive: true });
